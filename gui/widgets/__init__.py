@@ -1,0 +1,1 @@
+"""FaceStation gui widgets package."""

@@ -1,0 +1,255 @@
+"""FaceStation entry point: the console by default, and the subcommands of DESIGN.md's CLI contract.
+
+JSON output goes to stdout, one object per line; logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_GALLERY = Path("data/gallery.db")
+DEFAULT_LISTEN = "0.0.0.0:47800"
+VERSION = "0.1.0"
+
+log = logging.getLogger("facestation")
+
+
+class CliError(Exception):
+    """A problem the operator must fix: printed as one line, exit status 2."""
+
+
+def emit(obj: dict[str, Any]) -> None:
+    """Print one JSON line on stdout, now."""
+    sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+def default_key_path(gallery: Path) -> Path:
+    """The station key lives beside the gallery: data/station.key by default."""
+    return gallery.parent / "station.key"
+
+
+# ---------------------------------------------------------------- keygen
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from network import keys
+
+    try:
+        keys.write_new_key(Path(args.file))
+    except keys.KeyFileError as exc:
+        raise CliError(str(exc)) from None
+    emit({"event": "keygen", "file": str(args.file), "mode": "0600"})
+    return 0
+
+
+# -------------------------------------------------------------- headless
+
+
+def _load_station_key(args: argparse.Namespace) -> bytes:
+    from network import keys
+
+    try:
+        if args.key_file:
+            return keys.read_key(Path(args.key_file))
+        path = default_key_path(Path(args.gallery))
+        key, created = keys.load_or_create(path)
+        if created:
+            log.info("created a new station key at %s (mode 0600); give it to your cameras", path)
+        return key
+    except keys.KeyFileError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _hostport(text: str, flag: str) -> tuple[str, int]:
+    from network.udp_receiver import parse_hostport
+
+    try:
+        return parse_hostport(text)
+    except ValueError as exc:
+        raise CliError(f"{flag}: {exc}") from None
+
+
+def start_demo_senders(station: tuple[str, int], key_file: Path, count: int) -> list[subprocess.Popen[bytes]]:
+    """Local demo cameras pushing to ``station`` (127.0.0.1 only: the demo sends nothing off this machine)."""
+    procs = []
+    for i in range(count):
+        cmd = [
+            sys.executable,
+            str(ROOT / "network" / "udp_sender.py"),
+            "--source",
+            "demo",
+            "--name",
+            f"demo-{i + 1}",
+            "--station",
+            f"127.0.0.1:{station[1]}",
+            "--key-file",
+            str(key_file),
+            "--fps",
+            "10",
+        ]
+        procs.append(subprocess.Popen(cmd))
+    return procs
+
+
+def cmd_headless(args: argparse.Namespace) -> int:
+    from network.udp_receiver import ReceiverConfig, UdpReceiver, format_stats
+
+    listen = _hostport(args.listen, "--listen")
+    connects = [_hostport(c, "--connect") for c in args.connect or []]
+    key = _load_station_key(args)
+    if args.stats_every <= 0:
+        raise CliError("--stats-every must be positive")
+    receiver = UdpReceiver(key, listen[0], listen[1], config=ReceiverConfig(offline_after_s=args.offline_after))
+    try:
+        receiver.start()
+    except OSError as exc:
+        raise CliError(f"cannot listen on {args.listen}: {exc.strerror}") from None
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    host, port = receiver.address
+    emit({"event": "listening", "address": f"{host}:{port}"})
+    browser = None
+    demo: list[subprocess.Popen[bytes]] = []
+    try:
+        for h, p in connects:
+            try:
+                receiver.subscribe(h, p)
+            except ValueError as exc:
+                raise CliError(f"--connect {h}:{p}: {exc}") from None
+        if args.discover or args.mdns_interface:
+            from network.discovery import Browser, DiscoveredSender
+
+            def found(sender: DiscoveredSender, present: bool) -> None:
+                emit(
+                    {
+                        "event": "discovered",
+                        "camera": sender.name,
+                        "address": sender.address,
+                        "present": present,
+                        "width": sender.width,
+                        "height": sender.height,
+                        "fps": sender.fps,
+                    }
+                )
+                if present:
+                    receiver.subscribe(sender.host, sender.port)
+
+            browser = Browser(interfaces=args.mdns_interface, on_change=found)
+        if args.demo:
+            key_file = Path(args.key_file) if args.key_file else default_key_path(Path(args.gallery))
+            demo = start_demo_senders((host, port), key_file, args.demo)
+        started = time.monotonic()
+        next_stats = started + args.stats_every
+        while not stop.is_set():
+            now = time.monotonic()
+            if args.duration is not None and now - started >= args.duration:
+                break
+            for ev in receiver.drain_events():
+                line: dict[str, Any] = {
+                    "event": "camera",
+                    "camera": ev.camera,
+                    "state": ev.state,
+                    "address": ev.address,
+                }
+                if ev.reason:
+                    line["reason"] = ev.reason
+                emit(line)
+            if now >= next_stats:
+                next_stats += args.stats_every
+                for st in receiver.stats():
+                    emit(format_stats(st))
+                rejected = receiver.rejected()
+                if rejected:
+                    emit({"event": "rejected", "rejected": rejected, "total": sum(rejected.values())})
+            stop.wait(0.1)
+    finally:
+        for proc in demo:
+            proc.terminate()
+        for proc in demo:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if browser is not None:
+            browser.close()
+        receiver.stop()
+        for ev in receiver.drain_events():
+            emit({"event": "camera", "camera": ev.camera, "state": ev.state, "address": ev.address})
+    return 0
+
+
+# ------------------------------------------------------------------ main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--gallery", default=str(DEFAULT_GALLERY), help="gallery database (default data/gallery.db)")
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+
+    parser = argparse.ArgumentParser(
+        prog="main.py", description="FaceStation face-recognition control station", parents=[common]
+    )
+    parser.add_argument("--version", action="version", version=f"FaceStation {VERSION}")
+    parser.add_argument("--demo", action="store_true", help="also start local demo cameras")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("keygen", parents=[common], help="write a new random station key (mode 0600)")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_keygen)
+
+    p = sub.add_parser("headless", parents=[common], help="receive without a GUI, printing JSON lines")
+    p.add_argument("--listen", default=DEFAULT_LISTEN, help=f"HOST:PORT to receive on (default {DEFAULT_LISTEN})")
+    p.add_argument("--key-file", help="station key (default: station.key beside the gallery, created if missing)")
+    p.add_argument("--connect", action="append", metavar="HOST:PORT", help="subscribe to the sender at HOST:PORT")
+    p.add_argument("--stats-every", type=float, default=5.0, metavar="S", help="print stats every S seconds")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--discover", action="store_true", help="find senders over mDNS on all interfaces")
+    p.add_argument("--mdns-interface", action="append", metavar="IP", help="discover over mDNS on this address only")
+    p.add_argument("--offline-after", type=float, default=3.0, metavar="S", help="silence before a camera is offline")
+    p.add_argument("--demo", type=int, nargs="?", const=1, default=0, metavar="N", help="start N local demo senders")
+    p.set_defaults(func=cmd_headless)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    if args.command is None:
+        # The console arrives with the GUI issue; until then the demo is the headless station.
+        if args.demo:
+            return main(
+                ["--gallery", args.gallery, "headless", "--listen", "127.0.0.1:0", "--demo", "1", "--stats-every", "2"]
+            )
+        parser.error("the console is not built yet: use a subcommand (headless, keygen), or --demo")
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        print(f"main.py: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

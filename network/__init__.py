@@ -1,0 +1,1 @@
+"""FaceStation network package."""

@@ -1,0 +1,82 @@
+"""Frozen records that cross threads: a received frame, camera stats and events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import cv2
+import numpy as np
+
+
+class FrameDecodeError(ValueError):
+    """A complete, authenticated frame whose JPEG bytes do not decode."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """The newest complete frame of one camera, kept as JPEG until asked for.
+
+    ``serial`` grows by one with every frame the receiver delivers, across all
+    cameras, so a consumer can ask for "anything newer than what I saw".
+    """
+
+    camera: str
+    camera_id: int
+    frame_id: int
+    serial: int
+    captured_at: float
+    received_at: float
+    jpeg: bytes = field(repr=False)
+
+    @property
+    def latency_ms(self) -> float:
+        return (self.received_at - self.captured_at) * 1000.0
+
+    @cached_property
+    def image(self) -> np.ndarray:
+        """The decoded BGR picture (decoded once, lazily, on first use)."""
+        return decode_jpeg(self.jpeg)
+
+
+def decode_jpeg(data: bytes) -> np.ndarray:
+    """Decode JPEG bytes to a BGR array, or raise :class:`FrameDecodeError`."""
+    if len(data) < 4 or data[:2] != b"\xff\xd8":
+        raise FrameDecodeError("not a JPEG (missing start-of-image marker)")
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise FrameDecodeError(f"corrupt JPEG ({len(data)} bytes)")
+    return image
+
+
+@dataclass(frozen=True)
+class CameraStats:
+    """One camera's figures over the receiver's recent window."""
+
+    camera: str
+    address: str
+    online: bool
+    width: int
+    height: int
+    announced_fps: float
+    fps: float
+    kbps: float
+    loss: float
+    frames: int
+    incomplete: int
+    recovered: int
+    rejected: dict[str, int]
+    latency_ms_p50: float | None
+    latency_ms_p95: float | None
+    last_seen: float
+
+
+@dataclass(frozen=True)
+class CameraEvent:
+    """A camera came online or went offline (with why)."""
+
+    camera: str
+    state: str  # "online" | "offline"
+    address: str
+    at: float
+    reason: str = ""

@@ -1,0 +1,1 @@
+"""FaceStation storage package."""
