@@ -156,6 +156,9 @@ class UdpReceiver:
         self._events: deque[CameraEvent] = deque(maxlen=1024)
         self._subs: dict[Address, _Subscription] = {}
         self._pending_bye: list[Address] = []
+        self._probed: dict[Address, float] = {}
+        raw = self.config.station_name.encode("utf-8")[: protocol.MAX_NAME_BYTES]
+        self._station_label = "".join(c for c in raw.decode("utf-8", "ignore") if ord(c) >= 32)
         self._listeners: list[FrameListener] = []
         self._delivered: list[Frame] = []
         self.datagrams = 0
@@ -342,6 +345,7 @@ class UdpReceiver:
             cam = self._cameras.get(header.camera_id)
             if cam is None:
                 self._reject(Rejection(Reason.UNKNOWN_CAMERA, "no HELLO yet", header.camera_id))
+                self._probe(addr, now)
                 return
             if not self._admit(cam, header, now):
                 return
@@ -472,8 +476,23 @@ class UdpReceiver:
         for address in byes:
             self._send(self._sealer.control(Bye("unsubscribed")), address)
 
+    def _probe(self, addr: Address, now: float) -> None:
+        """Ask a sender we have no HELLO from (we restarted) to introduce itself now.
+
+        Only authenticated datagrams get here, so this cannot be used to make
+        the station send to arbitrary addresses. A SUBSCRIBE without a cookie
+        earns a HELLO and never starts a stream.
+        """
+        if now - self._probed.get(addr, 0.0) < 0.5:
+            return
+        if len(self._probed) > 1024:
+            self._probed.clear()
+        self._probed[addr] = now
+        msg = Subscribe(self.config.lease_s, self._station_label)
+        self._send(self._sealer.control(msg), addr)
+
     def _send_subscribe(self, sub: _Subscription, now: float) -> None:
-        msg = Subscribe(self.config.lease_s, self.config.station_name[: protocol.MAX_NAME_BYTES], sub.cookie)
+        msg = Subscribe(self.config.lease_s, self._station_label, sub.cookie)
         self._send(self._sealer.control(msg, camera_id=sub.camera_id), sub.address)
         sub.last_sent = now
 
@@ -520,8 +539,8 @@ def _grow_rcvbuf(sock: socket.socket, size: int) -> None:
     except OSError as exc:
         log.warning("could not set SO_RCVBUF to %d: %s", size, exc)
     got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-    if got < size:
-        log.info("receive buffer is %d bytes (asked %d; raise net.core.rmem_max for more)", got, size)
+    if got < min(size, 2 * 1024 * 1024):  # too small for a burst from many cameras
+        log.warning("receive buffer is only %d bytes (asked %d): raise net.core.rmem_max", got, size)
 
 
 def _resolve(host: str, port: int) -> Address:

@@ -30,6 +30,9 @@ from types import FrameType
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+if not {"-v", "--verbose"} & set(sys.argv):  # FFmpeg's own log lines would bury our one clear error line
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
 import cv2
 import numpy as np
 
@@ -124,8 +127,11 @@ class VideoSource(Source):
             raise SenderError(f"video file not found: {spec}")
         self._cap = self._open()
         if self._cap is None:
-            what = f"camera {self._index}" if self._index is not None else ("URL" if self.is_url else "video file")
-            raise SenderError(f"cannot open {what} {spec if self._index is None else ''}".rstrip())
+            if self._index is not None:
+                raise SenderError(f"cannot open camera {self._index} (no such device, or busy)")
+            if self.is_url:
+                raise SenderError(f"cannot open URL {spec} (unreachable, refused or not a video; -v shows why)")
+            raise SenderError(f"cannot open video file {spec} (not a video OpenCV can decode)")
         fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 0.5 < fps < 1000 else 25.0
         self._next_pos = 0.0  # media time (s) of the next frame in a file
@@ -364,7 +370,12 @@ class Sender:
         msg = Hello(self.name, self.width, self.height, self.fps, cookie=cookie)
         self._sendto(self._sealer.control(msg), address)
 
-    def _poll_control(self, timeout: float) -> None:
+    def hello_all(self) -> None:
+        """HELLO to every station we stream to (push mode relies on it after a station restart)."""
+        for entry in list(self._stations.values()):
+            self._send_hello(entry.address)
+
+    def poll_control(self, timeout: float) -> None:
         """Handle SUBSCRIBE and BYE from stations, waiting up to ``timeout``."""
         deadline = time.monotonic() + max(0.0, timeout)
         while True:
@@ -464,13 +475,13 @@ class Sender:
             if self.source.live:
                 img = self.source.read(now - t0)  # read continuously; keep only what is due
                 if img is None:
-                    self._poll_control(0.05)
+                    self.poll_control(0.05)
                     continue
                 if now < next_due:
                     continue
             else:
                 if now < next_due:
-                    self._poll_control(next_due - now)
+                    self.poll_control(next_due - now)
                     continue
                 try:
                     img = self.source.read(now - t0)
@@ -509,9 +520,8 @@ class Sender:
                 now = time.monotonic()
                 if now - last_hello >= HELLO_EVERY_S:
                     last_hello = now
-                    for entry in list(self._stations.values()):
-                        self._send_hello(entry.address)
-                self._poll_control(0)
+                    self.hello_all()
+                self.poll_control(0)
                 self._expire()
                 self.send_frame(jpeg, frame_id, int(captured * 1e6))
                 frame_id += 1
@@ -588,6 +598,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--bind", default="0.0.0.0", help="local address to bind (default all)")
     p.add_argument("--mdns-interface", action="append", metavar="IP", help="announce only on this interface address")
+    p.add_argument(
+        "--no-announce", action="store_true", help="take subscriptions on --port without announcing over mDNS"
+    )
     p.add_argument("--max-mbps", type=float, default=200.0, help="pacing rate per station (default 200 Mbit/s)")
     p.add_argument(
         "--fec-group",
@@ -606,6 +619,8 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s sender %(levelname)s %(message)s",
     )
+    if not args.verbose:  # OpenCV's own warnings would bury our one clear error line
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     sender: Sender | None = None
     announcer = None
     try:
@@ -640,7 +655,7 @@ def main(argv: list[str] | None = None) -> int:
             loop=args.loop,
         )
         signal.signal(signal.SIGTERM, _raise_interrupt)
-        if station is None:
+        if station is None and not args.no_announce:
             from network.discovery import Announcer
 
             probe_h, probe_w = _probe_size(source, args.max_width)

@@ -1,0 +1,106 @@
+"""Shared fixtures: real key files, loopback receivers and sender processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from network import keys
+from network.frames import Frame
+from network.udp_receiver import ReceiverConfig, UdpReceiver
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+FACES = SHARED / "faces"
+CLIP = FACES / "video" / "short_hamilton_clip.mp4"
+SENDER = ROOT / "network" / "udp_sender.py"
+
+
+def need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"test data {path} is not here (it lives in ../shared/faces)")
+    return path
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    path = tmp_path / "station.key"
+    keys.write_new_key(path)
+    return path
+
+
+@pytest.fixture
+def key(key_file: Path) -> bytes:
+    return keys.read_key(key_file)
+
+
+class FrameLog:
+    """Every frame a receiver delivers, per camera (the listener runs on the receive thread)."""
+
+    def __init__(self) -> None:
+        self.frames: list[Frame] = []
+
+    def __call__(self, frame: Frame) -> None:
+        self.frames.append(frame)
+
+    def of(self, camera: str) -> list[Frame]:
+        return [f for f in list(self.frames) if f.camera == camera]
+
+    def count(self, camera: str | None = None) -> int:
+        return len(self.frames) if camera is None else len(self.of(camera))
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+@pytest.fixture
+def receiver(key: bytes) -> Iterator[tuple[UdpReceiver, FrameLog]]:
+    rx = UdpReceiver(key, "127.0.0.1", 0, config=ReceiverConfig(offline_after_s=2.0))
+    log = FrameLog()
+    rx.add_listener(log)
+    rx.start()
+    try:
+        yield rx, log
+    finally:
+        rx.stop()
+
+
+SenderFactory = Callable[..., subprocess.Popen[str]]
+
+
+@pytest.fixture
+def start_sender(key_file: Path) -> Iterator[SenderFactory]:
+    """Start ``network/udp_sender.py`` as a real process; all are stopped after the test."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(*args: str, key: Path | None = None) -> subprocess.Popen[str]:
+        cmd = [sys.executable, str(SENDER), "--key-file", str(key or key_file), *args]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
