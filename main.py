@@ -199,13 +199,22 @@ def cmd_headless(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------ main
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _common(defaults: bool) -> argparse.ArgumentParser:
+    """Options every command takes, before or after its name. Subcommands use SUPPRESS so a
+    value given before the subcommand is not overwritten by the subcommand's default."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--gallery", default=str(DEFAULT_GALLERY), help="gallery database (default data/gallery.db)")
-    common.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    default: dict[str, Any] = {} if defaults else {"default": argparse.SUPPRESS}
+    common.add_argument(
+        "--gallery", help="gallery database (default data/gallery.db)", **(default or {"default": str(DEFAULT_GALLERY)})
+    )
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr", **default)
+    return common
 
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common(defaults=False)
     parser = argparse.ArgumentParser(
-        prog="main.py", description="FaceStation face-recognition control station", parents=[common]
+        prog="main.py", description="FaceStation face-recognition control station", parents=[_common(defaults=True)]
     )
     parser.add_argument("--version", action="version", version=f"FaceStation {VERSION}")
     parser.add_argument("--demo", action="store_true", help="also start local demo cameras")

@@ -192,15 +192,17 @@ def encode_key(key: bytes) -> str:
     return key.hex() + "\n"
 
 
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
 def decode_key(text: str) -> bytes:
     """Parse a key file's text; raise :class:`KeyError_` with a clear message."""
     body = text.strip()
     if len(body) != 2 * KEY_SIZE:
         raise KeyError_(f"a station key file holds {2 * KEY_SIZE} hex digits; this one holds {len(body)} characters")
-    try:
-        return bytes.fromhex(body)
-    except ValueError:
-        raise KeyError_("a station key file holds only hex digits (0-9, a-f)") from None
+    if not all(c in _HEX_DIGITS for c in body):
+        raise KeyError_("a station key file holds only hex digits (0-9, a-f)")
+    return bytes.fromhex(body)
 
 
 def new_session(now_us: int) -> bytes:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from collections import Counter, OrderedDict, deque
@@ -527,7 +528,8 @@ def _loss(cam: _Camera, now: float, window: float) -> float:
 
 def _grow_rcvbuf(sock: socket.socket, size: int) -> None:
     """Ask for a large receive buffer; SO_RCVBUFFORCE passes rmem_max when privileged."""
-    force = getattr(socket, "SO_RCVBUFFORCE", None)
+    # Python 3.11 does not export SO_RCVBUFFORCE; 33 is its value on Linux.
+    force = getattr(socket, "SO_RCVBUFFORCE", 33 if sys.platform == "linux" else None)
     if force is not None and hasattr(os, "geteuid") and os.geteuid() == 0:
         try:
             sock.setsockopt(socket.SOL_SOCKET, force, size)
