@@ -345,6 +345,8 @@ def _encode_name(name: str) -> bytes:
 
 def encode_control(msg: ControlMessage) -> tuple[MsgType, bytes]:
     if isinstance(msg, Hello):
+        if not msg.name:
+            raise ValueError("a HELLO needs a camera name")
         fps_milli = max(0, min(round(msg.fps * 1000), 0xFFFFFFFF))
         body = _HELLO.pack(msg.width, msg.height, fps_milli, msg.protocol, msg.cookie, 0)[:-1]
         return MsgType.HELLO, body + _encode_name(msg.name)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import socket
 import sys
 import threading
@@ -21,6 +22,7 @@ import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -38,6 +40,8 @@ from network.protocol import (
     SessionGuard,
     Subscribe,
 )
+
+_DRAIN_MAX = 64  # datagrams handled per lock; bounds how long a reader can wait
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +176,7 @@ class UdpReceiver:
         sock = socket.socket(family, socket.SOCK_DGRAM)
         _grow_rcvbuf(sock, self.config.rcvbuf_bytes)
         sock.bind(self._bind)
-        sock.settimeout(self.config.tick_s)
+        sock.setblocking(False)  # the receive thread waits in poll(), then drains without blocking
         self._sock = sock
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="udp-receiver", daemon=True)
@@ -291,18 +295,26 @@ class UdpReceiver:
         sock = self._sock
         assert sock is not None
         next_tick = 0.0
+        batch: list[tuple[bytes, Any]] = []
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        wait_ms = max(1, round(self.config.tick_s * 1000))
         while not self._stop.is_set():
+            batch.clear()
             try:
-                data, addr = sock.recvfrom(65535)
-            except TimeoutError:
-                data = b""
+                if poller.poll(wait_ms):
+                    # Drain what is already queued: one clock read, one lock and one housekeeping
+                    # check per burst rather than per datagram.
+                    while len(batch) < _DRAIN_MAX:
+                        batch.append(sock.recvfrom(65535))
+            except BlockingIOError:
+                pass
             except OSError as exc:  # e.g. ICMP errors surfacing on Linux
                 log.debug("recvfrom: %s", exc)
-                data = b""
             now = self._clock()
             delivered: list[Frame] = []
-            with self._lock:  # readers hold it only briefly; one uncontended lock per datagram
-                if data:
+            with self._lock:  # readers hold it only briefly
+                for data, addr in batch:
                     try:
                         self._handle(data, (str(addr[0]), int(addr[1])), now)
                     except Exception:  # a bug must not stop the station

@@ -568,6 +568,8 @@ def test_control_edge_cases() -> None:
     empty_hello = struct.pack("!HHIB8sB", 1, 1, 1, 1, bytes(8), 0)
     r = parse_control(MsgType.HELLO, empty_hello)
     assert isinstance(r, Rejection) and r.reason is Reason.MALFORMED
+    with pytest.raises(ValueError, match="camera name"):
+        encode_control(Hello("", 1, 1, 1.0))  # what the parser refuses is never built
     zero_lease = struct.pack("!H8sB", 0, bytes(8), 0)
     r = parse_control(MsgType.SUBSCRIBE, zero_lease)
     assert isinstance(r, Rejection) and r.reason is Reason.MALFORMED
