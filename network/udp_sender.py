@@ -350,7 +350,12 @@ class Sender:
         return int(self._sock.getsockname()[1])
 
     def stop(self, *_: object) -> None:
+        """Ask the loop to finish (safe from a signal handler): it sends BYE and returns."""
         self._stop = True
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop
 
     def subscribers(self) -> list[tuple[str, int]]:
         now = time.monotonic()
@@ -654,7 +659,7 @@ def main(argv: list[str] | None = None) -> int:
             fec_group=args.fec_group,
             loop=args.loop,
         )
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+        signal.signal(signal.SIGTERM, _raise_interrupt)  # until the loop runs: stop wherever we are
         if station is None and not args.no_announce:
             from network.discovery import Announcer
 
@@ -662,7 +667,14 @@ def main(argv: list[str] | None = None) -> int:
             announcer = Announcer(
                 name, sender.port, width=probe_w, height=probe_h, fps=sender.fps, interfaces=args.mdns_interface
             )
-        return sender.run()
+        # From here on a signal only asks the loop to stop, so it never lands inside a log write or a
+        # half-sent frame; the loop notices within one frame interval and says BYE.
+        signal.signal(signal.SIGINT, sender.stop)
+        signal.signal(signal.SIGTERM, sender.stop)
+        status = sender.run()
+        if sender.stopped:
+            log.info("stopping")
+        return status
     except SenderError as exc:
         print(f"udp_sender: error: {exc}", file=sys.stderr)
         return 2
