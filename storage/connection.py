@@ -1,0 +1,102 @@
+"""Opening the gallery file: the checks that turn an unusable file into one clear message, and the pragmas."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from pathlib import Path
+
+from storage.errors import GalleryBusyError, GalleryError
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_path(path: Path, *, create: bool) -> None:
+    """Refuse, before SQLite touches it, a path that cannot be a writable gallery."""
+    if path.is_dir():
+        raise GalleryError(f"{path} is a directory, not a gallery file")
+    if not path.exists():
+        if path.is_symlink():
+            raise GalleryError(f"{path} is a broken symbolic link")
+        if not create:
+            raise GalleryError(f"no gallery at {path}")
+        parent = path.parent
+        if parent.exists() and not parent.is_dir():
+            raise GalleryError(f"cannot create {path}: {parent} is not a directory")
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise GalleryError(f"cannot create the folder {parent}: {exc.strerror}") from None
+        _check_folder_writable(path)
+        return
+    st = path.stat()
+    if not stat.S_ISREG(st.st_mode):
+        raise GalleryError(f"{path} is not a regular file")
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(100)
+    except OSError as exc:
+        raise GalleryError(f"cannot read {path}: {exc.strerror}") from None
+    if head and not head.startswith(SQLITE_MAGIC):
+        raise GalleryError(f"{path} is not a SQLite database (it does not start with the SQLite header)")
+    if head and len(head) < 100:
+        raise GalleryError(f"{path} is truncated ({len(head)} bytes): it is not a usable SQLite database")
+    # os.access says yes to root whatever the mode; a file with no write bit at all is read-only on purpose.
+    if not os.access(path, os.W_OK) or not st.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        raise GalleryError(
+            f"{path} is read-only: the station must be able to write its gallery (check its permissions)"
+        )
+    _check_folder_writable(path)
+
+
+def _check_folder_writable(path: Path) -> None:
+    parent = path.parent
+    mode = parent.stat().st_mode
+    if not os.access(parent, os.W_OK | os.X_OK) or not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        raise GalleryError(
+            f"the folder {parent} is read-only: SQLite needs to create its journal files beside {path.name}"
+        )
+
+
+def connect(path: Path, busy_timeout_s: float, *, reader: bool) -> sqlite3.Connection:
+    """A connection with the house settings: WAL, foreign keys, a busy timeout, autocommit (explicit BEGINs)."""
+    conn = sqlite3.connect(str(path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if reader:
+            conn.execute("PRAGMA query_only = ON")
+        else:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise GalleryError(f"{path}: SQLite refused WAL mode (journal mode stays {mode})")
+            # In WAL mode NORMAL loses no committed transaction when the process dies; only a power cut
+            # can cost the last commits, never consistency.
+            conn.execute("PRAGMA synchronous = NORMAL")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def translate(exc: sqlite3.Error, path: Path, busy_timeout_s: float) -> GalleryError:
+    """One readable line for a SQLite error on ``path``."""
+    text = str(exc)
+    low = text.lower()
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if "locked" in low or "busy" in low or name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED"):
+        return GalleryBusyError(
+            f"{path} is locked by another process (waited {busy_timeout_s:g} s): is another station using it?"
+        )
+    if "readonly" in low or "read-only" in low:
+        return GalleryError(f"{path} is read-only: the station must be able to write its gallery ({text})")
+    if "not a database" in low or name == "SQLITE_NOTADB":
+        return GalleryError(f"{path} is not a usable SQLite database ({text}): it may be corrupt")
+    if "malformed" in low or "corrupt" in low or name.startswith("SQLITE_CORRUPT"):
+        return GalleryError(f"{path} is corrupt ({text}): restore it from a backup")
+    if "disk i/o" in low or "unable to open" in low or name.startswith("SQLITE_IOERR") or name == "SQLITE_CANTOPEN":
+        return GalleryError(f"cannot use {path}: {text}")
+    if "database or disk is full" in low or name == "SQLITE_FULL":
+        return GalleryError(f"{path}: the disk is full ({text})")
+    return GalleryError(f"{path}: {text}")

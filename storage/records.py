@@ -1,0 +1,137 @@
+"""Frozen records that cross thread and module boundaries: what goes into the gallery and what comes out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class NewSighting:
+    """One track's sighting, as the recogniser hands it to ``Gallery.record_sightings``.
+
+    ``start``/``end`` are epoch seconds (UTC); ``person_id`` is None for an unknown face; ``box`` is x, y, w, h.
+    """
+
+    camera: str
+    start: float
+    end: float
+    person_id: int | None
+    score: float
+    box: Box
+    crop_jpeg: bytes
+    embedding: npt.NDArray[np.float32] | None
+    model: str
+    track: str
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """A stored sighting, as history queries return it (the crop itself is fetched with ``Gallery.crop``)."""
+
+    id: int
+    camera: str
+    start: float
+    end: float
+    person_id: int | None
+    person: str | None
+    score: float
+    box: Box
+    has_crop: bool
+    model: str
+    track: str
+
+
+@dataclass(frozen=True)
+class SampleMatrix:
+    """Every sample of one model as one matrix, one row per sample, for a vectorised 1:N match."""
+
+    person_ids: npt.NDArray[np.int64]
+    names: tuple[str, ...]
+    embeddings: npt.NDArray[np.float32]
+    watchlist: npt.NDArray[np.bool_]
+    revision: int
+
+
+@dataclass(frozen=True)
+class Person:
+    """An enrolled person with the number of samples they have (over every model)."""
+
+    id: int
+    name: str
+    notes: str
+    watchlist: bool
+    created: float
+    samples: int
+    negatives: int
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One enrolled face sample, without its embedding or crop."""
+
+    id: int
+    person_id: int
+    model: str
+    source: str
+    quality: float
+    created: float
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Unknown sightings that look like the same face. ``representative`` is the member nearest the centroid."""
+
+    sighting_ids: tuple[int, ...]
+    representative: int
+    cohesion: float
+    first_seen: float
+    last_seen: float
+    cameras: tuple[str, ...] = field(default=())
+
+    @property
+    def size(self) -> int:
+        return len(self.sighting_ids)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """Who did what, when. ``details`` is the JSON text stored with it."""
+
+    id: int
+    time: float
+    actor: str
+    action: str
+    details: str
+
+
+@dataclass(frozen=True)
+class WriterError:
+    """A sighting batch or gallery job the writer thread could not commit, and why."""
+
+    time: float
+    what: str
+    message: str
+    count: int
+
+
+@dataclass(frozen=True)
+class RetentionResult:
+    """What a retention pass removed."""
+
+    sightings_deleted: int
+    watchlist_kept: int
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    """What an export wrote."""
+
+    path: str
+    sightings: int
+    crops: int
+    format: str

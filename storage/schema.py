@@ -1,0 +1,161 @@
+"""The gallery's schema as ordered migrations, and the code that brings a file up to date.
+
+``PRAGMA user_version`` holds the schema version; ``schema_migrations`` records when each step ran.
+A file whose version is newer than ``SCHEMA_VERSION`` was written by a newer FaceStation and is refused.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from storage.errors import GalleryError
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "tables",
+        (
+            """CREATE TABLE schema_migrations (
+                version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied REAL NOT NULL)""",
+            """CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)""",
+            "INSERT INTO meta (key, value) VALUES ('revision', 0), ('sightings_epoch', 0)",
+            """CREATE TABLE persons (
+                id INTEGER PRIMARY KEY,
+                name TEXT NOT NULL,
+                notes TEXT NOT NULL DEFAULT '',
+                watchlist INTEGER NOT NULL DEFAULT 0 CHECK (watchlist IN (0, 1)),
+                created REAL NOT NULL)""",
+            "CREATE UNIQUE INDEX persons_name ON persons (name COLLATE NOCASE)",
+            """CREATE TABLE models (name TEXT PRIMARY KEY, dim INTEGER NOT NULL CHECK (dim > 0))""",
+            """CREATE TABLE samples (
+                id INTEGER PRIMARY KEY,
+                person_id INTEGER NOT NULL REFERENCES persons (id) ON DELETE CASCADE,
+                model TEXT NOT NULL REFERENCES models (name),
+                embedding BLOB NOT NULL,
+                crop BLOB,
+                source TEXT NOT NULL,
+                quality REAL NOT NULL,
+                created REAL NOT NULL)""",
+            "CREATE INDEX samples_person ON samples (person_id)",
+            "CREATE INDEX samples_model ON samples (model, id)",
+            """CREATE TABLE negatives (
+                id INTEGER PRIMARY KEY,
+                person_id INTEGER NOT NULL REFERENCES persons (id) ON DELETE CASCADE,
+                model TEXT NOT NULL REFERENCES models (name),
+                embedding BLOB NOT NULL,
+                crop BLOB,
+                source TEXT NOT NULL,
+                created REAL NOT NULL)""",
+            "CREATE INDEX negatives_person ON negatives (person_id)",
+            "CREATE INDEX negatives_model ON negatives (model, id)",
+            """CREATE TABLE cameras (
+                name TEXT PRIMARY KEY,
+                address TEXT NOT NULL DEFAULT '',
+                first_seen REAL NOT NULL,
+                last_seen REAL NOT NULL)""",
+            """CREATE TABLE sightings (
+                id INTEGER PRIMARY KEY,
+                camera TEXT NOT NULL,
+                started REAL NOT NULL,
+                ended REAL NOT NULL,
+                person_id INTEGER REFERENCES persons (id) ON DELETE SET NULL,
+                score REAL NOT NULL,
+                box_x REAL NOT NULL,
+                box_y REAL NOT NULL,
+                box_w REAL NOT NULL,
+                box_h REAL NOT NULL,
+                model TEXT NOT NULL,
+                track TEXT NOT NULL)""",
+            # Crops and embeddings live beside the sighting rows, not in them, so that a history scan
+            # reads small rows and never walks overflow pages of JPEG bytes.
+            """CREATE TABLE sighting_crops (
+                sighting_id INTEGER PRIMARY KEY REFERENCES sightings (id) ON DELETE CASCADE,
+                jpeg BLOB NOT NULL)""",
+            """CREATE TABLE sighting_embeddings (
+                sighting_id INTEGER PRIMARY KEY REFERENCES sightings (id) ON DELETE CASCADE,
+                model TEXT NOT NULL,
+                embedding BLOB NOT NULL)""",
+            """CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+            """CREATE TABLE audit (
+                id INTEGER PRIMARY KEY,
+                time REAL NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                details TEXT NOT NULL)""",
+            "CREATE INDEX audit_time ON audit (time)",
+        ),
+    ),
+    Migration(
+        2,
+        "history indexes",
+        (
+            # Each history filter is an equality on one column plus a time range, newest first:
+            # (column, started) answers both from the index, in order, and stops after one page.
+            "CREATE INDEX sightings_person_time ON sightings (person_id, started)",
+            "CREATE INDEX sightings_camera_time ON sightings (camera, started)",
+            "CREATE INDEX sightings_time ON sightings (started)",
+            "CREATE INDEX sighting_embeddings_model ON sighting_embeddings (model, sighting_id)",
+        ),
+    ),
+)
+
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+def user_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def check_version(conn: sqlite3.Connection, path: str) -> int:
+    """The file's schema version, refusing a newer schema and a SQLite file that is not a gallery."""
+    version = user_version(conn)
+    if version > SCHEMA_VERSION:
+        raise GalleryError(
+            f"{path} was written by a newer FaceStation (schema version {version}; "
+            f"this one reads up to {SCHEMA_VERSION}): upgrade FaceStation to open it"
+        )
+    if version == 0:
+        tables = [
+            t for t in sqlite_utils.Database(conn, execute_plugins=False).table_names() if not t.startswith("sqlite_")
+        ]
+        if tables:
+            raise GalleryError(
+                f"{path} is a SQLite database but not a FaceStation gallery (it holds tables {', '.join(tables[:5])})"
+            )
+    return version
+
+
+def migrate(conn: sqlite3.Connection, path: str) -> int:
+    """Apply every pending migration in order, in one write transaction; returns the version reached."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = check_version(conn, path)
+        for step in MIGRATIONS:
+            if step.version <= version:
+                continue
+            for sql in step.statements:
+                conn.execute(sql)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, applied) VALUES (?, ?, ?)",
+                (step.version, step.name, time.time()),
+            )
+            conn.execute(f"PRAGMA user_version = {int(step.version)}")
+            version = step.version
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return version
