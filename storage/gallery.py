@@ -117,7 +117,16 @@ def _finite(value: object, what: str) -> float:
 class Gallery:
     """The gallery database. Open with ``Gallery.open(path)``; use as a context manager or call ``close()``."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, *, actor: str, busy_timeout_s: float) -> None:
+    def __init__(
+        self,
+        path: Path,
+        conn: sqlite3.Connection,
+        *,
+        actor: str,
+        busy_timeout_s: float,
+        queue_capacity: int = 20_000,
+        queue_wait_s: float = 2.0,
+    ) -> None:
         self.path = path
         self.actor = actor
         self._busy = busy_timeout_s
@@ -128,7 +137,14 @@ class Gallery:
         self._closed = False
         self._faces = FaceIndex()
         self._error_listeners: list[Callable[[WriterError], None]] = []
-        self._writer = WriterThread(conn, self._insert_sightings, self._translate, on_error=self._on_writer_error)
+        self._writer = WriterThread(
+            conn,
+            self._insert_sightings,
+            self._translate,
+            capacity=queue_capacity,
+            put_wait_s=queue_wait_s,
+            on_error=self._on_writer_error,
+        )
 
     # ------------------------------------------------------------ lifecycle
 
@@ -140,11 +156,15 @@ class Gallery:
         actor: str = "operator",
         busy_timeout_s: float = 5.0,
         create: bool = True,
+        queue_capacity: int = 20_000,
+        queue_wait_s: float = 2.0,
     ) -> Gallery:
         """Open (or, with ``create``, create) the gallery at ``path`` and bring its schema up to date.
 
         Raises GalleryError with one readable line for a directory, a file that is not SQLite, a corrupt or
         read-only file, one locked by another writer past ``busy_timeout_s``, or one from a newer FaceStation.
+        The writer queue holds at most ``queue_capacity`` sightings; a producer finding it full waits up to
+        ``queue_wait_s`` and then gets a QueueFullError.
         """
         p = Path(path)
         if not busy_timeout_s >= 0:
@@ -163,7 +183,14 @@ class Gallery:
             if conn is not None:
                 conn.close()
             raise
-        return cls(p, conn, actor=actor, busy_timeout_s=busy_timeout_s)
+        return cls(
+            p,
+            conn,
+            actor=actor,
+            busy_timeout_s=busy_timeout_s,
+            queue_capacity=queue_capacity,
+            queue_wait_s=queue_wait_s,
+        )
 
     def __enter__(self) -> Gallery:
         return self
