@@ -82,28 +82,6 @@ def _hostport(text: str, flag: str) -> tuple[str, int]:
         raise CliError(f"{flag}: {exc}") from None
 
 
-def start_demo_senders(station: tuple[str, int], key_file: Path, count: int) -> list[subprocess.Popen[bytes]]:
-    """Local demo cameras pushing to ``station`` (127.0.0.1 only: the demo sends nothing off this machine)."""
-    procs = []
-    for i in range(count):
-        cmd = [
-            sys.executable,
-            str(ROOT / "network" / "udp_sender.py"),
-            "--source",
-            "demo",
-            "--name",
-            f"demo-{i + 1}",
-            "--station",
-            f"127.0.0.1:{station[1]}",
-            "--key-file",
-            str(key_file),
-            "--fps",
-            "10",
-        ]
-        procs.append(subprocess.Popen(cmd))
-    return procs
-
-
 def cmd_headless(args: argparse.Namespace) -> int:
     from network.udp_receiver import ReceiverConfig, UdpReceiver, format_stats
 
@@ -154,6 +132,8 @@ def cmd_headless(args: argparse.Namespace) -> int:
 
             browser = Browser(interfaces=args.mdns_interface, on_change=found)
         if args.demo:
+            from network.demo_senders import start_demo_senders
+
             key_file = Path(args.key_file) if args.key_file else default_key_path(Path(args.gallery))
             demo = start_demo_senders((host, port), key_file, args.demo)
         started = time.monotonic()
@@ -181,13 +161,10 @@ def cmd_headless(args: argparse.Namespace) -> int:
                     emit({"event": "rejected", "rejected": rejected, "total": sum(rejected.values())})
             stop.wait(0.1)
     finally:
-        for proc in demo:
-            proc.terminate()
-        for proc in demo:
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        if demo:
+            from network.demo_senders import stop_demo_senders
+
+            stop_demo_senders(demo)
         if browser is not None:
             browser.close()
         receiver.stop()
@@ -222,6 +199,31 @@ def cmd_history(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
 
 
+# --------------------------------------------------------------- console
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    """The operator console. With --demo it listens on 127.0.0.1 and starts two local demo senders."""
+    try:
+        from gui.app import ConsoleError, ConsoleOptions, run_console
+    except ImportError as exc:
+        raise CliError(f"the console needs the station extra (pip install '.[station]'): {exc}") from None
+    listen = _hostport(args.listen or ("127.0.0.1:0" if args.demo else DEFAULT_LISTEN), "--listen")
+    interfaces = tuple(args.mdns_interface) if args.mdns_interface else (("127.0.0.1",) if args.demo else None)
+    options = ConsoleOptions(
+        gallery=Path(args.gallery),
+        listen=listen,
+        key_file=Path(args.key_file) if args.key_file else None,
+        demo_cameras=2 if args.demo else 0,
+        mdns_interfaces=interfaces,
+        offscreen_quit_after_s=args.quit_after,
+    )
+    try:
+        return run_console(options)
+    except ConsoleError as exc:
+        raise CliError(str(exc)) from None
+
+
 # ------------------------------------------------------------------ main
 
 
@@ -243,7 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="main.py", description="FaceStation face-recognition control station", parents=[_common(defaults=True)]
     )
     parser.add_argument("--version", action="version", version=f"FaceStation {VERSION}")
-    parser.add_argument("--demo", action="store_true", help="also start local demo cameras")
+    parser.add_argument("--demo", action="store_true", help="also start two local demo cameras (127.0.0.1 only)")
+    parser.add_argument("--listen", help=f"HOST:PORT the console receives on (default {DEFAULT_LISTEN})")
+    parser.add_argument("--key-file", help="station key (default: station.key beside the gallery, created if missing)")
+    parser.add_argument("--mdns-interface", action="append", metavar="IP", help="discover senders on this address only")
+    parser.add_argument("--quit-after", type=float, metavar="S", help=argparse.SUPPRESS)  # smoke tests
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("keygen", parents=[common], help="write a new random station key (mode 0600)")
@@ -287,14 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
-    if args.command is None:
-        # The console arrives with the GUI issue; until then the demo is the headless station.
-        if args.demo:
-            return main(
-                ["--gallery", args.gallery, "headless", "--listen", "127.0.0.1:0", "--demo", "1", "--stats-every", "2"]
-            )
-        parser.error("the console is not built yet: use a subcommand (headless, keygen), or --demo")
     try:
+        if args.command is None:
+            return cmd_console(args)
         return int(args.func(args))
     except CliError as exc:
         print(f"main.py: error: {exc}", file=sys.stderr)
