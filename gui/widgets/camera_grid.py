@@ -106,8 +106,11 @@ class CameraGrid(QWidget):
         super().resizeEvent(event)
         if self.maximised is None and self.order:
             old, new = event.oldSize(), event.size()
-            ratio = lambda s: s.width() / s.height() if s.height() > 0 else 0.0  # noqa: E731
-            if old.height() <= 0 or grid_shape(len(self.order), ratio(old)) != grid_shape(len(self.order), ratio(new)):
+            if old.height() <= 0 or old.width() <= 0 or new.height() <= 0:
+                self.relayout()
+                return
+            n = len(self.order)
+            if grid_shape(n, old.width() / old.height()) != grid_shape(n, new.width() / new.height()):
                 self.relayout()
 
     def visible_tiles(self) -> list[CameraTile]:
