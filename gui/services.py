@@ -3,20 +3,47 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from network.discovery import DiscoveredSender
 from network.udp_receiver import UdpReceiver
 
+if TYPE_CHECKING:
+    from storage.gallery import Gallery
+    from vision.pipeline import FaceObservation
+    from vision.types import ImageBGR
+
+
+class FaceAnalyser(Protocol):
+    """What the console needs of the vision pipeline (``vision.pipeline.FacePipeline`` is one).
+
+    Calls are slow (tens to hundreds of ms): the console makes them from background jobs only.
+    """
+
+    @property
+    def model(self) -> str: ...
+
+    def observe(self, image: ImageBGR) -> list[FaceObservation]: ...
+
+    def observe_box(self, image: ImageBGR, box: tuple[float, float, float, float]) -> FaceObservation: ...
+
 
 @dataclass(frozen=True)
 class ConsoleServices:
-    """What the main window works with. ``advertised_address`` is the station's HOST:PORT as a
-    camera on the LAN would reach it (for the pairing command), or None when unknown."""
+    """What the main window works with.
+
+    ``advertised_address`` is the station's HOST:PORT as a camera on the LAN would reach it (for
+    the pairing command), or None when unknown. ``gallery`` and ``faces`` are None only in tests of
+    the live side alone.
+    """
 
     receiver: UdpReceiver
     discovered: Callable[[], list[DiscoveredSender]]
     key_hex: str
     key_file: Path
     advertised_address: tuple[str, int] | None
+    gallery: Gallery | None = None
+    faces: FaceAnalyser | None = None
+    cameras: Callable[[], list[str]] = field(default=list)  # names of cameras seen, for filters
