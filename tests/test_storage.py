@@ -40,8 +40,9 @@ def unit(rng: np.random.Generator, dim: int = DIM) -> npt.NDArray[np.float32]:
 
 
 def near(rng: np.random.Generator, centre: npt.NDArray[np.float32], noise: float = 0.02) -> npt.NDArray[np.float32]:
-    v = centre + noise * rng.standard_normal(centre.shape[0]).astype(np.float32)
-    return (v / np.linalg.norm(v)).astype(np.float32)
+    v: npt.NDArray[np.float32] = centre + np.float32(noise) * rng.standard_normal(centre.shape[0], dtype=np.float32)
+    out: npt.NDArray[np.float32] = (v / np.linalg.norm(v)).astype(np.float32)
+    return out
 
 
 def sighting(
@@ -353,7 +354,7 @@ def test_invalid_sightings_are_refused_before_queueing(gallery: Gallery) -> None
     bad = [
         (NewSighting(**{**good.__dict__, "camera": ""}), "camera is empty"),
         (NewSighting(**{**good.__dict__, "end": good.start - 1}), "ends before it starts"),
-        (NewSighting(**{**good.__dict__, "box": (1.0, 2.0, 3.0)}), "box"),  # type: ignore[dict-item]
+        (NewSighting(**{**good.__dict__, "box": (1.0, 2.0, 3.0)}), "box"),
         (NewSighting(**{**good.__dict__, "score": float("nan")}), "not finite"),
         (NewSighting(**{**good.__dict__, "crop_jpeg": b"PNG"}), "not a JPEG"),
     ]
