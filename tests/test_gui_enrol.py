@@ -108,14 +108,14 @@ def test_drawn_box_is_enrolled_and_a_second_photo_of_someone_else_warns(
 def test_a_tiny_blurred_face_is_refused_with_the_reason(qtbot: QtBot, gallery: Gallery, pipeline: FacePipeline) -> None:
     image = cv2.resize(photo("Colin_Powell", 3), (60, 60))
     image = cv2.resize(cv2.GaussianBlur(image, (9, 9), 4), (250, 250), interpolation=cv2.INTER_NEAREST)
-    small = np.zeros_like(image)
+    small = np.zeros((250, 250, 3), np.uint8)
     small[100:130, 100:130] = cv2.resize(image, (30, 30))
     obs = pipeline.observe_box(small, (100, 100, 30, 30))
     verdict = assess(obs, gallery, 0.6)
     assert verdict.reject_reason in {"face too small", "too blurry"}
     dialog = open_dialog(qtbot, small, gallery, pipeline)
     drag(qtbot, dialog, (98, 98, 34, 34))
-    qtbot.waitUntil(lambda: dialog.candidates and dialog.candidates[0].assessment is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: bool(dialog.candidates) and dialog.candidates[0].assessment is not None, timeout=30_000)
     dialog.person.setCurrentText("Tiny")
     assert verdict.reject_reason in dialog.warnings.text()
     assert not dialog.enrol_button.isEnabled()

@@ -16,6 +16,7 @@ from gui.main_window import MainWindow
 from gui.services import ConsoleServices
 from gui.widgets.camera_grid import CameraGrid, grid_shape
 from gui.widgets.camera_tile import MIME_CAMERA
+from gui.widgets.cameras_panel import CamerasPanel
 from network import protocol
 from network.discovery import Browser
 from network.udp_receiver import ReceiverConfig, UdpReceiver
@@ -28,6 +29,11 @@ def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def cell(panel: CamerasPanel, row: int, column: int) -> str:
+    item = panel.table.item(row, column)
+    return "" if item is None else item.text()
 
 
 @pytest.fixture
@@ -56,10 +62,10 @@ def test_discovered_sender_is_subscribed_from_the_panel_and_its_tile_shows_frame
         *("--mdns-interface", "127.0.0.1", "--max-width", "320"),
     )
     panel = console.cameras
-    qtbot.waitUntil(lambda: panel.table.rowCount() == 1 and panel.table.item(0, 0).text() == "porch", timeout=20_000)
-    assert panel.table.item(0, 1).text() == f"127.0.0.1:{port}"
-    assert panel.table.item(0, 2).text() == "320×240"
-    assert panel.table.item(0, 4).text() == "available"
+    qtbot.waitUntil(lambda: panel.table.rowCount() == 1 and cell(panel, 0, 0) == "porch", timeout=20_000)
+    assert cell(panel, 0, 1) == f"127.0.0.1:{port}"
+    assert cell(panel, 0, 2) == "320×240"
+    assert cell(panel, 0, 4) == "available"
     assert "porch" not in console.grid.tiles, "nothing streams before the operator subscribes"
 
     panel.table.selectRow(0)
@@ -69,7 +75,7 @@ def test_discovered_sender_is_subscribed_from_the_panel_and_its_tile_shows_frame
     qtbot.waitUntil(lambda: tile.frames_painted >= 3 and tile.badge is not None, timeout=10_000)
     assert tile.image is not None and tile.source_size == (320, 240)
     assert tile.online
-    qtbot.waitUntil(lambda: panel.table.item(0, 4).text() == "streaming", timeout=5_000)
+    qtbot.waitUntil(lambda: cell(panel, 0, 4) == "streaming", timeout=5_000)
     console.grab().save(str(tmp_path / "live.png"))
 
     # The camera vanishes without a goodbye: its tile turns offline and an alert is raised.
