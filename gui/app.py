@@ -18,11 +18,14 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from gui.main_window import MainWindow
-from gui.services import ConsoleServices
+from gui.services import ConsoleServices, FaceAnalyser, LazyFaceAnalyser
 from network import keys, protocol
 from network.demo_senders import start_demo_senders, stop_demo_senders
 from network.discovery import Browser, DiscoveredSender, local_ipv4_addresses
 from network.udp_receiver import ReceiverConfig, UdpReceiver
+from storage.errors import GalleryError
+from storage.gallery import Gallery
+from vision.embedders import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,14 @@ def _advertised(listen: tuple[str, int], port: int) -> tuple[str, int]:
     return host, port
 
 
+def _load_pipeline() -> FaceAnalyser:
+    from vision.pipeline import FacePipeline
+
+    pipeline = FacePipeline()
+    pipeline.warm_up()
+    return pipeline
+
+
 def build_services(options: ConsoleOptions) -> tuple[ConsoleServices, list[Callable[[], None]]]:
     """Start the receiver and discovery; returns the services and what stops them, in order."""
     key_file = options.key_file or options.gallery.parent / "station.key"
@@ -62,12 +73,20 @@ def build_services(options: ConsoleOptions) -> tuple[ConsoleServices, list[Calla
                 log.info("created a new station key at %s (mode 0600); give it to your cameras", key_file)
     except keys.KeyFileError as exc:
         raise ConsoleError(str(exc)) from None
+    options.gallery.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        gallery = Gallery.open(options.gallery, actor="console")
+    except GalleryError as exc:
+        raise ConsoleError(str(exc)) from None
     receiver = UdpReceiver(key, options.listen[0], options.listen[1], config=ReceiverConfig())
     try:
         receiver.start()
     except OSError as exc:
+        gallery.close()
         raise ConsoleError(f"cannot listen on {options.listen[0]}:{options.listen[1]}: {exc.strerror}") from None
-    stops: list[Callable[[], None]] = [receiver.stop]
+    stops: list[Callable[[], None]] = [receiver.stop, gallery.close]
+    faces = LazyFaceAnalyser(_load_pipeline, DEFAULT_MODEL)
+    faces.preload()
     discovered: Callable[[], list[DiscoveredSender]] = list
     try:
         browser = Browser(interfaces=list(options.mdns_interfaces) if options.mdns_interfaces else None)
@@ -83,6 +102,8 @@ def build_services(options: ConsoleOptions) -> tuple[ConsoleServices, list[Calla
         key_hex=protocol.encode_key(key),
         key_file=key_file,
         advertised_address=_advertised(options.listen, port),
+        gallery=gallery,
+        faces=faces,
     )
     if options.demo_cameras:
         procs = start_demo_senders((host, port), key_file, options.demo_cameras)

@@ -67,8 +67,8 @@ class Jobs(QObject):
     def run(
         self,
         fn: Callable[[], Any],
-        on_done: Callable[[Any], None] | None = None,
-        on_error: Callable[[Exception], None] | None = None,
+        on_done: Callable[[Any], object] | None = None,
+        on_error: Callable[[Exception], object] | None = None,
     ) -> None:
         def finished(result: Any) -> None:
             self._relays.discard(relay)

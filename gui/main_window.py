@@ -7,20 +7,37 @@ recogniser) and only paints and reacts; the services run on their own threads.
 from __future__ import annotations
 
 import logging
+import time
+from pathlib import Path
 
-from PySide6.QtCore import Qt
+import cv2
+import numpy as np
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QTabWidget, QWidget
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QTabWidget,
+    QWidget,
+)
 
 from gui.display_decoder import DisplayDecoder
+from gui.jobs import Jobs
 from gui.live_painter import LivePainter, OverlaySource, RecognitionRates
 from gui.services import ConsoleServices
 from gui.widgets.alerts_panel import Alert, AlertsPanel
 from gui.widgets.camera_grid import CameraGrid
 from gui.widgets.cameras_panel import CamerasPanel
+from gui.widgets.enrol_dialog import EnrolDialog
 from network.frames import CameraEvent
 
 log = logging.getLogger(__name__)
+
+DEFAULT_THRESHOLD = 0.478  # FaceNet's calibrated threshold (vision/embedders/facenet.py), until set
 
 
 class MainWindow(QMainWindow):
@@ -71,6 +88,16 @@ class MainWindow(QMainWindow):
         self.painter.totals_changed.connect(self.totals.setText)
         self.painter.camera_event.connect(self._on_camera_event)
 
+        self.jobs = Jobs(self)
+        self.enrol_dialog: EnrolDialog | None = None
+        self.grid.tile_menu_requested.connect(self._tile_menu)
+        faces_menu = self.menuBar().addMenu("&Faces")
+        enrol_file = QAction("&Enrol from an image file…", self)
+        enrol_file.setShortcut(QKeySequence("Ctrl+E"))
+        enrol_file.triggered.connect(self._choose_enrol_file)
+        faces_menu.addAction(enrol_file)
+        faces_menu.setEnabled(services.gallery is not None and services.faces is not None)
+
         view = self.menuBar().addMenu("&View")
         for dock in (self.cameras_dock, self.alerts_dock):
             view.addAction(dock.toggleViewAction())
@@ -85,6 +112,71 @@ class MainWindow(QMainWindow):
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
         return dock
+
+    # ------------------------------------------------------------- enrol
+
+    def threshold(self) -> float:
+        """The recognition threshold the operator set, else the model's calibrated one."""
+        default = DEFAULT_THRESHOLD
+        gallery = self.services.gallery
+        if gallery is None:
+            return default
+        try:
+            return float(gallery.get_setting("recognition.threshold", default))
+        except Exception:
+            return default
+
+    def _tile_menu(self, camera: str, at: QPoint) -> None:
+        menu = QMenu(self)
+        freeze = menu.addAction("Freeze and enrol a face…")
+        freeze.setEnabled(self.services.gallery is not None and self.services.faces is not None)
+        freeze.triggered.connect(lambda: self.freeze_and_enrol(camera))
+        size = menu.addAction("Restore grid" if self.grid.maximised == camera else "Maximise")
+        size.triggered.connect(lambda: self.grid.toggle_maximise(camera))
+        menu.popup(at)
+
+    def freeze_and_enrol(self, camera: str) -> None:
+        frame = self.services.receiver.latest(camera)
+        if frame is None:
+            QMessageBox.information(self, "Enrol", f"No picture from {camera} yet.")
+            return
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(frame.captured_at))
+        self.jobs.run(
+            lambda: frame.image,
+            lambda image: self.open_enrol(image, f"camera {camera} at {when}"),
+            lambda exc: QMessageBox.warning(self, "Enrol", f"The frame from {camera} cannot be shown: {exc}"),
+        )
+
+    def _choose_enrol_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Enrol from an image", "", "Images (*.jpg *.jpeg *.png *.bmp *.webp);;All files (*)"
+        )
+        if path:
+            self.enrol_from_file(Path(path))
+
+    def enrol_from_file(self, path: Path) -> None:
+        def load() -> np.ndarray:
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                raise ValueError(f"cannot read image {path}: not an image file, or unreadable")
+            return image
+
+        self.jobs.run(
+            load,
+            lambda image: self.open_enrol(image, str(path)),
+            lambda exc: QMessageBox.warning(self, "Enrol", str(exc)),
+        )
+
+    def open_enrol(self, image: np.ndarray, source: str) -> EnrolDialog | None:
+        gallery, faces = self.services.gallery, self.services.faces
+        if gallery is None or faces is None:
+            return None
+        dialog = EnrolDialog(image, gallery, self.jobs, faces, threshold=self.threshold(), source=source, parent=self)
+        dialog.enrolled.connect(lambda ids: self.statusBar().showMessage(f"enrolled {len(ids)} face(s)", 5000))
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.enrol_dialog = dialog
+        dialog.open()
+        return dialog
 
     def _on_camera_event(self, event: CameraEvent) -> None:
         if event.state == "offline":

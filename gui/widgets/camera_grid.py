@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QPoint, Signal
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QResizeEvent
 from PySide6.QtWidgets import QGridLayout, QWidget
 
@@ -31,6 +31,7 @@ class CameraGrid(QWidget):
     """Holds one :class:`CameraTile` per camera, in the operator's order."""
 
     order_changed = Signal(list)
+    tile_menu_requested = Signal(str, QPoint)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -48,6 +49,7 @@ class CameraGrid(QWidget):
         if tile is None:
             tile = CameraTile(camera, self)
             tile.double_clicked.connect(self.toggle_maximise)
+            tile.menu_requested.connect(self.tile_menu_requested)
             self.tiles[camera] = tile
             self.order.append(camera)
             self.relayout()

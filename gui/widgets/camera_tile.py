@@ -7,7 +7,7 @@ queries. A hidden tile is never asked to paint, so it costs nothing.
 from __future__ import annotations
 
 from PySide6.QtCore import QMimeData, QPoint, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QDrag, QFont, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtGui import QColor, QContextMenuEvent, QDrag, QFont, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from gui.overlay import FaceOverlay, FaceState, TileBadge
@@ -26,6 +26,7 @@ class CameraTile(QWidget):
 
     double_clicked = Signal(str)
     drag_started = Signal(str)
+    menu_requested = Signal(str, QPoint)  # camera, global position (right click)
 
     def __init__(self, camera: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -153,6 +154,9 @@ class CameraTile(QWidget):
         p.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
 
     # -------------------------------------------------------------- mouse
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:
+        self.menu_requested.emit(self.camera, event.globalPos())
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
         self.double_clicked.emit(self.camera)
