@@ -28,6 +28,7 @@ from storage.codec import as_embedding, blobs_to_matrix, check_text, normalise_r
 from storage.connection import check_path, connect, translate
 from storage.errors import GalleryError
 from storage.faceindex import FaceIndex
+from storage.prepare import PreparedSighting, prepare_sightings
 from storage.records import (
     AuditEntry,
     Cluster,
@@ -608,72 +609,34 @@ class Gallery:
 
     def record_sightings(self, items: Sequence[NewSighting]) -> None:
         """Queue sightings for the writer thread. Checks them here, so a bad one is refused at once
-        (GalleryError naming it); a full queue blocks briefly and then raises QueueFullError."""
+        (GalleryError naming it, nothing of the call queued); a full queue blocks briefly and then raises
+        QueueFullError."""
         if self._closed:
             raise GalleryError("the gallery is closed")
-        for i, it in enumerate(items):
-            if not isinstance(it, NewSighting):
-                raise GalleryError(f"sighting {i} is a {type(it).__name__}, not a NewSighting")
-            check_text(it.camera, f"sighting {i} camera")
-            check_text(it.model, f"sighting {i} model", max_len=100)
-            check_text(it.track, f"sighting {i} track", allow_empty=True)
-            start, end = _finite(it.start, f"sighting {i} start"), _finite(it.end, f"sighting {i} end")
-            if end < start:
-                raise GalleryError(f"sighting {i} ends before it starts")
-            _finite(it.score, f"sighting {i} score")
-            if it.person_id is not None and not _is_int(it.person_id):
-                raise GalleryError(f"sighting {i} person_id must be an int or None")
-            if not isinstance(it.box, tuple) or len(it.box) != 4:
-                raise GalleryError(f"sighting {i} box must be (x, y, w, h)")
-            for v in it.box:
-                _finite(v, f"sighting {i} box")
-            _crop_bytes(it.crop_jpeg, f"sighting {i} crop")
-            if it.embedding is not None:
-                as_embedding(it.embedding, f"sighting {i} embedding")
-        if items:
-            self._writer.put_sightings(items)
+        prepared = prepare_sightings(items)
+        if prepared:
+            self._writer.put_sightings(prepared)
 
-    def _insert_sightings(self, conn: sqlite3.Connection, items: Sequence[NewSighting]) -> None:
+    def _insert_sightings(self, conn: sqlite3.Connection, items: Sequence[PreparedSighting]) -> None:
         """Runs on the writer thread, inside its transaction: the whole batch with three executemany calls."""
         base = int(conn.execute("SELECT coalesce(max(id), 0) FROM sightings").fetchone()[0])
-        rows: list[tuple[Any, ...]] = []
+        dims: dict[str, int] = {}
         crops: list[tuple[int, bytes]] = []
         embeddings: list[tuple[int, str, bytes]] = []
-        dims: dict[str, int] = {}
         for sid, it in enumerate(items, start=base + 1):
-            x, y, w, h = (float(v) for v in it.box)
-            rows.append(
-                (
-                    sid,
-                    it.camera,
-                    float(it.start),
-                    float(it.end),
-                    it.person_id,
-                    float(it.score),
-                    x,
-                    y,
-                    w,
-                    h,
-                    it.model,
-                    it.track,
-                )
-            )
-            if it.crop_jpeg:
-                crops.append((sid, bytes(it.crop_jpeg)))
+            if it.crop is not None:
+                crops.append((sid, it.crop))
             if it.embedding is not None:
-                emb = as_embedding(it.embedding)
                 if it.model not in dims:
-                    self._ensure_model(conn, it.model, emb.shape[0])
-                    dims[it.model] = emb.shape[0]
-                if dims[it.model] != emb.shape[0]:
-                    raise GalleryError(
-                        f"model {it.model!r} embeddings have {dims[it.model]} values, not {emb.shape[0]}"
-                    )
-                embeddings.append((sid, it.model, to_blob(emb)))
+                    self._ensure_model(conn, it.model, it.dim)
+                    dims[it.model] = it.dim
+                if dims[it.model] != it.dim:
+                    raise GalleryError(f"model {it.model!r} embeddings have {dims[it.model]} values, not {it.dim}")
+                embeddings.append((sid, it.model, it.embedding))
         conn.executemany(
             "INSERT INTO sightings (id, camera, started, ended, person_id, score, box_x, box_y, box_w, box_h, model, "
             "track) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
+            [(sid, *it.row) for sid, it in enumerate(items, start=base + 1)],
         )
         conn.executemany("INSERT INTO sighting_crops (sighting_id, jpeg) VALUES (?, ?)", crops)
         conn.executemany("INSERT INTO sighting_embeddings (sighting_id, model, embedding) VALUES (?, ?, ?)", embeddings)

@@ -19,19 +19,20 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from storage.errors import GalleryError, QueueFullError
-from storage.records import NewSighting, WriterError
+from storage.prepare import PreparedSighting
+from storage.records import WriterError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 WriteFn = Callable[[sqlite3.Connection], Any]
-SightingInserter = Callable[[sqlite3.Connection, Sequence[NewSighting]], None]
+SightingInserter = Callable[[sqlite3.Connection, Sequence[PreparedSighting]], None]
 ErrorTranslator = Callable[[sqlite3.Error], GalleryError]
 
 
 @dataclass(frozen=True)
 class _SightingJob:
-    items: tuple[NewSighting, ...]
+    items: tuple[PreparedSighting, ...]
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ class WriterThread:
             self._cond.notify_all()
             return self._seq
 
-    def put_sightings(self, items: Sequence[NewSighting]) -> None:
+    def put_sightings(self, items: Sequence[PreparedSighting]) -> None:
         for start in range(0, len(items), self._max_batch):
             chunk = tuple(items[start : start + self._max_batch])
             self._put(_SightingJob(chunk), len(chunk), f"{len(items) - start} sightings were")
@@ -249,7 +250,7 @@ class WriterThread:
             if job.future is not None:
                 job.future.set_result(result)
 
-    def _run_sightings(self, items: list[NewSighting]) -> None:
+    def _run_sightings(self, items: list[PreparedSighting]) -> None:
         try:
             self._transaction(lambda conn: self._insert(conn, items))
             return

@@ -1,0 +1,117 @@
+"""Sightings checked and turned into rows on the caller's thread, so the writer thread only writes.
+
+The checks are the same as everywhere (finite numbers, printable text, JPEG crops, finite non-zero 1-D
+embeddings), but run per batch: embeddings of one length are checked as one matrix.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from storage.codec import MAX_DIM
+from storage.errors import GalleryError
+from storage.records import NewSighting
+
+_NUMBERS = (int, float, np.floating, np.integer)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedSighting:
+    """One sighting as the writer stores it: the row (without its id), the crop and the embedding blob."""
+
+    row: tuple[Any, ...]
+    crop: bytes | None
+    model: str
+    embedding: bytes | None
+    dim: int
+
+
+def _text(value: object, what: str, *, allow_empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise GalleryError(f"{what} must be text, got {type(value).__name__}")
+    if not value and not allow_empty:
+        raise GalleryError(f"{what} is empty")
+    if len(value) > 200 or (value and not value.isprintable()):
+        raise GalleryError(f"{what} is longer than 200 characters or holds control characters")
+    return value
+
+
+def _numbers(values: Sequence[object], what: str) -> list[float]:
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, _NUMBERS):
+            raise GalleryError(f"{what} must be numbers, got {type(v).__name__}")
+    out = [float(v) for v in values]  # type: ignore[arg-type]
+    if not all(map(math.isfinite, out)):
+        raise GalleryError(f"{what}: a value is not finite")
+    return out
+
+
+def prepare_sightings(items: Sequence[NewSighting]) -> list[PreparedSighting]:
+    """Check every sighting and build its row; the first bad one raises GalleryError naming it."""
+    rows: list[tuple[tuple[Any, ...], bytes | None, str]] = []
+    arrays: list[npt.NDArray[np.float32] | None] = []
+    for i, it in enumerate(items):
+        if not isinstance(it, NewSighting):
+            raise GalleryError(f"sighting {i} is a {type(it).__name__}, not a NewSighting")
+        camera = _text(it.camera, f"sighting {i} camera")
+        model = _text(it.model, f"sighting {i} model")
+        track = _text(it.track, f"sighting {i} track", allow_empty=True)
+        if not isinstance(it.box, tuple) or len(it.box) != 4:
+            raise GalleryError(f"sighting {i} box must be (x, y, w, h)")
+        start, end, score, x, y, w, h = _numbers((it.start, it.end, it.score, *it.box), f"sighting {i}")
+        if end < start:
+            raise GalleryError(f"sighting {i} ends before it starts")
+        pid = it.person_id
+        if pid is not None:
+            if isinstance(pid, bool) or not isinstance(pid, (int, np.integer)):
+                raise GalleryError(f"sighting {i} person_id must be an int or None")
+            pid = int(pid)
+        crop = it.crop_jpeg
+        if not isinstance(crop, (bytes, bytearray, memoryview)):
+            raise GalleryError(f"sighting {i} crop must be JPEG bytes, got {type(crop).__name__}")
+        crop_bytes = bytes(crop) or None
+        if crop_bytes is not None and not crop_bytes.startswith(b"\xff\xd8"):
+            raise GalleryError(f"sighting {i} crop is not a JPEG (it does not start with FF D8)")
+        emb = None
+        if it.embedding is not None:
+            try:
+                emb = np.asarray(it.embedding, dtype=np.float32)
+            except (TypeError, ValueError) as exc:
+                raise GalleryError(f"sighting {i} embedding is not numeric: {exc}") from None
+            if emb.ndim != 1 or not 0 < emb.shape[0] <= MAX_DIM:
+                raise GalleryError(f"sighting {i} embedding must be 1-D with 1..{MAX_DIM} values, got {emb.shape}")
+        rows.append(((camera, start, end, pid, score, x, y, w, h, model, track), crop_bytes, model))
+        arrays.append(emb)
+    _check_embeddings(arrays)
+    return [
+        PreparedSighting(
+            row=row,
+            crop=crop,
+            model=model,
+            embedding=None if a is None else a.astype("<f4", copy=False).tobytes(),
+            dim=0 if a is None else int(a.shape[0]),
+        )
+        for (row, crop, model), a in zip(rows, arrays, strict=True)
+    ]
+
+
+def _check_embeddings(arrays: list[npt.NDArray[np.float32] | None]) -> None:
+    by_dim: dict[int, list[int]] = {}
+    for i, a in enumerate(arrays):
+        if a is not None:
+            by_dim.setdefault(a.shape[0], []).append(i)
+    for idx in by_dim.values():
+        m = np.stack([arrays[i] for i in idx])  # type: ignore[misc]
+        finite = np.asarray(np.isfinite(m).all(axis=1), dtype=np.bool_)
+        nonzero = np.abs(np.where(np.isfinite(m), m, 0)).max(axis=1) > 0
+        bad = np.flatnonzero(~(finite & nonzero))
+        if bad.size:
+            i = idx[int(bad[0])]
+            why = "holds NaN or infinite values" if not finite[bad[0]] else "is all zeros"
+            raise GalleryError(f"sighting {i} embedding {why}")
