@@ -260,7 +260,6 @@ def test_a_lock_that_ends_within_the_timeout_is_waited_for(tmp_path: Path) -> No
 # ------------------------------------------------------------- concurrency
 
 
-@pytest.mark.slow
 def test_readers_stay_unblocked_while_the_writer_inserts_thousands(tmp_path: Path) -> None:
     crops = face_jpegs(4)
     rng = np.random.default_rng(5)
