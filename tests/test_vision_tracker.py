@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vision.matcher import Match
-from vision.tracker import Tracker, TrackerConfig, TrackInput, iou_matrix
+from vision.tracker import Tracker, TrackerConfig, TrackInput, TrackRecord, iou_matrix
 
 E = np.eye(8, dtype=np.float32)
 UNKNOWN = Match(None, None, 0.3, 0.1)
@@ -120,7 +120,7 @@ def test_expiry_uses_the_station_clock_when_given() -> None:
 
 def test_live_tracks_are_bounded() -> None:
     t = Tracker("cam", TrackerConfig(max_tracks=3))
-    ended = []
+    ended: list[TrackRecord] = []
     for i in range(5):
         ended += t.update([face(1000 * i, 0, E[i])], at=i * 0.01).ended
     assert t.live == 3 and len(ended) == 2
