@@ -39,6 +39,8 @@ class DetectorConfig:
     that fraction of the image's shorter side (a 1280×886 photo at 0.04 looks for faces of 35 px and
     up, a 2000×1428 one for 57 px and up), which keeps the cost of big photos bounded. 20 px is the
     ``mtcnn`` package's own default; at 30 px a 26×36 px face in the annotated group photos is lost.
+    A found box whose longer side is under 0.8 × the minimum is dropped (MTCNN's boxes for faces at
+    the minimum size vary by about that much).
     """
 
     min_face: float = 20.0
