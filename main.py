@@ -199,6 +199,29 @@ def cmd_history(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
 
 
+# -------------------------------------------------------------- evaluate
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """LFW verification from the raw photos; prints one JSON object (vision/lfw.py has the protocol)."""
+    pairs, images = Path(args.pairs), Path(args.images)
+    if not pairs.is_file():
+        raise CliError(f"--pairs: {pairs} is not a file")
+    if not images.is_dir():
+        raise CliError(f"--images: {images} is not a folder")
+    try:
+        from vision.lfw import PairsError, evaluate
+        from vision.types import VisionError
+    except ImportError as exc:
+        raise CliError(f"evaluate needs the station extra (pip install '.[station]'): {exc}") from None
+    try:
+        result = evaluate(pairs, images, model=args.model)
+    except (PairsError, VisionError) as exc:
+        raise CliError(str(exc)) from None
+    emit(result.as_json())
+    return 0
+
+
 # --------------------------------------------------------------- console
 
 
@@ -282,6 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offset", type=int, default=0, metavar="N", help="skip the N newest matches first")
     p.add_argument("--busy-timeout", type=float, default=5.0, metavar="S", help="wait S seconds for a locked gallery")
     p.set_defaults(func=cmd_history)
+
+    p = sub.add_parser("evaluate", parents=[common], help="measure accuracy on a benchmark (lfw)")
+    bench = p.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
+    q = bench.add_parser("lfw", parents=[common], help="LFW verification pairs, from the raw photos")
+    q.add_argument("--pairs", required=True, metavar="FILE", help="LFW pairs.txt (10 folds, or one)")
+    q.add_argument("--images", required=True, metavar="DIR", help="folder of NAME/NAME_NNNN.jpg photos")
+    q.add_argument("--model", default="facenet-512", help="embedding model (facenet-512, dlib-128, vggface2-2048)")
+    q.set_defaults(func=cmd_evaluate)
     return parser
 
 
