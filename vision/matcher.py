@@ -16,7 +16,7 @@ dimension raises :class:`EmbeddingMismatch`.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -279,3 +279,36 @@ class Matcher:
             pid = int(self._persons[top])
             return Match(pid, self._names[top], best, runner)
         return Match(None, None, best, runner)
+
+
+class GalleryLike(Protocol):
+    """What the service needs of ``storage.gallery.Gallery`` to rebuild its matcher."""
+
+    def sample_matrix(self, model: str) -> SampleMatrixLike: ...
+    def negative_matrix(self, model: str) -> NegativeMatrixLike: ...
+    def revision(self) -> int: ...
+
+
+def gallery_loader(
+    gallery: GalleryLike,
+    model: str,
+    *,
+    threshold: float,
+    margin: float = DEFAULT_MARGIN,
+    negative_threshold: float | None = None,
+    dim: int | None = None,
+) -> Callable[[], Matcher]:
+    """A callable that builds a fresh matcher from the gallery's current samples of ``model``."""
+
+    def load() -> Matcher:
+        return Matcher.from_matrices(
+            model,
+            gallery.sample_matrix(model),
+            gallery.negative_matrix(model),
+            threshold=threshold,
+            margin=margin,
+            negative_threshold=negative_threshold,
+            dim=dim,
+        )
+
+    return load

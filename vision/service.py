@@ -1,0 +1,441 @@
+"""The recognition service: newest frame of each camera in, frozen results and sightings out, no Qt.
+
+One feed thread waits on the receiver for new frames and keeps, per camera, only the newest
+frame not yet taken (a newer one replaces it: nothing queues). N worker threads share the
+cameras: a free worker takes the camera that was served least recently among those with a
+waiting frame, no camera has more than one frame in flight, and a camera with a rate cap
+waits for its turn. So when analysis is slower than the cameras, every camera's recognition
+rate drops by the same share and latency stays one frame's work, instead of a backlog growing.
+
+Each result goes to the listeners, called on the worker thread that made it (keep them cheap;
+the console hands them to its own thread), and is kept per camera for :meth:`latest_results`.
+Ended tracks go to the sighting sink, called on a worker thread or on the feed thread (for
+tracks that timed out) or in :meth:`stop` (for the tracks still live).
+
+The feed thread also polls the gallery revision every ``revision_poll_s`` and swaps in a
+freshly loaded matcher when it changed; a failing reload is logged and the old matcher kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Protocol
+
+import numpy as np
+
+from network.frames import Frame, FrameDecodeError
+from vision.matcher import NO_SCORE, Match, Matcher
+from vision.results import FaceResult, FrameResult, RecognitionStats
+from vision.tracker import Tracker, TrackerConfig, TrackInput, TrackRecord
+from vision.types import Detection, FloatArray, ImageBGR
+
+log = logging.getLogger(__name__)
+
+
+class QualityLike(Protocol):
+    @property
+    def score(self) -> float: ...
+
+
+class ObservationLike(Protocol):
+    """What the service reads of one analysed face (``vision.pipeline.FaceObservation`` fits)."""
+
+    @property
+    def detection(self) -> Detection: ...
+    @property
+    def quality(self) -> QualityLike: ...
+    @property
+    def crop(self) -> ImageBGR: ...
+    @property
+    def embedding(self) -> FloatArray: ...
+    @property
+    def model(self) -> str: ...
+
+
+class FrameSource(Protocol):
+    """What the service needs of ``network.udp_receiver.UdpReceiver``."""
+
+    def wait_for_frames(self, after_serial: int, timeout: float) -> list[Frame]: ...
+    def add_listener(self, listener: Callable[[Frame], None]) -> None: ...
+
+
+Analyse = Callable[[ImageBGR], Sequence[ObservationLike]]
+ResultListener = Callable[[FrameResult], None]
+SightingSink = Callable[[Sequence[TrackRecord]], None]
+
+
+def _default_workers() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """How many workers, how fast each camera may be recognised, and the service's timings."""
+
+    workers: int = field(default_factory=_default_workers)
+    max_rate_hz: float | None = None  # every camera's cap, None for as fast as the workers go
+    camera_rate_hz: Mapping[str, float] = field(default_factory=dict)  # per-camera caps, over max_rate_hz
+    max_frame_age_s: float = 2.0  # a frame received longer ago than this is never recognised
+    revision_poll_s: float = 0.5
+    stats_window_s: float = 2.0
+    stop_timeout_s: float = 5.0
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.workers <= 64:
+            raise ValueError(f"workers must lie in 1..64, got {self.workers}")
+        rates = dict(self.camera_rate_hz)
+        for name, hz in [("max_rate_hz", self.max_rate_hz), *rates.items()]:
+            if hz is not None and not hz > 0:
+                raise ValueError(f"recognition rate for {name} must be > 0 Hz, got {hz}")
+        object.__setattr__(self, "camera_rate_hz", MappingProxyType(rates))
+
+    def rate_for(self, camera: str) -> float | None:
+        return self.camera_rate_hz.get(camera, self.max_rate_hz)
+
+
+class _Camera:
+    """One camera's scheduling state (guarded by the service's condition) and its tracker (by ``lock``)."""
+
+    def __init__(self, name: str, tracker: Tracker, min_interval: float) -> None:
+        self.name = name
+        self.pending: Frame | None = None
+        self.busy = False
+        self.last_started = -np.inf
+        self.min_interval = min_interval
+        self.delivered = 0
+        self.taken = 0
+        self.recognised = 0
+        self.errors = 0
+        self.last_error = ""
+        self.done_at: deque[float] = deque(maxlen=512)
+        self.latencies: deque[float] = deque(maxlen=512)
+        self.latest: FrameResult | None = None
+        self.tracker = tracker
+        self.lock = threading.Lock()
+
+
+class RecognitionService:
+    """Recognises the newest frame of each camera on a small worker pool; see the module docstring."""
+
+    def __init__(
+        self,
+        source: FrameSource,
+        analyse: Analyse,
+        load_matcher: Callable[[], Matcher | None] | None = None,
+        *,
+        revision: Callable[[], int] | None = None,
+        sighting_sink: SightingSink | None = None,
+        config: ServiceConfig | None = None,
+    ) -> None:
+        self.config = config or ServiceConfig()
+        self._source = source
+        self._analyse = analyse
+        self._load_matcher = load_matcher
+        self._revision = revision
+        self._sink = sighting_sink
+        self._matcher: Matcher | None = None
+        self._seen_revision: int | None = None
+        self._cond = threading.Condition()
+        self._cameras: dict[str, _Camera] = {}
+        self._listeners: list[ResultListener] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._serial = 0
+        self._listening = False
+        self.sink_errors = 0
+        self.matcher_reloads = 0
+
+    # ------------------------------------------------------------------ life
+
+    def start(self) -> RecognitionService:
+        """Load the matcher (its errors propagate) and start the feed thread and the workers."""
+        if self._threads:
+            raise RuntimeError("the recognition service is already running")
+        if self._revision is not None:
+            self._seen_revision = self._revision()
+        if self._load_matcher is not None:
+            self._matcher = self._load_matcher()
+        if not self._listening:
+            self._source.add_listener(self._on_delivered)
+            self._listening = True
+        self._stop.clear()
+        feed = threading.Thread(target=self._feed_loop, name="recognition-feed", daemon=True)
+        workers = [
+            threading.Thread(target=self._work_loop, name=f"recognition-{i}", daemon=True)
+            for i in range(self.config.workers)
+        ]
+        self._threads = [feed, *workers]
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self, *, flush: bool = True) -> None:
+        """Stop and join the threads (within ``stop_timeout_s``); with ``flush``, live tracks become sightings."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        deadline = time.monotonic() + self.config.stop_timeout_s
+        for t in self._threads:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+            if t.is_alive():
+                log.warning("recognition thread %s did not stop within %.1f s", t.name, self.config.stop_timeout_s)
+        self._threads = []
+        if flush:
+            for cam in self._camera_list():
+                with cam.lock:
+                    ended = cam.tracker.flush()
+                self._emit_sightings(ended)
+
+    def __enter__(self) -> RecognitionService:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    # --------------------------------------------------------------- readers
+
+    def add_listener(self, listener: ResultListener) -> None:
+        """Call ``listener(result)`` for every recognised frame, on the worker thread that made it."""
+        with self._cond:
+            self._listeners = [*self._listeners, listener]
+
+    def latest_results(self) -> dict[str, FrameResult]:
+        """The newest result of each camera (for polling at display rate)."""
+        with self._cond:
+            return {c.name: c.latest for c in self._cameras.values() if c.latest is not None}
+
+    @property
+    def matcher(self) -> Matcher | None:
+        return self._matcher
+
+    def set_matcher(self, matcher: Matcher | None) -> None:
+        """Swap the matcher now (workers pick it up with their next frame)."""
+        self._matcher = matcher
+
+    def stats(self) -> list[RecognitionStats]:
+        now = time.monotonic()
+        window = self.config.stats_window_s
+        out = []
+        with self._cond:
+            for cam in self._cameras.values():
+                recent = sum(1 for t in cam.done_at if now - t <= window)
+                lat = np.asarray(cam.latencies, dtype=np.float64) if cam.latencies else None
+                waiting = 1 if cam.pending is not None else 0
+                out.append(
+                    RecognitionStats(
+                        camera=cam.name,
+                        fps=round(recent / window, 2),
+                        recognised=cam.recognised,
+                        dropped=max(0, cam.delivered - cam.taken - waiting),
+                        errors=cam.errors,
+                        latency_ms_p50=None if lat is None else round(float(np.percentile(lat, 50)), 2),
+                        latency_ms_p95=None if lat is None else round(float(np.percentile(lat, 95)), 2),
+                        live_tracks=cam.tracker.live,
+                        last_error=cam.last_error,
+                    )
+                )
+        return out
+
+    # ------------------------------------------------------------ the threads
+
+    def _camera(self, name: str) -> _Camera:
+        """The camera's state, created on first sight (call with ``_cond`` held)."""
+        cam = self._cameras.get(name)
+        if cam is None:
+            rate = self.config.rate_for(name)
+            cam = _Camera(name, Tracker(name, self.config.tracker), 0.0 if rate is None else 1.0 / rate)
+            self._cameras[name] = cam
+        return cam
+
+    def _camera_list(self) -> list[_Camera]:
+        with self._cond:
+            return list(self._cameras.values())
+
+    def _on_delivered(self, frame: Frame) -> None:
+        """Receiver listener (receive thread): count deliveries, so skipped frames can be counted."""
+        with self._cond:
+            self._camera(frame.camera).delivered += 1
+
+    def _feed_loop(self) -> None:
+        next_poll = time.monotonic() + self.config.revision_poll_s
+        while not self._stop.is_set():
+            began = time.monotonic()
+            try:
+                frames = self._source.wait_for_frames(self._serial, timeout=0.1)
+            except Exception:
+                log.exception("recognition: reading frames failed")
+                frames = []
+            if frames:
+                wall = time.time()
+                with self._cond:
+                    for frame in frames:
+                        self._serial = max(self._serial, frame.serial)
+                        if wall - frame.received_at > self.config.max_frame_age_s:
+                            continue  # a slot left over from a camera gone quiet: not news
+                        self._camera(frame.camera).pending = frame
+                    self._cond.notify_all()
+            elif time.monotonic() - began < 0.01:
+                self._stop.wait(0.05)  # the source answers at once when stopped: do not spin
+            now = time.monotonic()
+            if now >= next_poll:
+                next_poll = now + self.config.revision_poll_s
+                self._poll_revision()
+                for cam in self._camera_list():
+                    with cam.lock:
+                        ended = cam.tracker.expire(now)
+                    self._emit_sightings(ended)
+
+    def _poll_revision(self) -> None:
+        if self._revision is None or self._load_matcher is None:
+            return
+        try:
+            revision = self._revision()
+            if revision == self._seen_revision:
+                return
+            self._matcher = self._load_matcher()
+            self._seen_revision = revision
+            self.matcher_reloads += 1
+            log.info("recognition: gallery revision %s loaded", revision)
+        except Exception:
+            log.exception("recognition: reloading the matcher failed; keeping the previous one")
+
+    def _pick(self, now: float) -> tuple[_Camera | None, float]:
+        """The least recently served camera with a frame waiting and its turn due (``_cond`` held)."""
+        best: _Camera | None = None
+        wait = 0.25
+        for cam in self._cameras.values():
+            if cam.pending is None or cam.busy:
+                continue
+            due = cam.last_started + cam.min_interval
+            if due > now:
+                wait = min(wait, due - now)
+            elif best is None or cam.last_started < best.last_started:
+                best = cam
+        return best, wait
+
+    def _work_loop(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    if self._stop.is_set():
+                        return
+                    now = time.monotonic()
+                    cam, wait = self._pick(now)
+                    if cam is not None:
+                        break
+                    self._cond.wait(wait)
+                frame, cam.pending = cam.pending, None
+                cam.busy = True
+                cam.last_started = now
+                cam.taken += 1
+            assert frame is not None
+            result: FrameResult | None = None
+            ended: list[TrackRecord] = []
+            try:
+                result, ended = self._recognise(cam, frame)
+            except FrameDecodeError as exc:
+                self._failed(cam, frame, f"bad frame: {exc}", exc_info=False)
+            except Exception as exc:
+                self._failed(cam, frame, f"{type(exc).__name__}: {exc}", exc_info=True)
+            finally:
+                with self._cond:
+                    cam.busy = False
+                    if result is not None:
+                        cam.latest = result
+                        cam.recognised += 1
+                        cam.done_at.append(time.monotonic())
+                        cam.latencies.append(result.latency_ms)
+                    listeners = self._listeners
+                    self._cond.notify_all()
+            if result is not None:
+                for listener in listeners:
+                    try:
+                        listener(result)
+                    except Exception:
+                        log.exception("recognition listener failed")
+            self._emit_sightings(ended)
+
+    def _failed(self, cam: _Camera, frame: Frame, message: str, *, exc_info: bool) -> None:
+        log.warning("recognition: %s frame %d skipped: %s", cam.name, frame.frame_id, message, exc_info=exc_info)
+        with self._cond:
+            cam.errors += 1
+            cam.last_error = message
+
+    def _recognise(self, cam: _Camera, frame: Frame) -> tuple[FrameResult, list[TrackRecord]]:
+        image = frame.image
+        faces = list(self._analyse(image))
+        matcher = self._matcher
+        matches = _match_all(matcher, faces)
+        inputs = [
+            TrackInput(
+                box=f.detection.box,
+                match=m,
+                quality=float(f.quality.score),
+                embedding=f.embedding,
+                crop=f.crop,
+                model=f.model,
+            )
+            for f, m in zip(faces, matches, strict=True)
+        ]
+        with cam.lock:
+            update = cam.tracker.update(inputs, at=frame.captured_at, now=time.monotonic())
+        results = tuple(
+            FaceResult(
+                box=f.detection.box,
+                landmarks=f.detection.landmarks,
+                track_id=view.track_id,
+                person_id=view.person_id,
+                person=view.person,
+                score=m.score,
+                watchlist=matcher is not None and matcher.on_watchlist(view.person_id),
+                confidence=float(f.detection.confidence),
+                quality=float(f.quality.score),
+            )
+            for f, m, view in zip(faces, matches, update.views, strict=True)
+        )
+        done = time.time()
+        result = FrameResult(
+            camera=frame.camera,
+            frame_id=frame.frame_id,
+            captured_at=frame.captured_at,
+            faces=results,
+            latency_ms=(done - frame.captured_at) * 1000.0,
+            recognised_at=done,
+        )
+        return result, list(update.ended)
+
+    def _emit_sightings(self, ended: Sequence[TrackRecord]) -> None:
+        if not ended or self._sink is None:
+            return
+        try:
+            self._sink(ended)
+        except Exception:
+            self.sink_errors += len(ended)
+            log.exception("recognition: %d sighting(s) could not be recorded", len(ended))
+
+
+def _match_all(matcher: Matcher | None, faces: Sequence[ObservationLike]) -> list[Match]:
+    """Each face's match, in one matrix product per model."""
+    if not faces:
+        return []
+    if matcher is None:
+        return [Match(None, None, NO_SCORE, NO_SCORE) for _ in faces]
+    out: list[Match | None] = [None] * len(faces)
+    for model in {f.model for f in faces}:
+        idx = [i for i, f in enumerate(faces) if f.model == model]
+        got = matcher.match(np.stack([faces[i].embedding for i in idx]), model=model)
+        for i, m in zip(idx, got, strict=True):
+            out[i] = m
+    return [m for m in out if m is not None]
