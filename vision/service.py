@@ -31,7 +31,7 @@ from typing import Protocol
 import numpy as np
 
 from network.frames import Frame, FrameDecodeError
-from vision.matcher import NO_SCORE, Match, Matcher
+from vision.matcher import NO_SCORE, Match, Matcher, limit_blas_threads
 from vision.results import FaceResult, FrameResult, RecognitionStats
 from vision.tracker import Tracker, TrackerConfig, TrackInput, TrackRecord
 from vision.types import Detection, FloatArray, ImageBGR
@@ -86,6 +86,7 @@ class ServiceConfig:
     revision_poll_s: float = 0.5
     stats_window_s: float = 2.0
     stop_timeout_s: float = 5.0
+    blas_threads: int | None = 1  # process-wide numpy BLAS threads set on start (None leaves it alone)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
 
     def __post_init__(self) -> None:
@@ -159,6 +160,8 @@ class RecognitionService:
         """Load the matcher (its errors propagate) and start the feed thread and the workers."""
         if self._threads:
             raise RuntimeError("the recognition service is already running")
+        if self.config.blas_threads is not None and not limit_blas_threads(self.config.blas_threads):
+            log.info("threadpoolctl is not installed: numpy keeps its own BLAS thread count")
         if self._revision is not None:
             self._seen_revision = self._revision()
         if self._load_matcher is not None:
