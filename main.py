@@ -82,6 +82,60 @@ def _hostport(text: str, flag: str) -> tuple[str, int]:
         raise CliError(f"{flag}: {exc}") from None
 
 
+def _recognition_parts(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """Open the gallery and load the models before listening, so a bad gallery or a missing model
+    fails at once with one line instead of after the cameras connect."""
+    from station.runtime import RecognitionSettings
+    from storage.errors import GalleryError
+    from storage.gallery import Gallery
+    from vision.pipeline import FacePipeline
+    from vision.types import VisionError
+
+    path = Path(args.gallery)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        gallery = Gallery.open(path, actor="headless")
+    except (GalleryError, OSError) as exc:
+        raise CliError(str(exc)) from None
+    try:
+        pipeline = FacePipeline()
+        pipeline.warm_up()
+        settings = RecognitionSettings.from_gallery(
+            gallery, pipeline.model, threshold=args.threshold, max_rate_hz=args.max_rate
+        )
+    except (VisionError, ValueError, GalleryError) as exc:
+        gallery.close()
+        raise CliError(str(exc)) from None
+    return gallery, pipeline, settings
+
+
+def _print_sighting(record: Any) -> None:
+    emit(
+        {
+            "event": "sighting",
+            "camera": record.camera,
+            "person": record.person,
+            "score": round(float(record.score), 4),
+            "start": _iso(record.start),
+            "end": _iso(record.end),
+            "track": record.track_id,
+            "frames": record.frames,
+        }
+    )
+
+
+def _recognition_stats(stats: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(stats).items()}
+
+
+def _iso(epoch: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def cmd_headless(args: argparse.Namespace) -> int:
     from network.udp_receiver import ReceiverConfig, UdpReceiver, format_stats
 
@@ -90,11 +144,21 @@ def cmd_headless(args: argparse.Namespace) -> int:
     key = _load_station_key(args)
     if args.stats_every <= 0:
         raise CliError("--stats-every must be positive")
+    gallery, pipeline, settings = _recognition_parts(args) if args.recognition else (None, None, None)
     receiver = UdpReceiver(key, listen[0], listen[1], config=ReceiverConfig(offline_after_s=args.offline_after))
     try:
         receiver.start()
     except OSError as exc:
+        if gallery is not None:
+            gallery.close()
         raise CliError(f"cannot listen on {args.listen}: {exc.strerror}") from None
+    recogniser = None
+    if gallery is not None and pipeline is not None and settings is not None:
+        from station.runtime import Recogniser
+
+        recogniser = Recogniser(receiver, gallery, pipeline, settings, workers=args.workers)
+        recogniser.add_sighting_listener(_print_sighting)
+        recogniser.start()
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -156,6 +220,9 @@ def cmd_headless(args: argparse.Namespace) -> int:
                 next_stats += args.stats_every
                 for st in receiver.stats():
                     emit(format_stats(st))
+                if recogniser is not None:
+                    for rs in recogniser.stats():
+                        emit({"event": "recognition", **_recognition_stats(rs)})
                 rejected = receiver.rejected()
                 if rejected:
                     emit({"event": "rejected", "rejected": rejected, "total": sum(rejected.values())})
@@ -167,13 +234,175 @@ def cmd_headless(args: argparse.Namespace) -> int:
             stop_demo_senders(demo)
         if browser is not None:
             browser.close()
+        if recogniser is not None:
+            recogniser.stop()  # open tracks become sightings, printed and recorded
         receiver.stop()
+        if gallery is not None:
+            gallery.close()
         for ev in receiver.drain_events():
             emit({"event": "camera", "camera": ev.camera, "state": ev.state, "address": ev.address})
     return 0
 
 
 # --------------------------------------------------------------- history
+
+
+# ------------------------------------------------------- enrol / identify
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def _image_paths(paths: Sequence[str]) -> list[tuple[Path, str | None]]:
+    """Every image named or inside a named folder (sorted), with an error for what cannot be used."""
+    out: list[tuple[Path, str | None]] = []
+    for text in paths:
+        path = Path(text)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                out.append((path, "no image files in this folder"))
+            out.extend((p, None) for p in found)
+        elif path.exists():
+            out.append((path, None))
+        else:
+            out.append((path, "no such file"))
+    return out
+
+
+def _read_image(path: Path) -> Any:
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError("not an image, or unreadable")
+    return image
+
+
+def _open_gallery(args: argparse.Namespace, actor: str) -> Any:
+    from storage.errors import GalleryError
+    from storage.gallery import Gallery
+
+    path = Path(args.gallery)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return Gallery.open(path, actor=actor)
+    except (GalleryError, OSError) as exc:
+        raise CliError(str(exc)) from None
+
+
+def _pipeline(model: str | None = None) -> Any:
+    from vision.embedders import load_embedder
+    from vision.pipeline import FacePipeline
+    from vision.types import VisionError
+
+    try:
+        return FacePipeline(embedder=load_embedder(model) if model else None)
+    except VisionError as exc:
+        raise CliError(str(exc)) from None
+
+
+def cmd_enrol(args: argparse.Namespace) -> int:
+    """Enrol the largest face of each image as a sample of --name; JSON summary with what was refused."""
+    import cv2
+
+    from vision.quality import QualityLimits
+
+    name = args.name.strip()
+    if not name:
+        raise CliError("--name must not be empty")
+    images = _image_paths(args.paths)
+    gallery = _open_gallery(args, "cli")
+    try:
+        pipeline = _pipeline(args.model)
+        limits = QualityLimits(min_face=args.min_face)
+        enrolled: list[str] = []
+        rejected: list[dict[str, str]] = []
+        for path, problem in images:
+            if problem is not None:
+                rejected.append({"path": str(path), "reason": problem})
+                continue
+            try:
+                faces = pipeline.observe(_read_image(path))
+                if not faces:
+                    raise ValueError("no face found")
+                face = max(faces, key=lambda o: o.detection.box[2] * o.detection.box[3])
+                reason = face.quality.reject_reason(limits)
+                if reason is not None:
+                    raise ValueError(reason)
+                ok, jpeg = cv2.imencode(".jpg", face.crop, [cv2.IMWRITE_JPEG_QUALITY, 92])
+                if not ok:
+                    raise ValueError("the face crop would not encode")
+                gallery.enrol_sample(
+                    name,
+                    model=face.model,
+                    embedding=face.embedding,
+                    crop_jpeg=bytes(jpeg),
+                    source=str(path),
+                    quality=face.quality.score,
+                )
+                enrolled.append(str(path))
+            except ValueError as exc:
+                rejected.append({"path": str(path), "reason": str(exc)})
+        samples = next((p.samples for p in gallery.persons() if p.name == name), 0)
+        emit(
+            {
+                "event": "enrol",
+                "person": name,
+                "model": pipeline.model,
+                "enrolled": len(enrolled),
+                "samples": samples,
+                "files": enrolled,
+                "rejected": rejected,
+            }
+        )
+        return 0 if enrolled else 1
+    finally:
+        gallery.close()
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    """One JSON line per image: each face's box, person (or null) and score."""
+    from station.runtime import RecognitionSettings
+    from vision.matcher import Matcher
+
+    gallery = _open_gallery(args, "cli")
+    try:
+        pipeline = _pipeline(args.model)
+        settings = RecognitionSettings.from_gallery(gallery, pipeline.model, threshold=args.threshold)
+        matcher = Matcher.from_matrices(
+            pipeline.model,
+            gallery.sample_matrix(pipeline.model),
+            gallery.negative_matrix(pipeline.model),
+            threshold=settings.threshold,
+            margin=settings.margin,
+        )
+        failures = 0
+        for path, problem in _image_paths(args.paths):
+            try:
+                if problem is not None:
+                    raise ValueError(problem)
+                faces = pipeline.observe(_read_image(path))
+            except ValueError as exc:
+                failures += 1
+                emit({"path": str(path), "faces": [], "error": str(exc)})
+                continue
+            matches = matcher.match([f.embedding for f in faces], model=pipeline.model) if faces else []
+            emit(
+                {
+                    "path": str(path),
+                    "faces": [
+                        {
+                            "box": [round(float(v), 1) for v in f.detection.box],
+                            "person": m.person,
+                            "score": round(float(m.score), 4),
+                        }
+                        for f, m in zip(faces, matches, strict=True)
+                    ],
+                }
+            )
+        return 1 if failures else 0
+    finally:
+        gallery.close()
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -289,7 +518,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mdns-interface", action="append", metavar="IP", help="discover over mDNS on this address only")
     p.add_argument("--offline-after", type=float, default=3.0, metavar="S", help="silence before a camera is offline")
     p.add_argument("--demo", type=int, nargs="?", const=1, default=0, metavar="N", help="start N local demo senders")
+    p.add_argument("--no-recognition", dest="recognition", action="store_false", help="receive only: load no models")
+    p.add_argument("--workers", type=int, metavar="N", help="recognition threads (default: by CPU count)")
+    p.add_argument("--threshold", type=float, help="recognition threshold (default: the gallery's setting)")
+    p.add_argument("--max-rate", type=float, metavar="HZ", help="recognitions per second per camera, at most")
     p.set_defaults(func=cmd_headless)
+
+    p = sub.add_parser("enrol", parents=[common], help="enrol faces from image files or folders")
+    p.add_argument("--name", required=True, help="the person's name (created if new)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders of images")
+    p.add_argument("--model", help="embedding model (default facenet-512)")
+    p.add_argument("--min-face", type=float, default=40.0, metavar="PX", help="refuse faces smaller than this")
+    p.set_defaults(func=cmd_enrol)
+
+    p = sub.add_parser("identify", parents=[common], help="who is in these images (JSON line per image)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders of images")
+    p.add_argument("--model", help="embedding model (default facenet-512)")
+    p.add_argument("--threshold", type=float, help="recognition threshold (default: the gallery's setting)")
+    p.set_defaults(func=cmd_identify)
 
     p = sub.add_parser("history", parents=[common], help="print sightings from the gallery, newest first")
     p.add_argument("--person", metavar="NAME", help="only this person")

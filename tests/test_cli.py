@@ -208,11 +208,15 @@ def test_keygen_writes_an_owner_only_key_and_refuses_to_overwrite(tmp_path: Path
 
 def test_headless_creates_the_default_key_beside_the_gallery(tmp_path: Path) -> None:
     gallery = tmp_path / "data" / "gallery.db"
-    result = main_py("headless", "--gallery", str(gallery), "--listen", "127.0.0.1:0", "--duration", "0.5")
+    result = main_py(
+        "headless", "--no-recognition", "--gallery", str(gallery), "--listen", "127.0.0.1:0", "--duration", "0.5"
+    )
     assert result.returncode == 0, result.stderr
     key_path = tmp_path / "data" / "station.key"
     assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
-    again = main_py("headless", "--gallery", str(gallery), "--listen", "127.0.0.1:0", "--duration", "0.5")
+    again = main_py(
+        "headless", "--no-recognition", "--gallery", str(gallery), "--listen", "127.0.0.1:0", "--duration", "0.5"
+    )
     assert again.returncode == 0
     assert "created a new station key" in result.stderr and "created a new station key" not in again.stderr
 
@@ -235,11 +239,12 @@ def test_headless_errors_are_one_clear_line(tmp_path: Path, key_file: Path) -> N
 
 @pytest.mark.slow
 def test_headless_demo_streams_a_local_demo_camera(tmp_path: Path) -> None:
-    """What `make demo` runs until the console exists: a station and one demo sender, JSON lines out."""
+    """A headless station with a local demo sender (receive only), JSON lines out."""
     result = main_py(
         "--gallery",
         str(tmp_path / "gallery.db"),
         "headless",
+        "--no-recognition",
         "--listen",
         "127.0.0.1:0",
         "--demo",

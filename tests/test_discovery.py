@@ -83,6 +83,7 @@ def test_headless_discovers_and_prints_json_lines(key_file: Path, start_sender: 
             sys.executable,
             str(ROOT / "main.py"),
             "headless",
+            "--no-recognition",
             "--listen",
             "127.0.0.1:0",
             "--key-file",

@@ -150,6 +150,7 @@ class Headless:
                 sys.executable,
                 str(ROOT / "main.py"),
                 "headless",
+                "--no-recognition",
                 "--listen",
                 "127.0.0.1:0",
                 "--key-file",

@@ -1,0 +1,1 @@
+"""The running station: wires the network, the recognition engine and the gallery together (no Qt)."""

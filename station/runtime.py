@@ -1,0 +1,193 @@
+"""The recognising station without a display: frames in, faces recognised, sightings recorded.
+
+``main.py headless`` and the console build the same :class:`Recogniser` on top of a receiver, a
+gallery and a face pipeline, so what the operator sees is what the server records. No Qt here.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from storage.gallery import Gallery
+from vision.matcher import DEFAULT_MARGIN, Matcher
+from vision.results import FrameResult, RecognitionStats
+from vision.service import FrameSource, ObservationLike, RecognitionService, ServiceConfig
+from vision.sightings import to_new_sighting
+from vision.tracker import TrackRecord
+from vision.types import ImageBGR
+
+log = logging.getLogger(__name__)
+
+# Keys of the settings the operator changes (stored in the gallery, so they survive restarts).
+THRESHOLD = "recognition.threshold"
+MIN_FACE = "recognition.min_face_px"
+MAX_RATE = "recognition.max_rate_hz"
+RETENTION_DAYS = "retention.days"
+UNKNOWN_ALERTS = "alerts.unknown"
+
+
+def calibrated_threshold(model: str) -> float:
+    """The model's calibrated cosine threshold (see vision/calibration.py); importing it loads no model."""
+    if model == "facenet-512":
+        from vision.embedders.facenet import FaceNetEmbedder
+
+        return float(FaceNetEmbedder.verification_threshold)
+    if model == "dlib-128":
+        from vision.embedders.dlib_resnet import DlibResNetEmbedder
+
+        return float(DlibResNetEmbedder.verification_threshold)
+    if model == "vggface2-2048":
+        from vision.embedders.vggface import VggFace2Embedder
+
+        return float(VggFace2Embedder.verification_threshold)
+    raise ValueError(f"unknown model {model!r}")
+
+
+@dataclass(frozen=True)
+class RecognitionSettings:
+    """What the operator tunes; ``max_rate_hz`` None means as fast as the workers go."""
+
+    threshold: float
+    margin: float = DEFAULT_MARGIN
+    min_face_px: float = 40.0
+    max_rate_hz: float | None = 5.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"the recognition threshold must be between 0 and 1, not {self.threshold}")
+        if not 0.0 <= self.min_face_px <= 2000.0:
+            raise ValueError(f"the minimum face size must be 0..2000 px, not {self.min_face_px}")
+        if self.max_rate_hz is not None and not 0.0 < self.max_rate_hz <= 100.0:
+            raise ValueError(f"the recognition rate must be 0..100 per second, not {self.max_rate_hz}")
+
+    @classmethod
+    def from_gallery(cls, gallery: Gallery, model: str, **overrides: Any) -> RecognitionSettings:
+        """The settings stored in the gallery, the model's calibrated threshold where none is stored."""
+        stored = cls(
+            threshold=float(gallery.get_setting(THRESHOLD, calibrated_threshold(model))),
+            min_face_px=float(gallery.get_setting(MIN_FACE, 40.0)),
+            max_rate_hz=_rate(gallery.get_setting(MAX_RATE, 5.0)),
+        )
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return replace(stored, **given) if given else stored
+
+
+def _rate(value: object) -> float | None:
+    if value is None:
+        return None
+    rate = float(str(value))
+    return None if rate <= 0 else rate
+
+
+class FacePipelineLike(Protocol):
+    @property
+    def model(self) -> str: ...
+
+    def observe(self, image: ImageBGR) -> Sequence[ObservationLike]: ...
+
+
+SightingListener = Callable[[TrackRecord], None]
+
+
+class Recogniser:
+    """A :class:`RecognitionService` whose matcher comes from the gallery and whose sightings go into it.
+
+    Gallery changes (an enrolment, a delete, a rename) reach the matcher within the service's
+    revision poll (0.5 s). Sighting listeners (the headless printer, the console's alerts) are
+    called on a recognition thread after the sighting was handed to the gallery's writer.
+    """
+
+    def __init__(
+        self,
+        source: FrameSource,
+        gallery: Gallery,
+        pipeline: FacePipelineLike,
+        settings: RecognitionSettings,
+        *,
+        workers: int | None = None,
+    ) -> None:
+        self.gallery = gallery
+        self.pipeline = pipeline
+        self.model = pipeline.model
+        self._settings = settings
+        self._listeners: list[SightingListener] = []
+        self._lock = threading.Lock()
+        self.recorded = 0
+        config = ServiceConfig(max_rate_hz=settings.max_rate_hz)
+        if workers is not None:
+            config = replace(config, workers=workers)
+        self.service = RecognitionService(
+            source,
+            self._analyse,
+            self._load_matcher,
+            revision=gallery.revision,
+            sighting_sink=self._record,
+            config=config,
+        )
+
+    # ------------------------------------------------------------ life
+
+    def start(self) -> Recogniser:
+        self.service.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the workers; tracks still open become sightings, and the writer is flushed."""
+        self.service.stop(flush=True)
+        self.gallery.flush(timeout=10.0)
+
+    # --------------------------------------------------------- settings
+
+    @property
+    def settings(self) -> RecognitionSettings:
+        return self._settings
+
+    def apply(self, settings: RecognitionSettings) -> None:
+        """Take new settings now: the matcher is rebuilt; the rate cap applies from the next frame."""
+        self._settings = settings
+        self.service.config = replace(self.service.config, max_rate_hz=settings.max_rate_hz)
+        self.service.set_matcher(self._load_matcher())
+
+    def add_sighting_listener(self, listener: SightingListener) -> None:
+        with self._lock:
+            self._listeners = [*self._listeners, listener]
+
+    # ----------------------------------------------------------- readers
+
+    def latest_results(self) -> dict[str, FrameResult]:
+        return self.service.latest_results()
+
+    def stats(self) -> list[RecognitionStats]:
+        return self.service.stats()
+
+    # ----------------------------------------------------------- workers
+
+    def _analyse(self, image: ImageBGR) -> list[ObservationLike]:
+        minimum = self._settings.min_face_px
+        return [o for o in self.pipeline.observe(image) if min(o.detection.box[2], o.detection.box[3]) >= minimum]
+
+    def _load_matcher(self) -> Matcher:
+        s = self._settings
+        return Matcher.from_matrices(
+            self.model,
+            self.gallery.sample_matrix(self.model),
+            self.gallery.negative_matrix(self.model),
+            threshold=s.threshold,
+            margin=s.margin,
+        )
+
+    def _record(self, records: Sequence[TrackRecord]) -> None:
+        if not records:
+            return
+        self.gallery.record_sightings([to_new_sighting(r) for r in records])
+        self.recorded += len(records)
+        for record in records:
+            for listener in self._listeners:
+                try:
+                    listener(record)
+                except Exception:
+                    log.exception("sighting listener failed")
