@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ def main_py(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str
     )
 
 
-def lines(result: subprocess.CompletedProcess[str]) -> list[dict[str, object]]:
+def lines(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
@@ -45,7 +46,7 @@ def test_enrol_then_identify_from_files(tmp_path: Path) -> None:
     [summary] = lines(result)
     assert summary["event"] == "enrol" and summary["person"] == "Colin Powell"
     assert summary["enrolled"] == 3 and summary["samples"] == 3
-    reasons = {Path(str(r["path"])).name: r["reason"] for r in summary["rejected"]}  # type: ignore[union-attr]
+    reasons = {Path(str(r["path"])).name: r["reason"] for r in summary["rejected"]}
     assert reasons == {"notes.jpg": "not an image, or unreadable", "blank.png": "no face found"}
 
     other = sorted(need(PEOPLE / "Tony_Blair").glob("*.jpg"))[0]
@@ -56,7 +57,7 @@ def test_enrol_then_identify_from_files(tmp_path: Path) -> None:
     assert isinstance(faces, list) and faces, "a face was found"
     central = min(faces, key=lambda f: abs(f["box"][0] + f["box"][2] / 2 - 125))
     assert central["person"] == "Colin Powell" and central["score"] > 0.5
-    assert all(f["person"] is None for f in by_path[other.name]["faces"])  # type: ignore[union-attr]
+    assert all(f["person"] is None for f in by_path[other.name]["faces"])
     assert by_path["notes.jpg"]["error"] == "not an image, or unreadable"
 
 
