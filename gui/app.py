@@ -23,6 +23,7 @@ from network import keys, protocol
 from network.demo_senders import start_demo_senders, stop_demo_senders
 from network.discovery import Browser, DiscoveredSender, local_ipv4_addresses
 from network.udp_receiver import ReceiverConfig, UdpReceiver
+from station.runtime import Recogniser, RecognitionSettings, calibrated_threshold
 from storage.errors import GalleryError
 from storage.gallery import Gallery
 from vision.embedders import DEFAULT_MODEL
@@ -84,9 +85,16 @@ def build_services(options: ConsoleOptions) -> tuple[ConsoleServices, list[Calla
     except OSError as exc:
         gallery.close()
         raise ConsoleError(f"cannot listen on {options.listen[0]}:{options.listen[1]}: {exc.strerror}") from None
-    stops: list[Callable[[], None]] = [receiver.stop, gallery.close]
     faces = LazyFaceAnalyser(_load_pipeline, DEFAULT_MODEL)
     faces.preload()
+    try:
+        settings = RecognitionSettings.from_gallery(gallery, DEFAULT_MODEL)
+    except (ValueError, GalleryError) as exc:
+        log.warning("stored recognition settings are unusable (%s); using the defaults", exc)
+        settings = RecognitionSettings(threshold=calibrated_threshold(DEFAULT_MODEL))
+    recogniser = Recogniser(receiver, gallery, faces, settings).start()
+    # Stopped in this order: recognition flushes open tracks into the gallery before it closes.
+    stops: list[Callable[[], None]] = [recogniser.stop, receiver.stop, gallery.close]
     discovered: Callable[[], list[DiscoveredSender]] = list
     try:
         browser = Browser(interfaces=list(options.mdns_interfaces) if options.mdns_interfaces else None)
@@ -104,6 +112,8 @@ def build_services(options: ConsoleOptions) -> tuple[ConsoleServices, list[Calla
         advertised_address=_advertised(options.listen, port),
         gallery=gallery,
         faces=faces,
+        cameras=lambda: [c.name for c in gallery.cameras()],
+        recogniser=recogniser,
     )
     if options.demo_cameras:
         procs = start_demo_senders((host, port), key_file, options.demo_cameras)

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from gui.display_decoder import DisplayDecoder
 from gui.jobs import Jobs
 from gui.live_painter import LivePainter, OverlaySource, RecognitionRates
+from gui.recognition_feed import RecognitionFeed
 from gui.services import ConsoleServices
 from gui.widgets.alerts_panel import Alert, AlertsPanel
 from gui.widgets.camera_grid import CameraGrid
@@ -58,6 +59,10 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.grid, "Live")
         self.setCentralWidget(self.tabs)
 
+        self.feed = RecognitionFeed(services.recogniser) if services.recogniser is not None else None
+        if self.feed is not None:
+            overlays = overlays or self.feed.overlays
+            recognition_rates = recognition_rates or self.feed.rates
         self.decoder = DisplayDecoder(services.receiver).start()
         self.painter = LivePainter(
             self.grid,
@@ -87,6 +92,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.totals)
         self.painter.totals_changed.connect(self.totals.setText)
         self.painter.camera_event.connect(self._on_camera_event)
+        self.painter.stats_timer.timeout.connect(self._poll_alerts)
 
         self.jobs = Jobs(self)
         self.enrol_dialog: EnrolDialog | None = None
@@ -177,6 +183,14 @@ class MainWindow(QMainWindow):
         self.enrol_dialog = dialog
         dialog.open()
         return dialog
+
+    def _poll_alerts(self) -> None:
+        if self.feed is None:
+            return
+        for alert in self.feed.alerts(self.alerts.unknown_alerts.isChecked()):
+            self.alerts.add(alert)
+            if alert.kind == "watchlist":
+                self.alerts_dock.raise_()
 
     def _on_camera_event(self, event: CameraEvent) -> None:
         if event.state == "offline":

@@ -12,6 +12,7 @@ from network.discovery import DiscoveredSender
 from network.udp_receiver import UdpReceiver
 
 if TYPE_CHECKING:
+    from station.runtime import Recogniser
     from storage.gallery import Gallery
     from vision.pipeline import FaceObservation
     from vision.types import ImageBGR
@@ -48,6 +49,7 @@ class ConsoleServices:
     gallery: Gallery | None = None
     faces: FaceAnalyser | None = None
     cameras: Callable[[], list[str]] = field(default=list)  # names of cameras seen, for filters
+    recogniser: Recogniser | None = None
 
 
 class LazyFaceAnalyser:
