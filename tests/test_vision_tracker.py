@@ -138,3 +138,59 @@ def test_bad_config_is_refused() -> None:
         TrackerConfig(max_unseen_s=0)
     with pytest.raises(ValueError, match="iou_weight"):
         TrackerConfig(iou_weight=2)
+
+
+@pytest.mark.slow
+def test_real_faces_from_the_clip_become_one_named_track_and_unknown_audience_tracks() -> None:
+    """The real pipeline (MTCNN, FaceNet) on the Hamilton clip at 7.5 fps: Lin-Manuel Miranda
+    performing (frames 90-210) is one track voted as him; the audience shots after it are
+    other, unknown tracks; Alex Lacamoire, also enrolled, is never named."""
+    import cv2
+
+    from tests.conftest import CLIP, FACES, need
+    from vision.embedders import load_embedder
+    from vision.matcher import Matcher, resolve_threshold
+    from vision.pipeline import FacePipeline, read_image
+
+    refs = need(FACES / "video" / "reference_faces")
+    pipeline = FacePipeline(embedder=load_embedder("facenet-512"))
+    people = {"Lin-Manuel Miranda": "lin-manuel-miranda.png", "Alex Lacamoire": "alex-lacamoire.png"}
+    enrolled = [pipeline.central_face(read_image(refs / f)) for f in people.values()]  # type: ignore[arg-type]
+    # The calibrated 1:N default when the embedder has one; else 0.5, between these scores (0.5-0.8 for him,
+    # under 0.4 for everyone else in the clip).
+    threshold = resolve_threshold(pipeline.embedder, None if hasattr(pipeline.embedder, "default_threshold") else 0.5)
+    matcher = Matcher(
+        pipeline.model, [1, 2], list(people), np.stack([o.embedding for o in enrolled]), threshold=threshold
+    )
+    tracker = Tracker("stage")
+    cap = cv2.VideoCapture(str(need(CLIP)))
+    named_tracks: set[str] = set()
+    records: list[TrackRecord] = []
+    index = 0
+    while index < 275:
+        ok, image = cap.read()
+        if not ok:
+            break
+        if index >= 90 and index % 4 == 0:
+            faces = pipeline.observe(np.asarray(image, dtype=np.uint8))
+            matches = matcher.match(np.stack([f.embedding for f in faces]), model=pipeline.model) if faces else []
+            inputs = [
+                TrackInput(f.detection.box, m, f.quality.score, f.embedding, f.crop, f.model)
+                for f, m in zip(faces, matches, strict=True)
+            ]
+            update = tracker.update(inputs, at=index / 29.97)
+            records += update.ended
+            named_tracks |= {v.track_id for v, m in zip(update.views, matches, strict=True) if m.person_id == 1}
+            assert all(m.person_id != 2 for m in matches)
+        index += 1
+    cap.release()
+    records += tracker.flush()
+    assert len(named_tracks) == 1, f"every frame that matched him should sit on one track: {named_tracks}"
+    (lin,) = [r for r in records if r.track_id in named_tracks]
+    assert lin.person == "Lin-Manuel Miranda" and lin.frames >= 25 and lin.score > 0.7
+    assert lin.crop is not None and lin.embedding is not None and lin.model == pipeline.model
+    assert 90 / 29.97 <= lin.start < lin.end <= 215 / 29.97
+    others = [r for r in records if r.track_id not in named_tracks]
+    assert all(r.person is None for r in others)
+    audience = [r for r in others if r.start > lin.end and r.frames >= 10]
+    assert len(audience) >= 3, f"the audience faces should be tracked steadily, one track each: {others}"
