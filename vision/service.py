@@ -12,8 +12,9 @@ the console hands them to its own thread), and is kept per camera for :meth:`lat
 Ended tracks go to the sighting sink, called on a worker thread or on the feed thread (for
 tracks that timed out) or in :meth:`stop` (for the tracks still live).
 
-The feed thread also polls the gallery revision every ``revision_poll_s`` and swaps in a
-freshly loaded matcher when it changed; a failing reload is logged and the old matcher kept.
+The feed thread also polls the gallery revision every ``revision_poll_s`` and, when it changed,
+loads a fresh matcher on a short-lived thread and swaps it in; a failing reload is logged and
+the old matcher kept until the gallery changes again.
 """
 
 from __future__ import annotations
@@ -151,6 +152,7 @@ class RecognitionService:
         self._threads: list[threading.Thread] = []
         self._serial = 0
         self._listening = False
+        self._reloading = threading.Event()
         self.sink_errors = 0
         self.matcher_reloads = 0
 
@@ -301,18 +303,30 @@ class RecognitionService:
                     self._emit_sightings(ended)
 
     def _poll_revision(self) -> None:
-        if self._revision is None or self._load_matcher is None:
+        """Start a reload on its own thread when the gallery changed (a big gallery takes a second to load)."""
+        if self._revision is None or self._load_matcher is None or self._reloading.is_set():
             return
         try:
             revision = self._revision()
-            if revision == self._seen_revision:
-                return
+        except Exception:
+            log.exception("recognition: reading the gallery revision failed")
+            return
+        if revision == self._seen_revision:
+            return
+        self._reloading.set()
+        threading.Thread(target=self._reload, args=(revision,), name="recognition-matcher", daemon=True).start()
+
+    def _reload(self, revision: int) -> None:
+        assert self._load_matcher is not None
+        try:
             self._matcher = self._load_matcher()
-            self._seen_revision = revision
             self.matcher_reloads += 1
             log.info("recognition: gallery revision %s loaded", revision)
         except Exception:
-            log.exception("recognition: reloading the matcher failed; keeping the previous one")
+            log.exception("recognition: loading gallery revision %s failed; keeping the previous matcher", revision)
+        finally:
+            self._seen_revision = revision  # a failed revision is retried when the gallery changes again
+            self._reloading.clear()
 
     def _pick(self, now: float) -> tuple[_Camera | None, float]:
         """The least recently served camera with a frame waiting and its turn due (``_cond`` held)."""
