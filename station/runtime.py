@@ -149,7 +149,7 @@ class Recogniser:
     def apply(self, settings: RecognitionSettings) -> None:
         """Take new settings now: the matcher is rebuilt; the rate cap applies from the next frame."""
         self._settings = settings
-        self.service.config = replace(self.service.config, max_rate_hz=settings.max_rate_hz)
+        self.service.set_config(replace(self.service.config, max_rate_hz=settings.max_rate_hz))
         self.service.set_matcher(self._load_matcher())
 
     def add_sighting_listener(self, listener: SightingListener) -> None:

@@ -225,6 +225,16 @@ class RecognitionService:
     def matcher(self) -> Matcher | None:
         return self._matcher
 
+    def set_config(self, config: ServiceConfig) -> None:
+        """Take new rate caps now (for cameras already seen too); worker count and tracker settings
+        apply from the next start."""
+        with self._cond:
+            self.config = config
+            for cam in self._cameras.values():
+                rate = config.rate_for(cam.name)
+                cam.min_interval = 0.0 if rate is None else 1.0 / rate
+            self._cond.notify_all()
+
     def set_matcher(self, matcher: Matcher | None) -> None:
         """Swap the matcher now (workers pick it up with their next frame)."""
         self._matcher = matcher
