@@ -18,8 +18,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from storage import locations
+
 ROOT = Path(__file__).resolve().parent
-DEFAULT_GALLERY = Path("data/gallery.db")
+# The checkout's data/gallery.db from source; the user's data folder when installed (storage/locations.py).
+DEFAULT_GALLERY = locations.default_gallery()
 DEFAULT_LISTEN = "0.0.0.0:47800"
 VERSION = "0.1.0"
 
@@ -38,7 +41,7 @@ def emit(obj: dict[str, Any]) -> None:
 
 def default_key_path(gallery: Path) -> Path:
     """The station key lives beside the gallery: data/station.key by default."""
-    return gallery.parent / "station.key"
+    return locations.default_key(gallery)
 
 
 # ---------------------------------------------------------------- keygen
@@ -451,6 +454,54 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------- paths / backup
+
+
+def cmd_paths(args: argparse.Namespace) -> int:
+    """One JSON object: the gallery, key, logs and data folder this station uses, and whether it is frozen."""
+    key = Path(args.key_file) if getattr(args, "key_file", None) else None
+    emit(locations.locations(Path(args.gallery), key).as_json())
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Copy the gallery with SQLite's online backup API (safe while the console or headless writes)."""
+    from datetime import datetime
+
+    from storage.errors import GalleryError
+    from storage.gallery import Gallery
+
+    source = Path(args.gallery)
+    if not source.is_file():
+        raise CliError(f"no gallery at {source}: nothing to back up (use --gallery to name it)")
+    dest = Path(args.dest)
+    if dest.is_dir():
+        dest = dest / f"{source.stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}{source.suffix or '.db'}"
+    if dest.resolve() == source.resolve():
+        raise CliError(f"{dest} is the gallery itself: back up to another file")
+    started = time.monotonic()
+    try:
+        gallery = Gallery.open(source, actor="cli")
+    except (GalleryError, OSError) as exc:
+        raise CliError(str(exc)) from None
+    try:
+        written = gallery.backup(dest, overwrite=args.overwrite)
+    except GalleryError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        gallery.close()
+    emit(
+        {
+            "event": "backup",
+            "gallery": str(source),
+            "file": str(written),
+            "bytes": written.stat().st_size,
+            "seconds": round(time.monotonic() - started, 3),
+        }
+    )
+    return 0
+
+
 # --------------------------------------------------------------- console
 
 
@@ -485,7 +536,9 @@ def _common(defaults: bool) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     default: dict[str, Any] = {} if defaults else {"default": argparse.SUPPRESS}
     common.add_argument(
-        "--gallery", help="gallery database (default data/gallery.db)", **(default or {"default": str(DEFAULT_GALLERY)})
+        "--gallery",
+        help=f"gallery database (default {DEFAULT_GALLERY})",
+        **(default or {"default": str(DEFAULT_GALLERY)}),
     )
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr", **default)
     return common
@@ -559,23 +612,58 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--images", required=True, metavar="DIR", help="folder of NAME/NAME_NNNN.jpg photos")
     q.add_argument("--model", default="facenet-512", help="embedding model (facenet-512, dlib-128, vggface2-2048)")
     q.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("paths", parents=[common], help="where the gallery, the key and the logs are (JSON)")
+    p.add_argument("--key-file", help="station key (default: station.key beside the gallery)")
+    p.set_defaults(func=cmd_paths)
+
+    p = sub.add_parser("backup", parents=[common], help="copy the gallery to DEST while the station runs (JSON)")
+    p.add_argument("dest", metavar="DEST", help="the copy's file name, or a folder to put a dated copy in")
+    p.add_argument("--overwrite", action="store_true", help="replace DEST if it exists")
+    p.set_defaults(func=cmd_backup)
     return parser
 
 
+def _sender_passthrough(argv: list[str]) -> int | None:
+    """``main.py sender ARGS`` (hidden) runs network/udp_sender.py's main: the frozen app has no
+    interpreter to run the script with, so its demo cameras start their own binary this way."""
+    from network.demo_senders import FROZEN_SENDER_COMMAND
+
+    if argv[:1] != [FROZEN_SENDER_COMMAND]:
+        return None
+    from network.udp_sender import main as sender_main
+
+    return sender_main(argv[1:])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    sender_status = _sender_passthrough(argv)
+    if sender_status is not None:
+        return sender_status
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
+    level = logging.DEBUG if args.verbose else logging.INFO
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    log_file = None
+    if args.command in (None, "headless"):  # the long-running ones: rotating files in the log folder too
+        from storage.logfiles import file_only, start_file_logging
+
+        log_file = start_file_logging(args.command or "console", level=level)
+        file_only(
+            log_file,
+            logging.INFO,
+            f"FaceStation {VERSION} {args.command or 'console'} starting, gallery {args.gallery}",
+        )
     try:
         if args.command is None:
             return cmd_console(args)
         return int(args.func(args))
     except CliError as exc:
         print(f"main.py: error: {exc}", file=sys.stderr)
+        from storage.logfiles import file_only
+
+        file_only(log_file, logging.ERROR, f"error: {exc}")
         return 2
 
 

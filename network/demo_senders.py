@@ -10,6 +10,16 @@ import sys
 from pathlib import Path
 
 SENDER = Path(__file__).resolve().parent / "udp_sender.py"
+# The frozen app has no Python interpreter to run udp_sender.py with: its own binary runs the
+# sender through main.py's hidden ``sender`` subcommand instead.
+FROZEN_SENDER_COMMAND = "sender"
+
+
+def sender_command() -> list[str]:
+    """The command line that starts a sender: this interpreter and the script, or the frozen app's passthrough."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, FROZEN_SENDER_COMMAND]
+    return [sys.executable, str(SENDER)]
 
 
 def start_demo_senders(
@@ -19,8 +29,7 @@ def start_demo_senders(
     procs = []
     for i in range(count):
         cmd = [
-            sys.executable,
-            str(SENDER),
+            *sender_command(),
             "--source",
             "demo",
             "--name",
