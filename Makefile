@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 
-.PHONY: demo test lint typecheck contracts pytest bench clean
+.PHONY: demo test lint typecheck contracts pytest bench clean package package-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,12 +30,22 @@ contracts: $(STAMP)
 	$(BIN)/lint-imports
 
 pytest: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m "not package"
 
 test: lint typecheck contracts pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/network.py
+
+# The frozen station app, one folder: dist/facestation/facestation (packaging/facestation.spec).
+# Its smoke test is separate because the build takes minutes.
+package: $(STAMP)
+	$(BIN)/python -m pip install -e ".[station,package]"
+	$(BIN)/pyinstaller --noconfirm --distpath dist --workpath build/pyinstaller packaging/facestation.spec
+	@du -sh dist/facestation
+
+package-test: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m package tests/test_frozen_app.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

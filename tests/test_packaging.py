@@ -73,3 +73,23 @@ def test_sender_arguments_come_from_the_env_file() -> None:
     env = dict(line.split("=", 1) for line in ENV.read_text().splitlines() if line.strip() and not line.startswith("#"))
     used = set(re.findall(r"\$\{?([A-Z_]+)\}?", unit.split("ExecStart=", 1)[1].splitlines()[0]))
     assert used == set(env), f"the unit uses {used}, the env file sets {set(env)}"
+
+
+def test_desktop_entry_and_icon() -> None:
+    """The station's desktop entry names the frozen binary and an icon that ships as SVG and 256 px PNG."""
+    import cv2
+
+    text = (ROOT / "packaging" / "facestation.desktop").read_text()
+    assert text.startswith("[Desktop Entry]\n")
+    entry = dict(line.split("=", 1) for line in text.splitlines()[1:] if line and not line.startswith("#"))
+    assert entry["Type"] == "Application" and entry["Name"] == "FaceStation" and entry["Terminal"] == "false"
+    assert entry["Exec"] == "/opt/facestation/facestation" and entry["Icon"] == "facestation"
+    assert (ROOT / "packaging" / "facestation.svg").read_text().lstrip().startswith("<?xml")
+    png = cv2.imread(str(ROOT / "packaging" / "facestation.png"), cv2.IMREAD_UNCHANGED)
+    assert png is not None and png.shape == (256, 256, 4)
+    validator = shutil.which("desktop-file-validate")
+    if validator:
+        result = subprocess.run(
+            [validator, str(ROOT / "packaging" / "facestation.desktop")], capture_output=True, check=False
+        )
+        assert result.returncode == 0, result.stdout
