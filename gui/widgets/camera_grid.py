@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from PySide6.QtCore import QPoint, Signal
-from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QResizeEvent
+from PySide6.QtGui import QColor, QDragEnterEvent, QDragMoveEvent, QDropEvent, QPalette, QResizeEvent
 from PySide6.QtWidgets import QGridLayout, QWidget
 
 from gui.widgets.camera_tile import MIME_CAMERA, CameraTile
@@ -42,6 +42,10 @@ class CameraGrid(QWidget):
         self._layout.setContentsMargins(2, 2, 2, 2)
         self._layout.setSpacing(3)
         self.setAcceptDrops(True)
+        self.setAutoFillBackground(True)
+        palette = self.palette()
+        palette.setColor(QPalette.ColorRole.Window, QColor(10, 10, 12))
+        self.setPalette(palette)
 
     def tile(self, camera: str) -> CameraTile:
         """The camera's tile, created (and laid out) on first use."""
