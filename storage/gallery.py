@@ -1072,3 +1072,16 @@ class Gallery:
             return out
 
         return self.read(run)
+
+    def sighting_embedding(self, sighting_id: int) -> tuple[str, npt.NDArray[np.float32]] | None:
+        """The stored (model, embedding) of a sighting, or None when it has none (or no longer exists),
+        for a search by face or a negative sample from a sighting."""
+        row = self.read(
+            lambda conn: conn.execute(
+                "SELECT model, embedding FROM sighting_embeddings WHERE sighting_id = ?", (int(sighting_id),)
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        blob = bytes(row[1])
+        return str(row[0]), blobs_to_matrix([blob], len(blob) // 4)[0].copy()

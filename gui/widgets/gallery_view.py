@@ -212,15 +212,12 @@ class GalleryView(QWidget):
 
     def refresh(self) -> None:
         """Reload the persons list (and the page of the selected person)."""
-        current = self.current_person_id()
-        if current is not None and self._want is None:
-            self._want = current
         gallery = self.gallery
         self.work.run(lambda: load_rows(gallery), self._rows_loaded)
 
     def _rows_loaded(self, rows: list[PersonRow]) -> None:
         self.rows = rows
-        want = self._want
+        want = self._want if self._want is not None else self.current_person_id()
         self._want = None
         self.list.blockSignals(True)
         self.list.clear()
