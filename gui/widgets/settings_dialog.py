@@ -171,6 +171,8 @@ class SettingsDialog(QDialog):
         self.key_path.setToolTip(KEY_TOOLTIP)
         self.key = QLineEdit(masked(key_hex))
         self.key.setReadOnly(True)
+        self.key.setMinimumWidth(self.key.fontMetrics().horizontalAdvance("0" * max(16, len(key_hex))) + 16)
+        self.key.setCursorPosition(0)
         self.key.setToolTip(KEY_TOOLTIP)
         self.show_key = QPushButton("Show")
         self.show_key.setCheckable(True)
@@ -252,6 +254,7 @@ class SettingsDialog(QDialog):
 
     def _toggle_key(self, show: bool) -> None:
         self.key.setText(self.key_hex if show else masked(self.key_hex))
+        self.key.setCursorPosition(0)
         self.show_key.setText("Hide" if show else "Show")
 
     def copy_key(self) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtWidgets import QMessageBox, QWidget
+from shiboken6 import Shiboken
 
 from gui.jobs import Jobs
 
@@ -89,6 +90,8 @@ class ViewJobs(QObject):
 
         def ok(result: Any) -> None:
             self.busy -= 1
+            if not Shiboken.isValid(self.owner):  # the view was closed while the job ran
+                return
             try:
                 if done is not None:
                     done(result)
@@ -100,6 +103,8 @@ class ViewJobs(QObject):
             self.busy -= 1
             message = one_line(exc)
             self.last_error = message
+            if not Shiboken.isValid(self.owner):
+                return
             try:
                 if failed is not None:
                     failed(message)
