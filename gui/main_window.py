@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -34,7 +35,12 @@ from gui.widgets.alerts_panel import Alert, AlertsPanel
 from gui.widgets.camera_grid import CameraGrid
 from gui.widgets.cameras_panel import CamerasPanel
 from gui.widgets.enrol_dialog import EnrolDialog
+from gui.widgets.gallery_view import GalleryView
+from gui.widgets.history_view import HistoryView
+from gui.widgets.settings_dialog import SettingsDialog
+from gui.widgets.unknown_view import UnknownView
 from network.frames import CameraEvent
+from station.runtime import MAX_RATE, MIN_FACE, RETENTION_DAYS, THRESHOLD, UNKNOWN_ALERTS, calibrated_threshold
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +109,35 @@ class MainWindow(QMainWindow):
         enrol_file.triggered.connect(self._choose_enrol_file)
         faces_menu.addAction(enrol_file)
         faces_menu.setEnabled(services.gallery is not None and services.faces is not None)
+
+        self.gallery_view: GalleryView | None = None
+        self.history_view: HistoryView | None = None
+        self.unknown_view: UnknownView | None = None
+        if services.gallery is not None:
+            g = services.gallery
+            self.gallery_view = GalleryView(g, self.jobs, services.faces)
+            self.history_view = HistoryView(g, self.jobs, services.faces)
+            self.unknown_view = UnknownView(g, self.jobs, services.faces)
+            self.tabs.addTab(self.gallery_view, "Gallery")
+            self.tabs.addTab(self.history_view, "History")
+            self.tabs.addTab(self.unknown_view, "Unknown faces")
+            for page in (self.gallery_view, self.history_view, self.unknown_view):
+                page.gallery_changed.connect(self._gallery_changed)
+            self.tabs.currentChanged.connect(self._tab_shown)
+            settings = QAction("&Settings…", self)
+            settings.setShortcut(QKeySequence("Ctrl+,"))
+            settings.triggered.connect(self.open_settings)
+            faces_menu.addAction(settings)
+            faces_menu.setEnabled(True)
+            # Retention runs now and every hour in a background job.
+            self.retention_timer = QTimer(self)
+            self.retention_timer.timeout.connect(self.apply_retention)
+            self.retention_timer.start(3_600_000)
+            QTimer.singleShot(5_000, self.apply_retention)
+            self.jobs.run(
+                lambda: bool(g.get_setting(UNKNOWN_ALERTS, False)),
+                lambda on: self.alerts.unknown_alerts.setChecked(bool(on)),
+            )
 
         view = self.menuBar().addMenu("&View")
         for dock in (self.cameras_dock, self.alerts_dock):
@@ -183,6 +218,69 @@ class MainWindow(QMainWindow):
         self.enrol_dialog = dialog
         dialog.open()
         return dialog
+
+    # ---------------------------------------------------- gallery views
+
+    def _tab_shown(self, index: int) -> None:
+        widget = self.tabs.widget(index)
+        refresh = getattr(widget, "refresh", None)
+        if widget is not self.grid and callable(refresh):
+            refresh()
+
+    def _gallery_changed(self) -> None:
+        # The other pages reload when shown; the recogniser picks the change up within 0.5 s.
+        self.statusBar().showMessage("gallery updated", 3000)
+
+    def open_settings(self) -> SettingsDialog | None:
+        gallery = self.services.gallery
+        if gallery is None:
+            return None
+        recogniser = self.services.recogniser
+        default = calibrated_threshold(recogniser.model) if recogniser is not None else DEFAULT_THRESHOLD
+        dialog = SettingsDialog(
+            gallery,
+            self.jobs,
+            default_threshold=default,
+            key_file=self.services.key_file,
+            key_hex=self.services.key_hex,
+            parent=self,
+        )
+        dialog.settings_changed.connect(self.apply_settings)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
+    def apply_settings(self, values: dict[str, object]) -> None:
+        """Saved settings take effect at once: the matcher, the face size, the rate cap, alerts."""
+        recogniser = self.services.recogniser
+        if recogniser is not None:
+            try:
+                rate = float(str(values.get(MAX_RATE, 5.0)))
+                recogniser.apply(
+                    replace(
+                        recogniser.settings,
+                        threshold=float(str(values.get(THRESHOLD, recogniser.settings.threshold))),
+                        min_face_px=float(str(values.get(MIN_FACE, recogniser.settings.min_face_px))),
+                        max_rate_hz=rate if rate > 0 else None,
+                    )
+                )
+            except ValueError as exc:
+                QMessageBox.warning(self, "Settings", f"Not applied: {exc}")
+                return
+        self.alerts.unknown_alerts.setChecked(bool(values.get(UNKNOWN_ALERTS, False)))
+        self.statusBar().showMessage("settings applied", 5000)
+        self.apply_retention()
+
+    def apply_retention(self) -> None:
+        gallery = self.services.gallery
+        if gallery is None:
+            return
+
+        def run() -> object:
+            days = float(str(gallery.get_setting(RETENTION_DAYS, 90)))
+            return gallery.apply_retention(days) if days > 0 else None
+
+        self.jobs.run(run, None, lambda exc: log.warning("retention failed: %s", exc))
 
     def _poll_alerts(self) -> None:
         if self.feed is None:
