@@ -46,7 +46,7 @@ def test_align_puts_the_landmarks_on_the_template(face: tuple[np.ndarray, Detect
     # five real points never fit a similarity exactly; within 6% of the crop is a good fit
     assert np.abs(moved - template.array()).max() < 0.06 * template.size
     # the eyes come out level even when the photo is rotated
-    rotated = cv2.warpAffine(image, cv2.getRotationMatrix2D((125, 125), 20, 1.0), (250, 250))
+    rotated = np.asarray(cv2.warpAffine(image, cv2.getRotationMatrix2D((125, 125), 20, 1.0), (250, 250)), np.uint8)
     found = MtcnnDetector().detect(rotated)
     assert found
     again = max(found, key=lambda d: d.box[2])
@@ -59,7 +59,7 @@ def test_quality_blur_size_and_pose(face: tuple[np.ndarray, Detection]) -> None:
     image, det = face
     crop = align(image, det.landmarks, FACENET_TEMPLATE)
     sharp = measure(det, crop)
-    blurred = measure(det, cv2.GaussianBlur(crop, (0, 0), 4.0))
+    blurred = measure(det, np.asarray(cv2.GaussianBlur(crop, (0, 0), 4.0), np.uint8))
     assert isinstance(sharp, Quality)
     assert sharp.blur > 3 * blurred.blur
     assert 0.0 <= blurred.score < sharp.score <= 1.0

@@ -99,7 +99,7 @@ def test_bad_input_and_bad_settings_raise_clear_errors(detector: MtcnnDetector) 
     with pytest.raises(ValueError, match="uint8 BGR"):
         detector.detect(np.zeros((100, 100), np.uint8))
     with pytest.raises(ValueError, match="uint8 BGR"):
-        detector.detect(np.zeros((100, 100, 3), np.float32))  # type: ignore[arg-type]
+        detector.detect(np.zeros((100, 100, 3), np.float32))
     with pytest.raises(ValueError, match="min_face"):
         DetectorConfig(min_face=2)
     with pytest.raises(ValueError, match="min_confidence"):

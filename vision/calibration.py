@@ -11,7 +11,10 @@ Nothing here runs in the station; it is the record of, and the way to redo, two 
   same-person pairs; 2,790 different-person pairs drawn with a fixed seed). LFW fold 1 is not used,
   so ``main.py evaluate lfw`` on fold 1 runs at a threshold fixed before it.
 
-Run: ``.venv/bin/python -m vision.calibration [templates|threshold] [--model NAME]``.
+* **Identification threshold** (``default_threshold``, what vision.matcher uses for 1:N): see
+  :func:`derive_identification_threshold`.
+
+Run: ``.venv/bin/python -m vision.calibration [templates|threshold|identification] [--model NAME]``.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import numpy.typing as npt
 from vision.detector import MtcnnDetector
 from vision.lfw import best_threshold, pick_central
 from vision.pipeline import read_image
-from vision.types import Detection, ImageBGR
+from vision.types import Detection, FloatArray, ImageBGR
 
 IDENTITIES = Path(__file__).resolve().parent.parent.parent / "shared" / "faces" / "identities"
 
@@ -122,13 +125,66 @@ def derive_threshold(model: str, seed: int = 1) -> dict[str, float | int]:
     return {"threshold": round(thr, 4), "accuracy": acc, "same_pairs": len(same), "different_pairs": len(diff)}
 
 
+def identity_embeddings(model: str) -> tuple[list[str], FloatArray]:
+    """(person per row, unit embeddings) of every identities photo, through the one pipeline."""
+    from vision.embedders import load_embedder
+    from vision.pipeline import FacePipeline
+
+    pipeline = FacePipeline(embedder=load_embedder(model))
+    names: list[str] = []
+    rows: list[FloatArray] = []
+    items = identity_images()
+    for start in range(0, len(items), 32):
+        chunk = [(person, read_image(path)) for person, path in items[start : start + 32]]
+        loaded = [(person, image) for person, image in chunk if image is not None]
+        for (person, _), obs in zip(loaded, pipeline.central_faces([i for _, i in loaded]), strict=True):
+            names.append(person)
+            rows.append(obs.embedding)
+    return names, np.asarray(rows, dtype=np.float32)
+
+
+def derive_identification_threshold(model: str, accept: float = 0.01) -> dict[str, float | int]:
+    """The 1:N threshold (``default_threshold``) at which at most ``accept`` of strangers are named.
+
+    A face of someone not enrolled is compared with every enrolled sample, so the best of many
+    different-person scores must stay under the threshold: it sits far above the 1:1
+    ``verification_threshold``. Five stranger splits of the identities people (persons ``k::6``,
+    k = 0..4, ten each) are left out in turn, the others are enrolled with their first 5 photos,
+    and the threshold is the (1 - accept) quantile of the strangers' best-person scores, pooled.
+    Split k = 5 is never used here: tests/test_vision_accuracy.py leaves those people out.
+    """
+    names, rows = identity_embeddings(model)
+    people = sorted(set(names))
+    best_scores: list[float] = []
+    for k in range(5):
+        strangers = set(people[k::6][:10])
+        gallery_rows = []
+        gallery_people = []
+        seen: dict[str, int] = {}
+        for name, row in zip(names, rows, strict=True):
+            if name not in strangers and seen.get(name, 0) < 5:
+                seen[name] = seen.get(name, 0) + 1
+                gallery_rows.append(row)
+                gallery_people.append(name)
+        gallery = np.asarray(gallery_rows)
+        owners = np.asarray(gallery_people)
+        for name, row in zip(names, rows, strict=True):
+            if name in strangers:
+                scores = gallery @ row
+                best_scores.append(float(max(scores[owners == p].max() for p in set(gallery_people))))
+    threshold = float(np.quantile(np.asarray(best_scores), 1.0 - accept))
+    return {"default_threshold": round(threshold, 3), "strangers": len(best_scores), "accept": accept}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vision.calibration", description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=["templates", "threshold"])
+    parser.add_argument("what", choices=["templates", "threshold", "identification"])
     parser.add_argument("--model", default="facenet-512")
     args = parser.parse_args(argv)
     if args.what == "templates":
         print(json.dumps(derive_templates()))
+    elif args.what == "identification":
+        print(json.dumps(derive_identification_threshold(args.model)))
     else:
         print(json.dumps(derive_threshold(args.model)))
     return 0

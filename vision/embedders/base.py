@@ -23,7 +23,9 @@ class BaseEmbedder(ABC):
     """A :class:`vision.types.Embedder` with a template and a calibrated verification threshold.
 
     ``verification_threshold`` is the cosine similarity at or above which two faces are taken to be
-    the same person; how each was measured is in :mod:`vision.calibration`. ``batch_size`` bounds one
+    the same person (1:1); ``default_threshold`` is the higher one vision.matcher uses for 1:N
+    identification, where a stranger meets every enrolled sample at once. How each was measured is
+    in :mod:`vision.calibration`. ``batch_size`` bounds one
     forward pass. ``embed`` is thread-safe (one forward pass at a time per model).
     """
 
@@ -32,6 +34,7 @@ class BaseEmbedder(ABC):
     crop_size: int
     template: Template
     verification_threshold: float
+    default_threshold: float
     batch_size: int = 32
 
     def __init__(self) -> None:

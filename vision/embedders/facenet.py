@@ -98,6 +98,9 @@ class FaceNetEmbedder(BaseEmbedder):
     template = FACENET_TEMPLATE
     # Calibrated on the identities photos (vision.calibration threshold --model facenet-512).
     verification_threshold = 0.39
+    # 1:N (vision.matcher): at most 1% of strangers named, on held-out splits of the identities people
+    # (vision.calibration identification --model facenet-512).
+    default_threshold = 0.639
 
     def __init__(self) -> None:
         super().__init__()

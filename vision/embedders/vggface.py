@@ -124,9 +124,10 @@ class VggFace2Embedder(BaseEmbedder):
     dim = 2048
     crop_size = 224
     template = VGGFACE_TEMPLATE
-    # Not calibrated here: the real weights are not available on this machine. 0.5 is a typical
-    # cosine threshold for VGGFace2 ResNet-50 embeddings; calibrate with vision.calibration.
+    # Not calibrated here: the real weights are not available on this machine. These are typical
+    # cosine thresholds for VGGFace2 ResNet-50 embeddings; calibrate with vision.calibration.
     verification_threshold = 0.5
+    default_threshold = 0.6
     batch_size = 16
 
     def __init__(self, weights: Path | None = None) -> None:
