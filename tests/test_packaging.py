@@ -93,3 +93,22 @@ def test_desktop_entry_and_icon() -> None:
             [validator, str(ROOT / "packaging" / "facestation.desktop")], capture_output=True, check=False
         )
         assert result.returncode == 0, result.stdout
+
+
+def test_operators_guide_answers_each_question_and_is_linked() -> None:
+    guide = (ROOT / "docs" / "operator-guide.md").read_text()
+    for heading in (
+        "## Installing the station",
+        "## Pairing a camera",
+        "## When a camera shows offline",
+        "## Tuning the threshold",
+        "## Backup and restore",
+        "## Retention and erasure (privacy law)",
+        "## Firewall ports",
+    ):
+        assert f"\n{heading}\n" in guide, heading
+    for link in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", guide):
+        if "://" not in link:
+            assert (ROOT / "docs" / link).is_file(), link
+    assert "47800" in guide and "47810" in guide and "5353" in guide and "224.0.0.251" in guide
+    assert "(docs/operator-guide.md)" in (ROOT / "README.md").read_text()
