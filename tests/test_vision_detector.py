@@ -121,3 +121,15 @@ def test_nms_keeps_the_best_of_overlapping_boxes() -> None:
     assert nms(boxes, scores, 0.5).tolist() == [1, 2]
     assert nms(boxes, scores, 0.99).tolist() == [1, 2, 0]
     assert nms(np.empty((0, 4)), np.empty(0), 0.5).tolist() == []
+
+
+def test_images_of_any_size_never_retrace_the_networks(detector: MtcnnDetector) -> None:
+    from vision.detector import _Nets
+
+    nets = _Nets.get()
+    for path in ("2008_001009.jpg", "2007_007763.jpg", "kit_with_rose.jpg"):
+        image = read_image(need(GROUP / path))
+        assert image is not None
+        detector.detect(image)
+    for fn in (nets.pnet, nets.rnet, nets.onet):
+        assert fn.experimental_get_tracing_count() == 1
