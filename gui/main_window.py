@@ -44,7 +44,7 @@ from station.runtime import MAX_RATE, MIN_FACE, RETENTION_DAYS, THRESHOLD, UNKNO
 
 log = logging.getLogger(__name__)
 
-DEFAULT_THRESHOLD = 0.478  # FaceNet's calibrated threshold (vision/embedders/facenet.py), until set
+DEFAULT_THRESHOLD = 0.639  # FaceNet's calibrated 1:N threshold (vision/embedders/facenet.py), until set
 
 
 class MainWindow(QMainWindow):

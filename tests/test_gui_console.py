@@ -106,7 +106,7 @@ def test_enrol_a_streamed_face_by_drawing_a_box_and_see_the_name_live(
     console.tabs.setCurrentIndex(0)
     qtbot.waitUntil(lambda: any(o.label == "Colin Powell" for o in tile.overlays), timeout=30_000)
     named = next(o for o in tile.overlays if o.label == "Colin Powell")
-    assert named.state is FaceState.KNOWN and named.score >= calibrated_threshold("facenet-512")
+    assert named.state is FaceState.KNOWN and named.score > 0.5  # this frame's score; the name is the track's vote
 
 
 def gallery_view_names(console: MainWindow) -> str:
