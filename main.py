@@ -100,16 +100,34 @@ def _recognition_parts(args: argparse.Namespace) -> tuple[Any, Any, Any]:
         gallery = Gallery.open(path, actor="headless")
     except (GalleryError, OSError) as exc:
         raise CliError(str(exc)) from None
+    pipeline: Any = None
     try:
-        pipeline = FacePipeline()
-        pipeline.warm_up()
+        if args.ray_address:  # the models load on the cluster's actors, not here
+            pipeline = _ray_pool(args)
+        else:
+            pipeline = FacePipeline()
+            pipeline.warm_up()
         settings = RecognitionSettings.from_gallery(
             gallery, pipeline.model, threshold=args.threshold, max_rate_hz=args.max_rate
         )
-    except (VisionError, ValueError, GalleryError) as exc:
+    except (VisionError, ValueError, GalleryError, CliError) as exc:
+        if args.ray_address and pipeline is not None:
+            pipeline.stop()
         gallery.close()
         raise CliError(str(exc)) from None
     return gallery, pipeline, settings
+
+
+def _ray_pool(args: argparse.Namespace) -> Any:
+    """Connect to the Ray cluster and start the recognition actors (vision/ray_workers.py); one-line errors."""
+    from vision.ray_workers import RayPoolConfig, RayRecognitionPool, RayUnavailable
+
+    if args.ray_workers < 1:
+        raise CliError("--ray-workers must be at least 1")
+    try:
+        return RayRecognitionPool(RayPoolConfig(address=args.ray_address, actors=args.ray_workers)).start()
+    except RayUnavailable as exc:
+        raise CliError(str(exc)) from None
 
 
 def _print_sighting(record: Any) -> None:
@@ -148,10 +166,13 @@ def cmd_headless(args: argparse.Namespace) -> int:
     if args.stats_every <= 0:
         raise CliError("--stats-every must be positive")
     gallery, pipeline, settings = _recognition_parts(args) if args.recognition else (None, None, None)
+    ray_pool = pipeline if args.recognition and args.ray_address else None
     receiver = UdpReceiver(key, listen[0], listen[1], config=ReceiverConfig(offline_after_s=args.offline_after))
     try:
         receiver.start()
     except OSError as exc:
+        if ray_pool is not None:
+            ray_pool.stop()
         if gallery is not None:
             gallery.close()
         raise CliError(f"cannot listen on {args.listen}: {exc.strerror}") from None
@@ -159,7 +180,10 @@ def cmd_headless(args: argparse.Namespace) -> int:
     if gallery is not None and pipeline is not None and settings is not None:
         from station.runtime import Recogniser
 
-        recogniser = Recogniser(receiver, gallery, pipeline, settings, workers=args.workers)
+        workers = args.workers
+        if ray_pool is not None and workers is None:
+            workers = ray_pool.config.station_workers  # actors × batch: every actor fed, nothing queued
+        recogniser = Recogniser(receiver, gallery, pipeline, settings, workers=workers, frame_analyser=ray_pool)
         recogniser.add_sighting_listener(_print_sighting)
         recogniser.start()
     stop = threading.Event()
@@ -239,6 +263,8 @@ def cmd_headless(args: argparse.Namespace) -> int:
             browser.close()
         if recogniser is not None:
             recogniser.stop()  # open tracks become sightings, printed and recorded
+        if ray_pool is not None:
+            ray_pool.stop()
         receiver.stop()
         if gallery is not None:
             gallery.close()
@@ -575,6 +601,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, metavar="N", help="recognition threads (default: by CPU count)")
     p.add_argument("--threshold", type=float, help="recognition threshold (default: the gallery's setting)")
     p.add_argument("--max-rate", type=float, metavar="HZ", help="recognitions per second per camera, at most")
+    p.add_argument("--ray-address", metavar="HOST:PORT", help="recognise on this Ray cluster (needs the ray extra)")
+    p.add_argument("--ray-workers", type=int, default=2, metavar="N", help="recognition actors on the cluster")
     p.set_defaults(func=cmd_headless)
 
     p = sub.add_parser("enrol", parents=[common], help="enrol faces from image files or folders")

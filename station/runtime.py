@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from network.frames import Frame
 from storage.gallery import Gallery
 from vision.matcher import DEFAULT_MARGIN, Matcher
 from vision.results import FrameResult, RecognitionStats
@@ -31,19 +32,20 @@ UNKNOWN_ALERTS = "alerts.unknown"
 
 
 def calibrated_threshold(model: str) -> float:
-    """The model's calibrated cosine threshold (see vision/calibration.py); importing it loads no model."""
+    """The model's calibrated 1:N threshold (``default_threshold``: at most 1% of strangers named on the
+    calibration splits, see vision/calibration.py); importing the class loads no model."""
     if model == "facenet-512":
         from vision.embedders.facenet import FaceNetEmbedder
 
-        return float(FaceNetEmbedder.verification_threshold)
+        return float(FaceNetEmbedder.default_threshold)
     if model == "dlib-128":
         from vision.embedders.dlib_resnet import DlibResNetEmbedder
 
-        return float(DlibResNetEmbedder.verification_threshold)
+        return float(DlibResNetEmbedder.default_threshold)
     if model == "vggface2-2048":
         from vision.embedders.vggface import VggFace2Embedder
 
-        return float(VggFace2Embedder.verification_threshold)
+        return float(VggFace2Embedder.default_threshold)
     raise ValueError(f"unknown model {model!r}")
 
 
@@ -90,6 +92,15 @@ class FacePipelineLike(Protocol):
     def observe(self, image: ImageBGR) -> Sequence[ObservationLike]: ...
 
 
+class FrameAnalyser(Protocol):
+    """Analyses whole received frames elsewhere, e.g. ``vision.ray_workers.RayRecognitionPool``."""
+
+    @property
+    def model(self) -> str: ...
+
+    def analyse_frame(self, frame: Frame) -> Sequence[ObservationLike]: ...
+
+
 SightingListener = Callable[[TrackRecord], None]
 
 
@@ -97,8 +108,12 @@ class Recogniser:
     """A :class:`RecognitionService` whose matcher comes from the gallery and whose sightings go into it.
 
     Gallery changes (an enrolment, a delete, a rename) reach the matcher within the service's
-    revision poll (0.5 s). Sighting listeners (the headless printer, the console's alerts) are
-    called on a recognition thread after the sighting was handed to the gallery's writer.
+    revision poll (0.5 s). With a ``frame_analyser`` (the Ray back-end) the frames are analysed there
+    instead of by ``pipeline`` (which then only names the model; the analyser itself will do); the
+    caller starts and stops it. Matching, tracking and the gallery stay here either way, so a gallery
+    change reaches the results of every remote worker with the same poll. Sighting listeners (the
+    headless printer, the console's alerts) are called on a recognition thread after the sighting
+    was handed to the gallery's writer.
     """
 
     def __init__(
@@ -109,10 +124,14 @@ class Recogniser:
         settings: RecognitionSettings,
         *,
         workers: int | None = None,
+        frame_analyser: FrameAnalyser | None = None,
     ) -> None:
         self.gallery = gallery
         self.pipeline = pipeline
         self.model = pipeline.model
+        self.frame_analyser = frame_analyser
+        if frame_analyser is not None and frame_analyser.model != self.model:
+            raise ValueError(f"the remote workers embed with {frame_analyser.model}, the station with {self.model}")
         self._settings = settings
         self._listeners: list[SightingListener] = []
         self._lock = threading.Lock()
@@ -127,6 +146,7 @@ class Recogniser:
             revision=gallery.revision,
             sighting_sink=self._record,
             config=config,
+            analyse_frame=None if frame_analyser is None else self._analyse_frame,
         )
 
     # ------------------------------------------------------------ life
@@ -169,6 +189,12 @@ class Recogniser:
     def _analyse(self, image: ImageBGR) -> list[ObservationLike]:
         minimum = self._settings.min_face_px
         return [o for o in self.pipeline.observe(image) if min(o.detection.box[2], o.detection.box[3]) >= minimum]
+
+    def _analyse_frame(self, frame: Frame) -> list[ObservationLike]:
+        assert self.frame_analyser is not None
+        minimum = self._settings.min_face_px
+        faces = self.frame_analyser.analyse_frame(frame)
+        return [o for o in faces if min(o.detection.box[2], o.detection.box[3]) >= minimum]
 
     def _load_matcher(self) -> Matcher:
         s = self._settings

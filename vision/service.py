@@ -68,6 +68,9 @@ class FrameSource(Protocol):
 
 
 Analyse = Callable[[ImageBGR], Sequence[ObservationLike]]
+# Analyses a whole received frame (its JPEG bytes), e.g. on a remote worker (vision.ray_workers); used
+# instead of decode + ``analyse`` when given. It may raise FrameDecodeError for a bad frame.
+AnalyseFrame = Callable[[Frame], Sequence[ObservationLike]]
 ResultListener = Callable[[FrameResult], None]
 SightingSink = Callable[[Sequence[TrackRecord]], None]
 
@@ -136,10 +139,12 @@ class RecognitionService:
         revision: Callable[[], int] | None = None,
         sighting_sink: SightingSink | None = None,
         config: ServiceConfig | None = None,
+        analyse_frame: AnalyseFrame | None = None,
     ) -> None:
         self.config = config or ServiceConfig()
         self._source = source
         self._analyse = analyse
+        self._analyse_frame = analyse_frame
         self._load_matcher = load_matcher
         self._revision = revision
         self._sink = sighting_sink
@@ -401,8 +406,9 @@ class RecognitionService:
             cam.last_error = message
 
     def _recognise(self, cam: _Camera, frame: Frame) -> tuple[FrameResult, list[TrackRecord]]:
-        image = frame.image
-        faces = list(self._analyse(image))
+        faces = (
+            list(self._analyse_frame(frame)) if self._analyse_frame is not None else list(self._analyse(frame.image))
+        )
         matcher = self._matcher
         matches = _match_all(matcher, faces)
         inputs = [
