@@ -65,6 +65,10 @@ def test_version_and_paths_in_the_users_data_folder(tmp_path: Path) -> None:
     result = app(tmp_path, "headless", "--no-recognition", "--listen", "127.0.0.1:0", "--duration", "0.5", timeout=60)
     assert result.returncode == 0, result.stderr
     assert (data / "station.key").is_file() and not (APP.parent / "data").exists()
+    # Ray is left out of the bundle (packaging/facestation.spec): asking for it is one clear line.
+    ray = app(tmp_path, "headless", "--listen", "127.0.0.1:0", "--ray-address", "127.0.0.1:9", timeout=60)
+    assert ray.returncode == 2 and "Traceback" not in ray.stderr, ray.stderr[-2000:]
+    assert "Ray is not installed" in ray.stderr.strip().splitlines()[-1]
 
 
 def test_headless_receives_a_frozen_sender_and_records_a_sighting(tmp_path: Path) -> None:
