@@ -76,6 +76,7 @@ def run_child_until(path: Path, crop_file: Path, reports: int) -> int:
             confirmed = int(line)
             seen += 1
         assert seen == reports, f"writer child stopped early: {proc.stderr.read() if proc.stderr else ''}"
+        time.sleep(0.3)  # let it write on, so the kill lands in the middle of later bursts
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
