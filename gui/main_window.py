@@ -41,6 +41,7 @@ from gui.widgets.settings_dialog import SettingsDialog
 from gui.widgets.unknown_view import UnknownView
 from network.frames import CameraEvent
 from station.runtime import MAX_RATE, MIN_FACE, RETENTION_DAYS, THRESHOLD, UNKNOWN_ALERTS, calibrated_threshold
+from storage.locations import describe
 
 log = logging.getLogger(__name__)
 
@@ -142,10 +143,19 @@ class MainWindow(QMainWindow):
         view = self.menuBar().addMenu("&View")
         for dock in (self.cameras_dock, self.alerts_dock):
             view.addAction(dock.toggleViewAction())
+        station_menu = self.menuBar().addMenu("&Station")
+        where = QAction("&Where files live…", self)
+        where.triggered.connect(self.show_paths)
+        station_menu.addAction(where)
+        backup = QAction("&Back up the gallery…", self)
+        backup.triggered.connect(self._choose_backup)
+        backup.setEnabled(services.gallery is not None)
+        station_menu.addAction(backup)
+        station_menu.addSeparator()
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
-        self.menuBar().addMenu("&Station").addAction(quit_action)
+        station_menu.addAction(quit_action)
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -218,6 +228,34 @@ class MainWindow(QMainWindow):
         self.enrol_dialog = dialog
         dialog.open()
         return dialog
+
+    # ----------------------------------------------------- files, backup
+
+    def paths(self) -> dict[str, str]:
+        gallery = self.services.gallery
+        return describe(gallery.path if gallery is not None else None, self.services.key_file)
+
+    def show_paths(self) -> None:
+        text = "\n".join(f"{k}: {v}" for k, v in self.paths().items())
+        QMessageBox.information(self, "Where FaceStation keeps its files", text)
+
+    def _choose_backup(self) -> None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path, _ = QFileDialog.getSaveFileName(self, "Back up the gallery", f"gallery-{stamp}.db", "SQLite (*.db)")
+        if path:
+            self.backup_to(Path(path))
+
+    def backup_to(self, target: Path) -> None:
+        """Copy the live gallery (SQLite online backup) in a background job; the station keeps running."""
+        gallery = self.services.gallery
+        if gallery is None:
+            return
+        self.statusBar().showMessage(f"backing up to {target}…")
+        self.jobs.run(
+            lambda: gallery.backup(target),
+            lambda done: self.statusBar().showMessage(f"gallery backed up to {done}", 10_000),
+            lambda exc: QMessageBox.warning(self, "Backup", f"The backup failed: {exc}"),
+        )
 
     # ---------------------------------------------------- gallery views
 

@@ -138,3 +138,23 @@ def test_an_unreadable_image_gives_a_message_not_a_traceback(
     assert "cannot read image" in shown[0] and "broken.jpg" in shown[0]
     assert console.enrol_dialog is None
     assert console.isVisible()
+
+
+def test_the_console_shows_where_files_live_and_backs_up_the_running_gallery(
+    qtbot: QtBot, console: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gallery = console.services.gallery
+    assert gallery is not None
+    paths = console.paths()
+    assert paths["Gallery"] == str(gallery.path.absolute()) and paths["Station key"] == str(console.services.key_file)
+    gallery.set_setting("marker", "before backup")
+    target = tmp_path / "backup.db"
+    console.backup_to(target)
+    qtbot.waitUntil(lambda: "backed up" in console.statusBar().currentMessage(), timeout=20_000)
+    with Gallery.open(target) as copy:
+        assert copy.get_setting("marker") == "before backup"
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *args, **kw: shown.append(str(args[2])))
+    console.backup_to(target)  # exists: refused with a message, the first copy untouched
+    qtbot.waitUntil(lambda: bool(shown), timeout=10_000)
+    assert "exists" in shown[0]
