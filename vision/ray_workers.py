@@ -149,10 +149,18 @@ class RecognitionWorker:
     def analyse_batch(self, jpegs: list[bytes]) -> list[AnalysedFrame]:
         return analyse_jpegs(self.pipeline, jpegs)
 
-    def rss_bytes(self) -> int:
-        """Resident memory of the actor's process (for the capacity plan)."""
+    def memory_bytes(self) -> tuple[int, int]:
+        """Resident and proportional-set memory of the actor's process (PSS shares the libraries' pages
+        among the processes mapping them: what one more actor on a node costs)."""
         with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        pss = 0
+        try:
+            with open("/proc/self/smaps_rollup") as fh:
+                pss = next((int(line.split()[1]) * 1024 for line in fh if line.startswith("Pss:")), 0)
+        except OSError:
+            pass
+        return rss, pss
 
 
 def _plain_copy(obs: FaceObservation) -> FaceObservation:
@@ -340,10 +348,10 @@ class RayRecognitionPool:
         """Each slot's live actor process id (None while it is being replaced)."""
         return [s.pid if s.actor is not None else None for s in self._slots]
 
-    def actor_rss_bytes(self) -> list[int]:
-        """Resident memory of each live actor's process."""
+    def actor_memory_bytes(self) -> list[tuple[int, int]]:
+        """Resident and proportional-set memory of each live actor's process."""
         live = [s.actor for s in self._slots if s.actor is not None]
-        return [int(v) for v in self._ray.get([a.rss_bytes.remote() for a in live], timeout=30)]
+        return [(int(r), int(p)) for r, p in self._ray.get([a.memory_bytes.remote() for a in live], timeout=30)]
 
     # ------------------------------------------------------------------ pumps
 
