@@ -62,7 +62,9 @@ def main() -> int:
     image = cv2.imread(str(REFERENCE))
     if image is None:
         raise SystemExit(f"cannot read {REFERENCE}")
-    face = max(pipeline.observe(np.asarray(image, dtype=np.uint8)), key=lambda o: o.detection.box[2] * o.detection.box[3])
+    face = max(
+        pipeline.observe(np.asarray(image, dtype=np.uint8)), key=lambda o: o.detection.box[2] * o.detection.box[3]
+    )
     ok, crop = cv2.imencode(".jpg", face.crop)
     assert ok
     gallery.enrol_sample(
