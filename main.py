@@ -250,6 +250,8 @@ def cmd_headless(args: argparse.Namespace) -> int:
                 if recogniser is not None:
                     for rs in recogniser.stats():
                         emit({"event": "recognition", **_recognition_stats(rs)})
+                if ray_pool is not None:
+                    emit({"event": "ray", **dataclasses.asdict(ray_pool.stats())})
                 rejected = receiver.rejected()
                 if rejected:
                     emit({"event": "rejected", "rejected": rejected, "total": sum(rejected.values())})
@@ -546,6 +548,8 @@ def cmd_console(args: argparse.Namespace) -> int:
         demo_cameras=2 if args.demo else 0,
         mdns_interfaces=interfaces,
         offscreen_quit_after_s=args.quit_after,
+        ray_address=args.ray_address,
+        ray_workers=args.ray_workers,
     )
     try:
         return run_console(options)
@@ -580,6 +584,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--listen", help=f"HOST:PORT the console receives on (default {DEFAULT_LISTEN})")
     parser.add_argument("--key-file", help="station key (default: station.key beside the gallery, created if missing)")
     parser.add_argument("--mdns-interface", action="append", metavar="IP", help="discover senders on this address only")
+    parser.add_argument(
+        "--ray-address", metavar="HOST:PORT", help="recognise on this Ray cluster (default: the console setting)"
+    )
+    parser.add_argument("--ray-workers", type=int, default=2, metavar="N", help="recognition actors on the cluster")
     parser.add_argument("--quit-after", type=float, metavar="S", help=argparse.SUPPRESS)  # smoke tests
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 

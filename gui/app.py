@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from gui.main_window import MainWindow
@@ -23,7 +24,7 @@ from network import keys, protocol
 from network.demo_senders import start_demo_senders, stop_demo_senders
 from network.discovery import Browser, DiscoveredSender, local_ipv4_addresses
 from network.udp_receiver import ReceiverConfig, UdpReceiver
-from station.runtime import Recogniser, RecognitionSettings, calibrated_threshold
+from station.runtime import RAY_ADDRESS, Recogniser, RecognitionSettings, calibrated_threshold
 from storage.errors import GalleryError
 from storage.gallery import Gallery
 from vision.embedders import DEFAULT_MODEL
@@ -43,6 +44,8 @@ class ConsoleOptions:
     demo_cameras: int = 0
     mdns_interfaces: tuple[str, ...] | None = None  # None: all interfaces
     offscreen_quit_after_s: float | None = None  # for smoke tests
+    ray_address: str | None = None  # None: the gallery's setting; "" or unset there: local threads
+    ray_workers: int = 2
     extra_cleanup: list[Callable[[], None]] = field(default_factory=list)
 
 
@@ -92,9 +95,36 @@ def build_services(options: ConsoleOptions) -> tuple[ConsoleServices, list[Calla
     except (ValueError, GalleryError) as exc:
         log.warning("stored recognition settings are unusable (%s); using the defaults", exc)
         settings = RecognitionSettings(threshold=calibrated_threshold(DEFAULT_MODEL))
-    recogniser = Recogniser(receiver, gallery, faces, settings).start()
+    ray_address = options.ray_address
+    if ray_address is None:
+        ray_address = str(gallery.get_setting(RAY_ADDRESS, "") or "")
+    pool = None
+    if ray_address:
+        try:
+            from vision.ray_workers import RayPoolConfig, RayRecognitionPool, RayUnavailable
+        except ImportError as exc:
+            receiver.stop()
+            gallery.close()
+            raise ConsoleError(f"the Ray back-end needs the ray extra (pip install '.[ray]'): {exc}") from None
+        try:
+            pool = RayRecognitionPool(RayPoolConfig(address=ray_address, actors=options.ray_workers)).start()
+        except (RayUnavailable, ValueError) as exc:
+            receiver.stop()
+            gallery.close()
+            raise ConsoleError(f"Ray cluster {ray_address}: {exc}") from None
+        log.info("recognition runs on the Ray cluster at %s (%d actors)", ray_address, options.ray_workers)
+    recogniser = Recogniser(
+        receiver,
+        gallery,
+        faces,
+        settings,
+        workers=pool.config.station_workers if pool is not None else None,
+        frame_analyser=pool,
+    ).start()
     # Stopped in this order: recognition flushes open tracks into the gallery before it closes.
     stops: list[Callable[[], None]] = [recogniser.stop, receiver.stop, gallery.close]
+    if pool is not None:
+        stops.insert(1, pool.stop)
     discovered: Callable[[], list[DiscoveredSender]] = list
     try:
         browser = Browser(interfaces=list(options.mdns_interfaces) if options.mdns_interfaces else None)
@@ -137,7 +167,8 @@ def run_console(options: ConsoleOptions, argv: list[str] | None = None) -> int:
     try:
         services, stops = build_services(options)
     except ConsoleError as exc:
-        QMessageBox.critical(None, "FaceStation cannot start", str(exc))
+        if QGuiApplication.platformName() not in ("offscreen", "minimal"):  # nobody could close it there
+            QMessageBox.critical(None, "FaceStation cannot start", str(exc))
         raise
     window = MainWindow(services)
     window.show()

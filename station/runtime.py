@@ -29,6 +29,7 @@ MIN_FACE = "recognition.min_face_px"
 MAX_RATE = "recognition.max_rate_hz"
 RETENTION_DAYS = "retention.days"
 UNKNOWN_ALERTS = "alerts.unknown"
+RAY_ADDRESS = "recognition.ray_address"  # a Ray cluster for recognition; read at start
 
 
 def calibrated_threshold(model: str) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -128,3 +129,26 @@ def test_headless_sights_the_enrolled_performer_on_a_real_stream(tmp_path: Path)
     history = main_py("history", "--gallery", gallery, "--person", "Lin-Manuel Miranda")
     assert history.returncode == 0, history.stderr
     assert len(lines(history)) >= 1
+
+
+def test_the_console_refuses_to_start_with_one_clear_line(tmp_path: Path) -> None:
+    """A corrupt gallery or an unreachable Ray cluster: one line on stderr, exit 2, no dialog left open."""
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(b"SQLite format 3\x00" + b"\x13" * 4000)
+    env_args = ("--listen", "127.0.0.1:0", "--quit-after", "2")
+    for args, expected in (
+        (("--gallery", str(corrupt), *env_args), "corrupt.db"),
+        (("--gallery", str(tmp_path / "g.db"), "--ray-address", "127.0.0.1:1", *env_args), "Ray cluster 127.0.0.1:1"),
+    ):
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "main.py"), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+        )
+        assert result.returncode == 2, result.stderr[-2000:]
+        errors = [line for line in result.stderr.splitlines() if line.startswith("main.py: error:")]
+        assert len(errors) == 1 and expected in errors[0], result.stderr[-2000:]
+        assert "Traceback" not in result.stderr

@@ -40,6 +40,7 @@ KEYS = {
     "max_rate_hz": "recognition.max_rate_hz",
     "retention_days": "retention.days",
     "alerts_unknown": "alerts.unknown",
+    "ray_address": "recognition.ray_address",
 }
 # Accepted ranges (inclusive). The spin boxes allow a little more, so an out-of-range value is
 # refused with a message rather than silently clamped.
@@ -68,6 +69,7 @@ class ConsoleSettings:
     max_rate_hz: float = 5.0
     retention_days: int = 90  # 0 keeps sightings forever
     alerts_unknown: bool = False
+    ray_address: str = ""  # empty: recognise on this PC; applies at the next start
 
     def problems(self) -> list[str]:
         """One readable line per value outside its range (empty when all are fine)."""
@@ -77,6 +79,8 @@ class ConsoleSettings:
             v = values[field]
             if not low <= v <= high:
                 out.append(f"The {LABELS[field]} must be between {low:g} and {high:g} (it is {v:g}).")
+        if self.ray_address and not _looks_like_hostport(self.ray_address):
+            out.append(f"The Ray cluster address must be HOST:PORT (it is {self.ray_address!r}).")
         return out
 
     def as_settings(self) -> dict[str, Any]:
@@ -98,6 +102,7 @@ class ConsoleSettings:
             max_rate_hz=num(KEYS["max_rate_hz"], d.max_rate_hz),
             retention_days=int(num(KEYS["retention_days"], d.retention_days)),
             alerts_unknown=bool(gallery.get_setting(KEYS["alerts_unknown"], d.alerts_unknown)),
+            ray_address=str(gallery.get_setting(KEYS["ray_address"], "") or ""),
         )
 
     def save(self, gallery: Gallery) -> None:
@@ -106,6 +111,11 @@ class ConsoleSettings:
             raise ValueError(problems[0])
         for key, value in self.as_settings().items():
             gallery.set_setting(key, value)
+
+
+def _looks_like_hostport(text: str) -> bool:
+    host, _, port = text.rpartition(":")
+    return bool(host) and port.isdigit() and 0 < int(port) < 65536 and " " not in text
 
 
 def masked(key_hex: str) -> str:
@@ -157,6 +167,12 @@ class SettingsDialog(QDialog):
         self.retention.setSuffix(" days")
         self.retention.setSpecialValueText("keep forever")
         self.alerts_unknown = QCheckBox("Alert on new unknown faces")
+        self.ray_address = QLineEdit()
+        self.ray_address.setPlaceholderText("empty: recognise on this PC")
+        self.ray_address.setToolTip(
+            "HOST:PORT of a Ray cluster whose workers do the recognition (docs/scaling.md). "
+            "Takes effect the next time the console starts."
+        )
 
         form = QFormLayout()
         form.addRow("Recognition threshold", self.threshold)
@@ -164,6 +180,7 @@ class SettingsDialog(QDialog):
         form.addRow("Max recognition rate per camera", self.max_rate)
         form.addRow("Keep sightings for", self.retention)
         form.addRow("", self.alerts_unknown)
+        form.addRow("Ray cluster (next start)", self.ray_address)
 
         key_box = QGroupBox("Station key")
         key_box.setToolTip(KEY_TOOLTIP)
@@ -223,6 +240,7 @@ class SettingsDialog(QDialog):
         self.max_rate.setValue(s.max_rate_hz)
         self.retention.setValue(s.retention_days)
         self.alerts_unknown.setChecked(s.alerts_unknown)
+        self.ray_address.setText(s.ray_address)
 
     def values(self) -> ConsoleSettings:
         return ConsoleSettings(
@@ -231,6 +249,7 @@ class SettingsDialog(QDialog):
             max_rate_hz=round(self.max_rate.value(), 1),
             retention_days=self.retention.value(),
             alerts_unknown=self.alerts_unknown.isChecked(),
+            ray_address=self.ray_address.text().strip(),
         )
 
     def save(self) -> bool:
