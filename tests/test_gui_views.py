@@ -479,6 +479,9 @@ def test_settings_round_trip_validation_and_key(
     dialog.max_rate.setValue(2.5)
     dialog.retention.setValue(0)
     dialog.alerts_unknown.setChecked(True)
+    dialog.ray_address.setText("not an address")
+    assert dialog.values().problems() == ["The Ray cluster address must be HOST:PORT (it is 'not an address')."]
+    dialog.ray_address.setText("10.0.0.5:6379")
     with qtbot.waitSignal(dialog.settings_changed, timeout=WAIT_MS) as signal:
         assert dialog.save() is True
     expected = {
@@ -487,6 +490,7 @@ def test_settings_round_trip_validation_and_key(
         "recognition.max_rate_hz": 2.5,
         "retention.days": 0,
         "alerts.unknown": True,
+        "recognition.ray_address": "10.0.0.5:6379",
     }
     assert signal.args == [expected]
     assert {k: gallery.get_setting(k) for k in expected} == expected
