@@ -158,6 +158,8 @@ def _iso(epoch: float) -> str:
 
 
 def cmd_headless(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
     from network.udp_receiver import ReceiverConfig, UdpReceiver, format_stats
 
     listen = _hostport(args.listen, "--listen")
@@ -251,7 +253,7 @@ def cmd_headless(args: argparse.Namespace) -> int:
                     for rs in recogniser.stats():
                         emit({"event": "recognition", **_recognition_stats(rs)})
                 if ray_pool is not None:
-                    emit({"event": "ray", **dataclasses.asdict(ray_pool.stats())})
+                    emit({"event": "ray", **asdict(ray_pool.stats())})
                 rejected = receiver.rejected()
                 if rejected:
                     emit({"event": "rejected", "rejected": rejected, "total": sum(rejected.values())})

@@ -156,7 +156,11 @@ def stream(start_sender: SenderFactory, rx: UdpReceiver, source: Path, name: str
 
 @pytest.mark.slow
 def test_ray_workers_recognise_follow_the_gallery_and_survive_a_killed_worker(
-    cluster: LocalRayCluster, receiver: tuple[UdpReceiver, FrameLog], start_sender: SenderFactory, tmp_path: Path
+    cluster: LocalRayCluster,
+    receiver: tuple[UdpReceiver, FrameLog],
+    start_sender: SenderFactory,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     need(CLIP)
     need(PHOTOS)
@@ -225,6 +229,8 @@ def test_ray_workers_recognise_follow_the_gallery_and_survive_a_killed_worker(
             assert victim not in pool.actor_pids()
             assert wait_until(lambda: pool.stats().served[0] >= 3, 15), "the new worker takes frames"
             assert recogniser.service.running, "no exception escaped the station's threads"
+            out, _ = capfd.readouterr()
+            assert "worker died" not in out, "Ray's cluster messages go to stderr (headless's stdout is JSON lines)"
         finally:
             recogniser.stop()
         assert {s.camera for s in recogniser.stats()} == {"stage", "photos"}

@@ -197,6 +197,21 @@ def _import_ray() -> Any:
     return ray
 
 
+def _ray_messages_to_stderr(ray: Any) -> None:
+    """Ray's driver prints cluster messages ("A worker died ...") on stdout, where headless writes its
+    JSON lines: send them to stderr. This patches a Ray internal, so it is skipped if that moved."""
+    worker: Any = getattr(getattr(ray, "_private", None), "worker", None)
+    original = getattr(worker, "print_to_stdstream", None)
+    if worker is None or original is None or getattr(original, "_facestation", False):
+        return
+
+    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
+        original({**data, "is_err": True}, ignore_prefix)
+
+    to_stderr._facestation = True  # type: ignore[attr-defined]
+    worker.print_to_stdstream = to_stderr
+
+
 def _check_reachable(address: str, timeout: float) -> None:
     """Fail in seconds, with one line, when a HOST:PORT address has nothing listening."""
     m = re.fullmatch(r"\[?([^\]]+?)\]?:(\d{1,5})", address)
@@ -247,6 +262,7 @@ class RayRecognitionPool:
                 where = cfg.address or "a local Ray"
                 raise RayUnavailable(f"cannot connect to the Ray cluster at {where}: {exc}".splitlines()[0]) from None
             self._owns_ray = True
+        _ray_messages_to_stderr(ray)
         self._actor_cls = ray.remote(max_restarts=0, max_task_retries=0)(RecognitionWorker)
         handles = [self._new_actor() for _ in self._slots]
         try:
