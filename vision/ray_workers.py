@@ -260,7 +260,9 @@ class RayRecognitionPool:
                 ray.init(**kwargs)
             except Exception as exc:
                 where = cfg.address or "a local Ray"
-                raise RayUnavailable(f"cannot connect to the Ray cluster at {where}: {exc}".splitlines()[0]) from None
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                hint = "; if the cluster uses token authentication, set its RAY_AUTH_MODE and RAY_AUTH_TOKEN here too"
+                raise RayUnavailable(f"cannot connect to the Ray cluster at {where}: {reason}{hint}") from None
             self._owns_ray = True
         _ray_messages_to_stderr(ray)
         self._actor_cls = ray.remote(max_restarts=0, max_task_retries=0)(RecognitionWorker)
