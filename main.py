@@ -336,8 +336,7 @@ def _pipeline(model: str | None = None) -> Any:
 
 def cmd_enrol(args: argparse.Namespace) -> int:
     """Enrol the largest face of each image as a sample of --name; JSON summary with what was refused."""
-    import cv2
-
+    from station.enrolment import enrol_observation
     from vision.quality import QualityLimits
 
     name = args.name.strip()
@@ -362,17 +361,7 @@ def cmd_enrol(args: argparse.Namespace) -> int:
                 reason = face.quality.reject_reason(limits)
                 if reason is not None:
                     raise ValueError(reason)
-                ok, jpeg = cv2.imencode(".jpg", face.crop, [cv2.IMWRITE_JPEG_QUALITY, 92])
-                if not ok:
-                    raise ValueError("the face crop would not encode")
-                gallery.enrol_sample(
-                    name,
-                    model=face.model,
-                    embedding=face.embedding,
-                    crop_jpeg=bytes(jpeg),
-                    source=str(path),
-                    quality=face.quality.score,
-                )
+                enrol_observation(gallery, name, face, str(path))
                 enrolled.append(str(path))
             except ValueError as exc:
                 rejected.append({"path": str(path), "reason": str(exc)})

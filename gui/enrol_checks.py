@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
+from station.enrolment import enrol_observation
 from storage.gallery import Gallery
 from vision.pipeline import FaceObservation
 from vision.quality import QualityLimits
@@ -71,23 +71,8 @@ def assess(
     )
 
 
-def crop_jpeg(observation: FaceObservation, quality: int = 92) -> bytes:
-    ok, buf = cv2.imencode(".jpg", observation.crop, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError("the face crop would not encode as JPEG")
-    return bytes(buf)
-
-
 def enrol(gallery: Gallery, person: str, assessment: FaceAssessment, source: str) -> int:
     """Store one assessed face as a sample of ``person``; refuses a face below the quality limits."""
     if assessment.reject_reason:
         raise ValueError(f"not enrolled: {assessment.reject_reason}")
-    obs = assessment.observation
-    return gallery.enrol_sample(
-        person,
-        model=obs.model,
-        embedding=obs.embedding,
-        crop_jpeg=crop_jpeg(obs),
-        source=source,
-        quality=obs.quality.score,
-    )
+    return enrol_observation(gallery, person, assessment.observation, source)

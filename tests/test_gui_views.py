@@ -18,13 +18,13 @@ from pytestqt.qtbot import QtBot
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from gui.enrol_checks import crop_jpeg
 from gui.jobs import Jobs
 from gui.services import LazyFaceAnalyser
 from gui.widgets.gallery_view import GalleryView
 from gui.widgets.history_view import PAGE, HistoryFilter, HistoryView
 from gui.widgets.settings_dialog import SettingsDialog
 from gui.widgets.unknown_view import UnknownView
+from station.enrolment import crop_jpeg
 from storage.gallery import Gallery
 from storage.records import NewSighting
 from tests.conftest import FACES, need

@@ -30,10 +30,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.enrol_checks import crop_jpeg
 from gui.jobs import Jobs
 from gui.services import FaceAnalyser
 from gui.widgets.thumbnails import ViewJobs, decode_thumbnail, to_pixmap
+from station.enrolment import enrol_observation
 from storage.gallery import Gallery
 from storage.records import Person, Sample
 from vision.pipeline import FaceObservation
@@ -99,14 +99,7 @@ def enrol_from_file(gallery: Gallery, faces: FaceAnalyser, person: str, path: Pa
     reason = obs.quality.reject_reason()
     if reason:
         raise ValueError(f"not enrolled ({path.name}): {reason}")
-    return gallery.enrol_sample(
-        person,
-        model=faces.model,
-        embedding=obs.embedding,
-        crop_jpeg=crop_jpeg(obs),
-        source=str(path),
-        quality=obs.quality.score,
-    )
+    return enrol_observation(gallery, person, obs, str(path))
 
 
 class GalleryView(QWidget):
