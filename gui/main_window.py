@@ -11,7 +11,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
@@ -35,7 +34,7 @@ from gui.widgets.alerts_panel import Alert, AlertsPanel
 from gui.widgets.camera_grid import CameraGrid
 from gui.widgets.cameras_panel import CamerasPanel
 from gui.widgets.enrol_dialog import EnrolDialog
-from gui.widgets.gallery_view import GalleryView
+from gui.widgets.gallery_view import GalleryView, read_image_file
 from gui.widgets.history_view import HistoryView
 from gui.widgets.settings_dialog import SettingsDialog
 from gui.widgets.unknown_view import UnknownView
@@ -206,14 +205,8 @@ class MainWindow(QMainWindow):
             self.enrol_from_file(Path(path))
 
     def enrol_from_file(self, path: Path) -> None:
-        def load() -> np.ndarray:
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
-                raise ValueError(f"cannot read image {path}: not an image file, or unreadable")
-            return image
-
         self.jobs.run(
-            load,
+            lambda: read_image_file(path),
             lambda image: self.open_enrol(image, str(path)),
             lambda exc: QMessageBox.warning(self, "Enrol", str(exc)),
         )

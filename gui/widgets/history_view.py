@@ -60,6 +60,17 @@ class HistoryFilter:
     unknown_only: bool = False
     min_score: float | None = None
 
+    def criteria(self) -> dict[str, Any]:
+        """The keyword arguments ``Gallery.history`` and ``Gallery.history_query`` take for this filter."""
+        return {
+            "person": self.person_id,
+            "camera": self.camera,
+            "since": self.since,
+            "until": self.until,
+            "unknown_only": self.unknown_only,
+            "min_score": self.min_score,
+        }
+
 
 @dataclass(frozen=True)
 class HistoryRow:
@@ -103,16 +114,7 @@ def _rows(
 
 
 def query_page(gallery: Gallery, f: HistoryFilter, offset: int) -> HistoryPage:
-    found = gallery.history(
-        person=f.person_id,
-        camera=f.camera,
-        since=f.since,
-        until=f.until,
-        unknown_only=f.unknown_only,
-        min_score=f.min_score,
-        limit=PAGE + 1,
-        offset=offset,
-    )
+    found = gallery.history(**f.criteria(), limit=PAGE + 1, offset=offset)
     shown = found[:PAGE]
     if shown:
         title = f"sightings {offset + 1}–{offset + len(shown)}, newest first"
@@ -157,15 +159,7 @@ def export_csv_file(gallery: Gallery, f: HistoryFilter, path: Path) -> int:
     tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
 
     def run(conn: sqlite3.Connection) -> tuple[int, dict[str, Any]]:
-        q = gallery.history_query(
-            person=f.person_id,
-            camera=f.camera,
-            since=f.since,
-            until=f.until,
-            unknown_only=f.unknown_only,
-            min_score=f.min_score,
-            conn=conn,
-        )
+        q = gallery.history_query(**f.criteria(), conn=conn)
         sql = f"SELECT {SIGHTING_COLUMNS} FROM {SIGHTING_FROM} WHERE {q.where} ORDER BY s.started, s.id"
         count = 0
         with tmp.open("w", encoding="utf-8", newline="") as out:
