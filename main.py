@@ -61,19 +61,24 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 # -------------------------------------------------------------- headless
 
 
-def _load_station_key(args: argparse.Namespace) -> bytes:
+def _load_station_key(args: argparse.Namespace) -> tuple[bytes, Path | None]:
+    """The station key, and the path of the key file when it was created just now (to be announced
+    once the station is up, so a failing start still prints one line)."""
     from network import keys
 
     try:
         if args.key_file:
-            return keys.read_key(Path(args.key_file))
+            return keys.read_key(Path(args.key_file)), None
         path = default_key_path(Path(args.gallery))
         key, created = keys.load_or_create(path)
-        if created:
-            log.info("created a new station key at %s (mode 0600); give it to your cameras", path)
-        return key
+        return key, path if created else None
     except keys.KeyFileError as exc:
         raise CliError(str(exc)) from None
+
+
+def _announce_new_key(path: Path | None) -> None:
+    if path is not None:
+        log.info("created a new station key at %s (mode 0600); give it to your cameras", path)
 
 
 def _hostport(text: str, flag: str) -> tuple[str, int]:
@@ -85,21 +90,27 @@ def _hostport(text: str, flag: str) -> tuple[str, int]:
         raise CliError(f"{flag}: {exc}") from None
 
 
-def _recognition_parts(args: argparse.Namespace) -> tuple[Any, Any, Any]:
-    """Open the gallery and load the models before listening, so a bad gallery or a missing model
-    fails at once with one line instead of after the cameras connect."""
-    from station.runtime import RecognitionSettings
+def _open_headless_gallery(args: argparse.Namespace) -> Any:
+    """Open (or create) the gallery: a cheap check, done before any model loads."""
     from storage.errors import GalleryError
     from storage.gallery import Gallery
-    from vision.pipeline import FacePipeline
-    from vision.types import VisionError
 
     path = Path(args.gallery)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        gallery = Gallery.open(path, actor="headless")
+        return Gallery.open(path, actor="headless")
     except (GalleryError, OSError) as exc:
         raise CliError(str(exc)) from None
+
+
+def _recognition_parts(args: argparse.Namespace, gallery: Any) -> tuple[Any, Any]:
+    """Load the models (or start the Ray pool) and read the settings: the slow part, done after the
+    socket, the key and the gallery have been checked."""
+    from station.runtime import RecognitionSettings
+    from storage.errors import GalleryError
+    from vision.pipeline import FacePipeline
+    from vision.types import VisionError
+
     pipeline: Any = None
     try:
         if args.ray_address:  # the models load on the cluster's actors, not here
@@ -113,9 +124,8 @@ def _recognition_parts(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     except (VisionError, ValueError, GalleryError, CliError) as exc:
         if args.ray_address and pipeline is not None:
             pipeline.stop()
-        gallery.close()
         raise CliError(str(exc)) from None
-    return gallery, pipeline, settings
+    return pipeline, settings
 
 
 def _ray_pool(args: argparse.Namespace) -> Any:
@@ -164,20 +174,32 @@ def cmd_headless(args: argparse.Namespace) -> int:
 
     listen = _hostport(args.listen, "--listen")
     connects = [_hostport(c, "--connect") for c in args.connect or []]
-    key = _load_station_key(args)
     if args.stats_every <= 0:
         raise CliError("--stats-every must be positive")
-    gallery, pipeline, settings = _recognition_parts(args) if args.recognition else (None, None, None)
-    ray_pool = pipeline if args.recognition and args.ray_address else None
+    # Cheap checks first, each failing in a second with one line: the socket, the key, the gallery.
+    # Only then the models, which take seconds to load; frames that arrive meanwhile wait in the
+    # receiver's newest-frame slots.
+    key, new_key = _load_station_key(args)
     receiver = UdpReceiver(key, listen[0], listen[1], config=ReceiverConfig(offline_after_s=args.offline_after))
     try:
         receiver.start()
     except OSError as exc:
-        if ray_pool is not None:
-            ray_pool.stop()
+        raise CliError(f"cannot listen on {args.listen}: {exc.strerror}") from None
+    gallery: Any = None
+    pipeline: Any = None
+    settings: Any = None
+    try:
+        if args.recognition:
+            gallery = _open_headless_gallery(args)
+        _announce_new_key(new_key)
+        if gallery is not None:
+            pipeline, settings = _recognition_parts(args, gallery)
+    except CliError:
+        receiver.stop()
         if gallery is not None:
             gallery.close()
-        raise CliError(f"cannot listen on {args.listen}: {exc.strerror}") from None
+        raise
+    ray_pool = pipeline if args.recognition and args.ray_address else None
     recogniser = None
     if gallery is not None and pipeline is not None and settings is not None:
         from station.runtime import Recogniser
@@ -670,6 +692,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return sender_status
     parser = build_parser()
     args = parser.parse_args(argv)
+    from vision.tf_runtime import quiet_native_logs
+
+    quiet_native_logs(verbose=args.verbose)  # before anything can import TensorFlow
     level = logging.DEBUG if args.verbose else logging.INFO
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log_file = None

@@ -27,6 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from vision.tf_runtime import quiet_native_logs  # noqa: E402
+
+quiet_native_logs()  # before anything imports TensorFlow
+
 from network import keys  # noqa: E402
 from network.udp_receiver import ReceiverConfig, UdpReceiver  # noqa: E402
 from station.runtime import Recogniser, RecognitionSettings, calibrated_threshold  # noqa: E402

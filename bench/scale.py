@@ -37,15 +37,18 @@ from pathlib import Path
 
 os.environ.setdefault("FACESTATION_TF_THREADS", "1")
 os.environ.update({"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)})
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import cv2
+from vision.tf_runtime import quiet_native_logs
 
-from network.frames import FrameDecodeError, decode_jpeg
-from vision.pipeline import FacePipeline
-from vision.ray_workers import RayPoolConfig, RayRecognitionPool
+quiet_native_logs()  # before anything imports TensorFlow
+
+import cv2  # noqa: E402
+
+from network.frames import FrameDecodeError, decode_jpeg  # noqa: E402
+from vision.pipeline import FacePipeline  # noqa: E402
+from vision.ray_workers import RayPoolConfig, RayRecognitionPool  # noqa: E402
 
 CLIP = Path(__file__).resolve().parent.parent.parent / "shared" / "faces" / "video" / "short_hamilton_clip.mp4"
 

@@ -22,7 +22,11 @@ import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vision.lfw import PairsError, parse_pairs, score_pairs, summarise
+from vision.tf_runtime import quiet_native_logs
+
+quiet_native_logs()  # before anything imports TensorFlow
+
+from vision.lfw import PairsError, parse_pairs, score_pairs, summarise  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FOLD1 = ROOT.parent / "shared" / "faces" / "lfw_pairs_fold1"

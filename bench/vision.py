@@ -33,6 +33,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from vision.tf_runtime import quiet_native_logs  # noqa: E402
+
+quiet_native_logs()  # before anything imports TensorFlow
+
 from vision.align import align  # noqa: E402
 from vision.detector import MtcnnDetector, box_iou  # noqa: E402
 from vision.embedders import load_embedder  # noqa: E402

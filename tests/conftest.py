@@ -17,6 +17,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from network import keys
 from network.frames import Frame
 from network.udp_receiver import ReceiverConfig, UdpReceiver
+from vision.tf_runtime import quiet_native_logs
+
+quiet_native_logs()  # the in-process tests import TensorFlow too (none of the imports above does)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"

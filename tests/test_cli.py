@@ -222,19 +222,68 @@ def test_headless_creates_the_default_key_beside_the_gallery(tmp_path: Path) -> 
 
 
 def test_headless_errors_are_one_clear_line(tmp_path: Path, key_file: Path) -> None:
-    one_error_line(
-        main_py("headless", "--listen", "127.0.0.1:0", "--key-file", str(tmp_path / "x")), "key file not found"
-    )
-    one_error_line(main_py("headless", "--listen", "nonsense", "--key-file", str(key_file)), "--listen")
-    one_error_line(main_py("headless", "--listen", "127.0.0.1:0", "--key-file", str(tmp_path)), "is a directory")
+    """A bad key, a busy port or an unusable gallery fail before any model loads: one line, exit 2, within 2 s."""
     import socket
 
+    def quick(*args: str) -> subprocess.CompletedProcess[str]:
+        began = time.monotonic()
+        result = main_py(*args)
+        assert time.monotonic() - began < 2.0, f"{args}: took {time.monotonic() - began:.1f} s"
+        return result
+
+    one_error_line(
+        quick("headless", "--listen", "127.0.0.1:0", "--key-file", str(tmp_path / "x")), "key file not found"
+    )
+    one_error_line(quick("headless", "--listen", "nonsense", "--key-file", str(key_file)), "--listen")
+    one_error_line(quick("headless", "--listen", "127.0.0.1:0", "--key-file", str(tmp_path)), "is a directory")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
         busy.bind(("127.0.0.1", 0))
         port = busy.getsockname()[1]
-        one_error_line(
-            main_py("headless", "--listen", f"127.0.0.1:{port}", "--key-file", str(key_file)), "cannot listen"
-        )
+        one_error_line(quick("headless", "--listen", f"127.0.0.1:{port}", "--key-file", str(key_file)), "cannot listen")
+        # A fresh station (its key not created yet) on a busy port still says one thing only.
+        fresh = tmp_path / "fresh" / "gallery.db"
+        one_error_line(quick("headless", "--gallery", str(fresh), "--listen", f"127.0.0.1:{port}"), "cannot listen")
+    unusable = tmp_path / "folder.db"
+    unusable.mkdir()
+    one_error_line(
+        quick("headless", "--gallery", str(unusable), "--listen", "127.0.0.1:0", "--key-file", str(key_file)),
+        "is a directory",
+    )
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(b"this is not a database" * 100)
+    one_error_line(
+        quick("headless", "--gallery", str(corrupt), "--listen", "127.0.0.1:0", "--key-file", str(key_file)),
+        str(corrupt),
+    )
+
+
+def test_tensorflow_native_lines_are_caught_and_other_output_kept() -> None:
+    """On AVX-512 CPUs TF's import prints absl/oneDNN lines from native code; the hook catches them
+    wherever the import comes from, while what another thread writes meanwhile still reaches stderr."""
+    code = (
+        "import sys, threading, time\n"
+        "from vision.tf_runtime import quiet_native_logs\n"
+        "quiet_native_logs()\n"
+        "stop = threading.Event()\n"
+        "def tick():\n"
+        "    n = 0\n"
+        "    while not stop.is_set():\n"
+        "        n += 1; sys.stderr.write(f'tick {n}\\n'); sys.stderr.flush(); time.sleep(0.05)\n"
+        "    sys.stderr.write(f'ticks {n}\\n')\n"
+        "t = threading.Thread(target=tick); t.start()\n"
+        "import mtcnn.network.pnet\n"  # mtcnn is the first to import TensorFlow here
+        "import tensorflow as tf\n"
+        "print(int(tf.constant(2) + 2))\n"
+        "stop.set(); t.join()\n"
+    )
+    result = run([sys.executable, "-c", code], cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "4"
+    lines = result.stderr.splitlines()
+    assert not [line for line in lines if "oneDNN" in line or "absl" in line or "tensorflow" in line.lower()], lines
+    ticks = [line for line in lines if line.startswith("tick ")]
+    total = int(next(line for line in lines if line.startswith("ticks ")).split()[1])
+    assert len(ticks) == total and total > 0, "a line written during the import was lost"
 
 
 @pytest.mark.slow

@@ -30,6 +30,14 @@ def lines(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
+def assert_no_native_noise(stderr: str) -> None:
+    """TensorFlow, absl and oneDNN print nothing of their own on a normal run, whatever the CPU."""
+    from vision.tf_runtime import is_native_line
+
+    noise = [line for line in stderr.splitlines() if is_native_line(line) or "oneDNN" in line or "absl" in line]
+    assert not noise, noise
+
+
 def test_enrol_then_identify_from_files(tmp_path: Path) -> None:
     gallery = str(tmp_path / "gallery.db")
     powell = need(PEOPLE / "Colin_Powell")
@@ -44,6 +52,7 @@ def test_enrol_then_identify_from_files(tmp_path: Path) -> None:
         "enrol", "--gallery", gallery, "--name", "Colin Powell", *map(str, photos[:3]), str(not_image), str(blank)
     )
     assert result.returncode == 0, result.stderr
+    assert_no_native_noise(result.stderr)
     [summary] = lines(result)
     assert summary["event"] == "enrol" and summary["person"] == "Colin Powell"
     assert summary["enrolled"] == 3 and summary["samples"] == 3
@@ -53,6 +62,7 @@ def test_enrol_then_identify_from_files(tmp_path: Path) -> None:
     other = sorted(need(PEOPLE / "Tony_Blair").glob("*.jpg"))[0]
     result = main_py("identify", "--gallery", gallery, str(photos[5]), str(other), str(not_image))
     assert result.returncode == 1, "one file could not be read"
+    assert_no_native_noise(result.stderr)
     by_path = {Path(str(line["path"])).name: line for line in lines(result)}
     faces = by_path[photos[5].name]["faces"]
     assert isinstance(faces, list) and faces, "a face was found"
@@ -120,6 +130,7 @@ def test_headless_sights_the_enrolled_performer_on_a_real_stream(tmp_path: Path)
         station.terminate()
         out, err = station.communicate(timeout=60)
     assert station.returncode == 0, err[-3000:]
+    assert_no_native_noise(err)
     events = [json.loads(line) for line in out.splitlines() if line.strip()]
     sightings = [e for e in events if e["event"] == "sighting"]
     named = {e["person"] for e in sightings if e["person"] is not None}
