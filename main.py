@@ -82,7 +82,7 @@ def _announce_new_key(path: Path | None) -> None:
 
 
 def _hostport(text: str, flag: str) -> tuple[str, int]:
-    from network.udp_receiver import parse_hostport
+    from network.addresses import parse_hostport
 
     try:
         return parse_hostport(text)

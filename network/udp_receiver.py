@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from network import protocol
+from network.addresses import Address, resolve_ipv4
 from network.frames import CameraEvent, CameraStats, Frame
 from network.protocol import (
     Bye,
@@ -46,7 +47,6 @@ _DRAIN_MAX = 64  # datagrams handled per lock; bounds how long a reader can wait
 log = logging.getLogger(__name__)
 
 FrameListener = Callable[[Frame], None]
-Address = tuple[str, int]
 
 
 @dataclass(frozen=True)
@@ -560,33 +560,11 @@ def _grow_rcvbuf(sock: socket.socket, size: int) -> None:
 def _resolve(host: str, port: int) -> Address:
     if not 0 < port < 65536:
         raise ValueError(f"port {port} is out of range")
-    try:
-        info = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_DGRAM)
-    except socket.gaierror as exc:
-        raise ValueError(f"cannot resolve {host!r}: {exc.strerror}") from None
-    addr = info[0][4]
-    return str(addr[0]), int(addr[1])
+    return resolve_ipv4((host, port))
 
 
 def _fmt(address: Address) -> str:
     return f"{address[0]}:{address[1]}"
-
-
-def parse_hostport(text: str, *, default_host: str | None = None) -> Address:
-    """Parse HOST:PORT (or :PORT with ``default_host``), with a clear ValueError."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep:
-        raise ValueError(f"expected HOST:PORT, got {text!r}")
-    host = host.strip("[]") or (default_host or "")
-    if not host:
-        raise ValueError(f"expected HOST:PORT, got {text!r}")
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ValueError(f"port in {text!r} is not a number") from None
-    if not 0 <= port < 65536:
-        raise ValueError(f"port {port} is out of range")
-    return host, port
 
 
 def format_stats(stats: CameraStats) -> dict[str, object]:

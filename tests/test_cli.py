@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from network import keys
-from tests.conftest import ROOT, SENDER, FrameLog, SenderFactory, wait_until
+from tests.conftest import CLIP, ROOT, SENDER, FrameLog, SenderFactory, wait_until
 from tests.test_resilience import free_udp_port
 
 
@@ -127,6 +127,34 @@ def test_sender_imports_nothing_heavy() -> None:
     result = run([sys.executable, "-c", code], cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_importing_the_sender_changes_neither_sys_path_nor_the_environment() -> None:
+    code = (  # cv2's own loader sets LD_LIBRARY_PATH when imported: import it first, then compare
+        "import os, sys, cv2; path, env = list(sys.path), dict(os.environ);"
+        "import network.udp_sender;"
+        "print(sys.path == path, dict(os.environ) == env)"
+    )
+    result = run([sys.executable, "-c", code], cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True"]
+
+
+def test_sender_start_offset(key_file: Path, receiver: tuple[object, FrameLog], start_sender: SenderFactory) -> None:
+    """--start S begins a video file S seconds in; past its end, or on a camera, it is one clear line."""
+    clip = CLIP if CLIP.exists() else pytest.skip("the clip lives in ../shared/faces")
+    one_error_line(sender("--source", str(clip), "--start", "60", "--key-file", str(key_file)), "past the end")
+    one_error_line(sender("--source", "97", "--start", "2", "--key-file", str(key_file)), "cannot open camera 97")
+    one_error_line(sender("--source", str(clip), "--start", "-1", "--key-file", str(key_file)), "--start")
+    rx, log = receiver
+    port = rx.address[1]  # type: ignore[attr-defined]
+    start_sender("--source", str(clip), "--start", "8.5", "--name", "late", "--station", f"127.0.0.1:{port}")
+    assert wait_until(lambda: log.count("late") >= 3, 15)
+    # 8.5 s into a 9.2 s clip without --loop: it ends within a second instead of playing 9 s.
+    time.sleep(1.5)
+    count = log.count("late")
+    time.sleep(1.0)
+    assert log.count("late") == count, "the sender kept streaming past the clip's end"
 
 
 @pytest.mark.slow

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from network import protocol
+from network.addresses import parse_hostport
 from network.frames import FrameDecodeError, decode_jpeg
 from network.protocol import Hello
-from network.udp_receiver import ReceiverConfig, UdpReceiver, parse_hostport
+from network.udp_receiver import ReceiverConfig, UdpReceiver
 from tests.conftest import FrameLog, wait_until
 
 

@@ -26,8 +26,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from network.addresses import parse_hostport
 from network.discovery import DiscoveredSender
-from network.udp_receiver import UdpReceiver, parse_hostport
+from network.udp_receiver import UdpReceiver
 
 
 def sender_command(key_file: Path, station: tuple[str, int] | None) -> str:
