@@ -1,7 +1,11 @@
-"""Starts the console: builds the real services, hands them to the main window, and stops them.
+"""Starts the console: assembles the station (station/station.py), hands its parts to the main window, stops it.
 
-``--demo`` listens on 127.0.0.1 only, starts two local demo senders that push to it, and browses
-for senders on the loopback interface only, so a demo sends nothing off the machine.
+The console and ``main.py headless`` are two faces of one Qt-free :class:`station.station.Station`:
+the same key, receiver, gallery, recogniser, discovery, demo cameras, schedules and shutdown
+order. Here the models load on a background thread, so the window opens at once.
+``--demo`` listens on 127.0.0.1 only, starts two local demo senders that push to it, browses for
+senders on the loopback interface only (a demo sends nothing off the machine), and enrols the demo
+people into the gallery where it lacks them.
 """
 
 from __future__ import annotations
@@ -19,15 +23,10 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from gui.main_window import MainWindow
-from gui.services import ConsoleServices, FaceAnalyser, LazyFaceAnalyser
-from network import keys, protocol
-from network.demo_senders import start_demo_senders, stop_demo_senders
-from network.discovery import Browser, DiscoveredSender, local_ipv4_addresses
-from network.udp_receiver import ReceiverConfig, UdpReceiver
-from station.runtime import RAY_ADDRESS, Recogniser, RecognitionSettings, calibrated_threshold
-from storage.errors import GalleryError
-from storage.gallery import Gallery
-from vision.embedders import DEFAULT_MODEL
+from gui.services import ConsoleServices
+from network import protocol
+from network.discovery import local_ipv4_addresses
+from station.station import Station, StationError, StationOptions
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +41,7 @@ class ConsoleOptions:
     listen: tuple[str, int]
     key_file: Path | None = None
     demo_cameras: int = 0
+    demo_people: bool = False  # enrol the demo people into the gallery where it lacks them
     mdns_interfaces: tuple[str, ...] | None = None  # None: all interfaces
     offscreen_quit_after_s: float | None = None  # for smoke tests
     ray_address: str | None = None  # None: the gallery's setting; "" or unset there: local threads
@@ -57,98 +57,42 @@ def _advertised(listen: tuple[str, int], port: int) -> tuple[str, int]:
     return host, port
 
 
-def _load_pipeline() -> FaceAnalyser:
-    from vision.pipeline import FacePipeline
-
-    pipeline = FacePipeline()
-    pipeline.warm_up()
-    return pipeline
-
-
 def build_services(options: ConsoleOptions) -> tuple[ConsoleServices, list[Callable[[], None]]]:
-    """Start the receiver and discovery; returns the services and what stops them, in order."""
-    key_file = options.key_file or options.gallery.parent / "station.key"
+    """Start the station; returns the services the window needs and what stops them."""
+    station = Station(
+        StationOptions(
+            gallery=options.gallery,
+            listen=options.listen,
+            key_file=options.key_file,
+            actor="console",
+            ray_address=options.ray_address,
+            ray_workers=options.ray_workers,
+            discover=True,
+            mdns_interfaces=options.mdns_interfaces,
+            demo_cameras=options.demo_cameras,
+            demo_people=options.demo_people,
+            lazy_models=True,
+        )
+    )
     try:
-        if options.key_file is not None:
-            key = keys.read_key(key_file)
-        else:
-            key, created = keys.load_or_create(key_file)
-            if created:
-                log.info("created a new station key at %s (mode 0600); give it to your cameras", key_file)
-    except keys.KeyFileError as exc:
+        station.start()
+    except StationError as exc:
         raise ConsoleError(str(exc)) from None
-    options.gallery.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        gallery = Gallery.open(options.gallery, actor="console")
-    except GalleryError as exc:
-        raise ConsoleError(str(exc)) from None
-    receiver = UdpReceiver(key, options.listen[0], options.listen[1], config=ReceiverConfig())
-    try:
-        receiver.start()
-    except OSError as exc:
-        gallery.close()
-        raise ConsoleError(f"cannot listen on {options.listen[0]}:{options.listen[1]}: {exc.strerror}") from None
-    faces = LazyFaceAnalyser(_load_pipeline, DEFAULT_MODEL)
-    faces.preload()
-    try:
-        settings = RecognitionSettings.from_gallery(gallery, DEFAULT_MODEL)
-    except (ValueError, GalleryError) as exc:
-        log.warning("stored recognition settings are unusable (%s); using the defaults", exc)
-        settings = RecognitionSettings(threshold=calibrated_threshold(DEFAULT_MODEL))
-    ray_address = options.ray_address
-    if ray_address is None:
-        ray_address = str(gallery.get_setting(RAY_ADDRESS, "") or "")
-    pool = None
-    if ray_address:
-        try:
-            from vision.ray_workers import RayPoolConfig, RayRecognitionPool, RayUnavailable
-        except ImportError as exc:
-            receiver.stop()
-            gallery.close()
-            raise ConsoleError(f"the Ray back-end needs the ray extra (pip install '.[ray]'): {exc}") from None
-        try:
-            pool = RayRecognitionPool(RayPoolConfig(address=ray_address, actors=options.ray_workers)).start()
-        except (RayUnavailable, ValueError) as exc:
-            receiver.stop()
-            gallery.close()
-            raise ConsoleError(f"Ray cluster {ray_address}: {exc}") from None
-        log.info("recognition runs on the Ray cluster at %s (%d actors)", ray_address, options.ray_workers)
-    recogniser = Recogniser(
-        receiver,
-        gallery,
-        faces,
-        settings,
-        workers=pool.config.station_workers if pool is not None else None,
-        frame_analyser=pool,
-    ).start()
-    # Stopped in this order: recognition flushes open tracks into the gallery before it closes.
-    stops: list[Callable[[], None]] = [recogniser.stop, receiver.stop, gallery.close]
-    if pool is not None:
-        stops.insert(1, pool.stop)
-    discovered: Callable[[], list[DiscoveredSender]] = list
-    try:
-        browser = Browser(interfaces=list(options.mdns_interfaces) if options.mdns_interfaces else None)
-    except Exception as exc:  # no multicast on this host: manual add still works
-        log.warning("LAN discovery is off: %s", exc)
-    else:
-        stops.insert(0, browser.close)
-        discovered = browser.senders
-    host, port = receiver.address
+    receiver, gallery = station.receiver, station.gallery
+    assert receiver is not None and gallery is not None
     services = ConsoleServices(
         receiver=receiver,
-        discovered=discovered,
-        key_hex=protocol.encode_key(key),
-        key_file=key_file,
-        advertised_address=_advertised(options.listen, port),
+        discovered=station.discovered,
+        key_hex=protocol.encode_key(station.key),
+        key_file=station.key_file,
+        advertised_address=_advertised(options.listen, receiver.address[1]),
         gallery=gallery,
-        faces=faces,
+        faces=station.pipeline,
         cameras=lambda: [c.name for c in gallery.cameras()],
-        recogniser=recogniser,
+        recogniser=station.recogniser,
+        retention=station.apply_retention,
     )
-    if options.demo_cameras:
-        procs = start_demo_senders((host, port), key_file, options.demo_cameras)
-        stops.insert(0, lambda: stop_demo_senders(procs))
-    return services, stops
+    return services, [station.stop, *options.extra_cleanup]
 
 
 def _choose_platform() -> None:

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QPoint, Qt, QTimer
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -39,7 +39,7 @@ from gui.widgets.history_view import HistoryView
 from gui.widgets.settings_dialog import SettingsDialog
 from gui.widgets.unknown_view import UnknownView
 from network.frames import CameraEvent
-from station.runtime import MAX_RATE, MIN_FACE, RETENTION_DAYS, THRESHOLD, UNKNOWN_ALERTS, calibrated_threshold
+from station.runtime import MAX_RATE, MIN_FACE, THRESHOLD, UNKNOWN_ALERTS, calibrated_threshold
 from storage.locations import describe
 
 log = logging.getLogger(__name__)
@@ -129,11 +129,8 @@ class MainWindow(QMainWindow):
             settings.triggered.connect(self.open_settings)
             faces_menu.addAction(settings)
             faces_menu.setEnabled(True)
-            # Retention runs now and every hour in a background job.
-            self.retention_timer = QTimer(self)
-            self.retention_timer.timeout.connect(self.apply_retention)
-            self.retention_timer.start(3_600_000)
-            QTimer.singleShot(5_000, self.apply_retention)
+            # Retention is the station's own hourly job (station/station.py), headless or not; the
+            # window only asks for a run now when the operator changes the setting.
             self.jobs.run(
                 lambda: bool(g.get_setting(UNKNOWN_ALERTS, False)),
                 lambda on: self.alerts.unknown_alerts.setChecked(bool(on)),
@@ -303,15 +300,11 @@ class MainWindow(QMainWindow):
         self.apply_retention()
 
     def apply_retention(self) -> None:
-        gallery = self.services.gallery
-        if gallery is None:
+        """Run the station's retention job now, in a background job (after a settings change)."""
+        retention = self.services.retention
+        if retention is None:
             return
-
-        def run() -> object:
-            days = float(str(gallery.get_setting(RETENTION_DAYS, 90)))
-            return gallery.apply_retention(days) if days > 0 else None
-
-        self.jobs.run(run, None, lambda exc: log.warning("retention failed: %s", exc))
+        self.jobs.run(retention, None, lambda exc: log.warning("retention failed: %s", exc))
 
     def _poll_alerts(self) -> None:
         if self.feed is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,42 +49,4 @@ class ConsoleServices:
     faces: FaceAnalyser | None = None
     cameras: Callable[[], list[str]] = field(default=list)  # names of cameras seen, for filters
     recogniser: Recogniser | None = None
-
-
-class LazyFaceAnalyser:
-    """Loads the vision pipeline once, on first use or on :meth:`preload` (TensorFlow takes ~10 s),
-    so the console opens at once and the first enrolment simply waits for the models."""
-
-    def __init__(self, factory: Callable[[], FaceAnalyser], model: str) -> None:
-        self._factory = factory
-        self._model = model
-        self._lock = threading.Lock()
-        self._loaded: FaceAnalyser | None = None
-        self.error: Exception | None = None
-
-    @property
-    def model(self) -> str:
-        return self._model
-
-    def get(self) -> FaceAnalyser:
-        with self._lock:
-            if self._loaded is None:
-                self._loaded = self._factory()
-            return self._loaded
-
-    def preload(self) -> None:
-        """Load in a background thread; a failure is kept and raised again on use."""
-
-        def load() -> None:
-            try:
-                self.get()
-            except Exception as exc:
-                self.error = exc
-
-        threading.Thread(target=load, name="load-models", daemon=True).start()
-
-    def observe(self, image: ImageBGR) -> list[FaceObservation]:
-        return self.get().observe(image)
-
-    def observe_box(self, image: ImageBGR, box: tuple[float, float, float, float]) -> FaceObservation:
-        return self.get().observe_box(image, box)
+    retention: Callable[[], object] | None = None  # apply the retention setting now (the station's own job)

@@ -65,6 +65,11 @@ def default_gallery() -> Path:
     return data_dir() / GALLERY_FILE
 
 
+def demo_gallery() -> Path:
+    """The demo's own gallery (``--demo`` without ``--gallery``), so a demo never mixes into the real one."""
+    return data_dir() / "demo" / GALLERY_FILE
+
+
 def default_key(gallery: Path | None = None) -> Path:
     """The station key lives beside the gallery it goes with."""
     return (default_gallery() if gallery is None else Path(gallery)).parent / KEY_FILE

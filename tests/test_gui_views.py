@@ -19,12 +19,12 @@ from pytestqt.qtbot import QtBot
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from gui.jobs import Jobs
-from gui.services import LazyFaceAnalyser
 from gui.widgets.gallery_view import GalleryView
 from gui.widgets.history_view import PAGE, HistoryFilter, HistoryView
 from gui.widgets.settings_dialog import SettingsDialog
 from gui.widgets.unknown_view import UnknownView
 from station.enrolment import crop_jpeg
+from station.lazy_pipeline import LazyPipeline
 from storage.gallery import Gallery
 from storage.records import NewSighting
 from tests.conftest import FACES, need
@@ -512,7 +512,7 @@ def test_a_file_that_is_not_an_image_gives_a_message(
 ) -> None:
     bad = tmp_path / "holiday.jpg"
     bad.write_text("not a picture\n")
-    faces = LazyFaceAnalyser(FacePipeline, "facenet-512")  # never loaded: the file is refused first
+    faces = LazyPipeline(FacePipeline, "facenet-512")  # never loaded: the file is refused first
     view = GalleryView(gallery, jobs, faces)
     qtbot.addWidget(view)
     view.add_sample_from_file(bad, "Someone")

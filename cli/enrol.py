@@ -1,0 +1,86 @@
+"""``main.py enrol``: faces from image files or folders for one person (``--name``), or a whole roster
+(``--folders DIR``, one subfolder per person), with the models loaded once (station/roster.py)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from cli.common import CliError, emit, load_pipeline, open_gallery
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("enrol", parents=[common], help="enrol faces from image files or folders, or a roster")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--name", help="the person's name (created if new)")
+    who.add_argument(
+        "--folders", metavar="DIR", help="a roster: each subfolder of DIR is one person, named after the folder"
+    )
+    p.add_argument("paths", nargs="*", metavar="PATH", help="image files or folders of images (with --name)")
+    p.add_argument("--model", help="embedding model (default facenet-512)")
+    p.add_argument("--min-face", type=float, default=40.0, metavar="PX", help="refuse faces smaller than this")
+    p.set_defaults(func=run)
+
+
+def _progress_bar(total: int, what: str) -> Any:
+    """A progress bar on stderr when it is a terminal (tqdm), else None."""
+    if not sys.stderr.isatty() or total == 0:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="photo", desc=what, file=sys.stderr, leave=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    from station.roster import RosterError, RosterSummary, enrol_person, list_images, read_roster
+    from vision.quality import QualityLimits
+
+    if args.folders is not None and args.paths:
+        raise CliError("--folders takes the roster folder alone; give PATHs only with --name")
+    if args.name is not None:
+        name = args.name.strip()
+        if not name:
+            raise CliError("--name must not be empty")
+        if not args.paths:
+            raise CliError("--name needs at least one PATH (an image or a folder of images)")
+        files, problems = list_images(Path(p) for p in args.paths)
+        entries = [(name, files, problems)]
+    else:
+        try:
+            roster = read_roster(Path(args.folders))
+        except RosterError as exc:
+            raise CliError(str(exc)) from None
+        entries = [(e.name, list(e.files), list(e.problems)) for e in roster]
+    if args.min_face <= 0:
+        raise CliError("--min-face must be positive")
+    gallery = open_gallery(args, "cli")
+    try:
+        pipeline = load_pipeline(args.model)
+        limits = QualityLimits(min_face=args.min_face)
+        bar = _progress_bar(sum(len(f) for _, f, _ in entries), "enrolling")
+        summary = RosterSummary()
+        try:
+            for name, files, problems in entries:
+                if bar is not None:
+                    bar.set_postfix_str(name, refresh=False)
+                result = enrol_person(
+                    gallery,
+                    pipeline,
+                    name,
+                    files,
+                    limits=limits,
+                    problems=problems,
+                    progress=(lambda _p: bar.update(1)) if bar is not None else None,
+                )
+                summary.add(result)
+                emit(result.as_json())
+        finally:
+            if bar is not None:
+                bar.close()
+        if args.folders is not None:
+            emit(summary.as_json())
+        return 0 if summary.enrolled else 1
+    finally:
+        gallery.close()

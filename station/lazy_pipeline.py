@@ -1,0 +1,87 @@
+"""The face pipeline, loaded once on first use or on a background thread (TensorFlow takes seconds).
+
+The console opens its window at once and the first enrolment or recognised frame simply waits for
+the models; the headless station loads them up front. A load that fails is kept and raised again
+on every use, so each caller gets the same one clear error.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from vision.types import Detection, ImageBGR
+
+log = logging.getLogger(__name__)
+
+
+class LazyPipeline:
+    """Stands in for ``vision.pipeline.FacePipeline`` until it is loaded; thread-safe."""
+
+    def __init__(
+        self, factory: Callable[[], Any], model: str, *, on_loaded: Callable[[Any], None] | None = None
+    ) -> None:
+        self._factory = factory
+        self._model = model
+        self._on_loaded = on_loaded
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._loaded: Any = None
+        self.error: Exception | None = None
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded is not None
+
+    def get(self) -> Any:
+        """The pipeline, loading it now if need be; a failed load raises the same error each time."""
+        with self._lock:
+            if self._loaded is None:
+                if self.error is not None:
+                    raise self.error
+                try:
+                    pipeline = self._factory()
+                except Exception as exc:
+                    self.error = exc
+                    self._done.set()
+                    raise
+                self._model = str(getattr(pipeline, "model", self._model))
+                self._loaded = pipeline
+                if self._on_loaded is not None:
+                    try:
+                        self._on_loaded(pipeline)
+                    except Exception:
+                        log.exception("after loading the models")
+                self._done.set()
+            return self._loaded
+
+    def preload(self) -> None:
+        """Load on a background thread; a failure is logged, kept, and raised again on use."""
+
+        def load() -> None:
+            try:
+                self.get()
+            except Exception as exc:
+                log.error("the face models could not be loaded: %s", exc)
+
+        threading.Thread(target=load, name="load-models", daemon=True).start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the load to finish; True when the models are there."""
+        self._done.wait(timeout)
+        return self._loaded is not None
+
+    def observe(self, image: ImageBGR) -> list[Any]:
+        return list(self.get().observe(image))
+
+    def observe_box(self, image: ImageBGR, box: tuple[float, float, float, float]) -> Any:
+        return self.get().observe_box(image, box)
+
+    def observe_detections(self, image: ImageBGR, detections: list[Detection]) -> list[Any]:
+        return list(self.get().observe_detections(image, detections))

@@ -1,0 +1,209 @@
+"""Enrolling people from files: one person's photos, or a whole roster, with the models loaded once.
+
+A roster is a folder of folders (each subfolder one person, named after it) or a CSV of
+``name,path`` rows (a path may be a photo or a folder of photos; relative paths are read from the
+CSV's folder). The CLI (``main.py enrol --folders``) and the console's "Import a roster…" both go
+through :func:`enrol_person`, so a refusal reads the same everywhere. Each photo gives its largest
+face; a file that cannot be used is listed with why, and the rest carry on.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from station.enrolment import enrol_observation
+from storage.gallery import Gallery
+from vision.pipeline import FaceObservation, read_image
+from vision.quality import QualityLimits
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+MAX_ROSTER_ROWS = 100_000  # a CSV is user input: bound what is read
+
+
+class RosterError(ValueError):
+    """The roster itself cannot be read (not a folder or CSV, unreadable, malformed)."""
+
+
+class Observer(Protocol):
+    @property
+    def model(self) -> str: ...
+
+    def observe(self, image: Any) -> list[FaceObservation]: ...
+
+
+@dataclass(frozen=True)
+class RosterEntry:
+    """One person of a roster and the files named for them (problems found while listing them too)."""
+
+    name: str
+    files: tuple[Path, ...]
+    problems: tuple[tuple[str, str], ...] = ()  # (path, reason) found before any photo was read
+
+
+@dataclass(frozen=True)
+class PersonResult:
+    """What enrolling one person's files did: counts, the files enrolled, and each refusal with why."""
+
+    person: str
+    model: str
+    enrolled: tuple[str, ...]
+    rejected: tuple[tuple[str, str], ...]
+    samples: int  # the person's samples of every model after this enrolment
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "event": "enrol",
+            "person": self.person,
+            "model": self.model,
+            "enrolled": len(self.enrolled),
+            "samples": self.samples,
+            "files": list(self.enrolled),
+            "rejected": [{"path": p, "reason": r} for p, r in self.rejected],
+        }
+
+
+@dataclass
+class RosterSummary:
+    """The roster import's totals (the last JSON line, the console's closing summary)."""
+
+    persons: int = 0
+    enrolled: int = 0
+    rejected: int = 0
+    persons_without_samples: list[str] = field(default_factory=list)
+
+    def add(self, result: PersonResult) -> None:
+        self.persons += 1
+        self.enrolled += len(result.enrolled)
+        self.rejected += len(result.rejected)
+        if not result.enrolled:
+            self.persons_without_samples.append(result.person)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "event": "summary",
+            "persons": self.persons,
+            "enrolled": self.enrolled,
+            "rejected": self.rejected,
+            "persons_without_samples": self.persons_without_samples,
+        }
+
+
+def list_images(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Every image named, or inside a named folder (sorted); and (path, reason) for what cannot be used."""
+    found: list[Path] = []
+    problems: list[tuple[str, str]] = []
+    for path in paths:
+        if path.is_dir():
+            inside = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not inside:
+                problems.append((str(path), "no image files in this folder"))
+            found.extend(inside)
+        elif path.exists():
+            found.append(path)
+        else:
+            problems.append((str(path), "no such file"))
+    return found, problems
+
+
+def read_roster(path: Path) -> list[RosterEntry]:
+    """The people of a roster folder or CSV, sorted by name as given; RosterError if it cannot be read."""
+    if path.is_dir():
+        return _roster_folder(path)
+    if path.is_file() and path.suffix.lower() == ".csv":
+        return _roster_csv(path)
+    if not path.exists():
+        raise RosterError(f"no roster at {path}")
+    raise RosterError(f"{path} is neither a folder of person folders nor a .csv of name,path rows")
+
+
+def _roster_folder(folder: Path) -> list[RosterEntry]:
+    try:
+        people = sorted((p for p in folder.iterdir() if p.is_dir()), key=lambda p: p.name.casefold())
+    except OSError as exc:
+        raise RosterError(f"cannot read roster folder {folder}: {exc.strerror}") from None
+    if not people:
+        raise RosterError(f"roster folder {folder} has no person folders (one subfolder per person)")
+    entries = []
+    for person in people:
+        files, problems = list_images([person])
+        entries.append(RosterEntry(_name(person.name), tuple(files), tuple(problems)))
+    return entries
+
+
+def _roster_csv(path: Path) -> list[RosterEntry]:
+    by_name: dict[str, tuple[str, list[Path]]] = {}
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            for number, row in enumerate(csv.reader(fh), start=1):
+                if number > MAX_ROSTER_ROWS:
+                    raise RosterError(f"{path}: more than {MAX_ROSTER_ROWS} rows")
+                if not row or all(not cell.strip() for cell in row):
+                    continue
+                if number == 1 and [c.strip().lower() for c in row[:2]] == ["name", "path"]:
+                    continue  # a header row
+                if len(row) != 2 or not row[0].strip() or not row[1].strip():
+                    raise RosterError(f"{path}, line {number}: expected name,path")
+                name = _name(row[0])
+                target = Path(row[1].strip())
+                if not target.is_absolute():
+                    target = path.parent / target
+                by_name.setdefault(name.casefold(), (name, []))[1].append(target)
+    except OSError as exc:
+        raise RosterError(f"cannot read roster {path}: {exc.strerror}") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise RosterError(f"{path} is not a readable CSV: {exc}") from None
+    if not by_name:
+        raise RosterError(f"roster {path} names nobody")
+    entries = []
+    for name, targets in by_name.values():
+        files, problems = list_images(targets)
+        entries.append(RosterEntry(name, tuple(files), tuple(problems)))
+    return entries
+
+
+def _name(text: str) -> str:
+    name = " ".join(text.replace("_", " ").split())
+    if not name:
+        raise RosterError(f"a person's name is empty: {text!r}")
+    return name
+
+
+def enrol_person(
+    gallery: Gallery,
+    pipeline: Observer,
+    name: str,
+    files: Sequence[Path],
+    *,
+    limits: QualityLimits | None = None,
+    problems: Sequence[tuple[str, str]] = (),
+    progress: Callable[[Path], None] | None = None,
+) -> PersonResult:
+    """Enrol the largest face of each file as a sample of ``name`` (created if new)."""
+    limits = limits or QualityLimits()
+    enrolled: list[str] = []
+    rejected = list(problems)
+    for path in files:
+        try:
+            image = read_image(path)
+            if image is None:
+                raise ValueError("not an image, or unreadable")
+            faces = pipeline.observe(image)
+            if not faces:
+                raise ValueError("no face found")
+            face = max(faces, key=lambda o: o.detection.box[2] * o.detection.box[3])
+            reason = face.quality.reject_reason(limits)
+            if reason is not None:
+                raise ValueError(reason)
+            enrol_observation(gallery, name, face, str(path))
+            enrolled.append(str(path))
+        except ValueError as exc:
+            rejected.append((str(path), str(exc)))
+        finally:
+            if progress is not None:
+                progress(path)
+    samples = next((p.samples for p in gallery.persons() if p.name.casefold() == name.casefold()), 0)
+    return PersonResult(name, pipeline.model, tuple(enrolled), tuple(rejected), samples)

@@ -1,0 +1,329 @@
+"""The station, assembled in one place: key, receiver, gallery, recognition, discovery, demo, schedules.
+
+The console and ``main.py headless`` are two faces of this one object (no Qt here). It starts its
+parts cheap-first, so an operator's mistake fails in a second with one line (:class:`StationError`)
+before any model loads: the station key, the socket, the gallery. Then the slow part, recognition
+(the models, or the Ray pool), either now or, for the console, on a background thread while the
+window opens. It owns the schedules too (retention runs when the station starts, then every hour,
+whichever face it has) and the shutdown order: demo cameras, discovery, recognition (open tracks
+become sightings), the Ray pool, the schedules, the receiver, and last the gallery.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from network import keys
+from network.addresses import Address
+from network.discovery import Browser, DiscoveredSender
+from network.udp_receiver import ReceiverConfig, UdpReceiver
+from station.lazy_pipeline import LazyPipeline
+from station.runtime import RAY_ADDRESS, RETENTION_DAYS, Recogniser, RecognitionSettings, calibrated_threshold
+from station.schedule import Schedule
+from storage import locations
+from storage.errors import GalleryError
+from storage.gallery import Gallery
+
+if TYPE_CHECKING:
+    from vision.ray_workers import RayRecognitionPool
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "facenet-512"
+RETENTION_EVERY_S = 3600.0
+
+
+class StationError(Exception):
+    """The station cannot start (bad key, port in use, unusable gallery, missing model): one line."""
+
+
+@dataclass(frozen=True)
+class StationOptions:
+    """How to assemble a station; the CLI and the console each fill one in."""
+
+    gallery: Path
+    listen: Address
+    key_file: Path | None = None  # None: station.key beside the gallery, created on first run
+    actor: str = "station"  # who the audit log names
+    recognition: bool = True
+    threshold: float | None = None  # None: the gallery's setting, else the model's calibrated one
+    max_rate_hz: float | None = None
+    min_face_px: float | None = None
+    workers: int | None = None
+    ray_address: str | None = None  # None: the gallery's setting; "": local threads
+    ray_workers: int = 2
+    offline_after_s: float = 3.0
+    connect: tuple[Address, ...] = ()
+    discover: bool = False  # browse for senders over mDNS
+    auto_subscribe: bool = False  # subscribe to every sender discovery finds (headless)
+    mdns_interfaces: tuple[str, ...] | None = None
+    demo_cameras: int = 0
+    demo_people: bool = False  # enrol the demo people into this gallery where it lacks them
+    lazy_models: bool = False  # load the models on a background thread (the console)
+    retention_every_s: float = RETENTION_EVERY_S
+
+
+DiscoveryListener = Callable[[DiscoveredSender, bool], None]
+
+
+class Station:
+    """The running station; see the module docstring. Use :meth:`start`, then :meth:`stop` (or ``with``)."""
+
+    def __init__(self, options: StationOptions) -> None:
+        self.options = options
+        self.key_file = options.key_file or locations.default_key(options.gallery)
+        self.key = b""
+        self.key_created = False
+        self.receiver: UdpReceiver | None = None
+        self.gallery: Gallery | None = None
+        self.pipeline: LazyPipeline | None = None
+        self.recogniser: Recogniser | None = None
+        self.ray_pool: RayRecognitionPool | None = None
+        self.browser: Browser | None = None
+        self.schedule = Schedule()
+        self._demo: list[subprocess.Popen[bytes]] = []
+        self._discovery_listeners: list[DiscoveryListener] = []
+        self._sighting_listeners: list[Callable[[Any], None]] = []
+        self._started = False
+
+    # ------------------------------------------------------------------ start
+
+    def start(self) -> Station:
+        """Start every part, cheap checks first; on a failure stop what started and raise StationError."""
+        if self._started:
+            raise RuntimeError("the station is already running")
+        self._started = True
+        try:
+            self._open_key()
+            self._open_receiver()
+            if self.options.recognition:
+                self._open_gallery()
+            if self.key_created:  # said once the station is up, so a failing start prints one line
+                log.info("created a new station key at %s (mode 0600); give it to your cameras", self.key_file)
+            if self.gallery is not None:
+                self._schedule_retention()
+                self._start_recognition()
+            self._start_cameras()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _open_key(self) -> None:
+        try:
+            if self.options.key_file is not None:
+                self.key = keys.read_key(self.options.key_file)
+            else:
+                self.key, self.key_created = keys.load_or_create(self.key_file)
+        except keys.KeyFileError as exc:
+            raise StationError(str(exc)) from None
+
+    def _open_receiver(self) -> None:
+        host, port = self.options.listen
+        receiver = UdpReceiver(
+            self.key, host, port, config=ReceiverConfig(offline_after_s=self.options.offline_after_s)
+        )
+        try:
+            receiver.start()
+        except OSError as exc:
+            raise StationError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        self.receiver = receiver
+
+    def _open_gallery(self) -> None:
+        path = self.options.gallery
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.gallery = Gallery.open(path, actor=self.options.actor)
+        except (GalleryError, OSError) as exc:
+            raise StationError(str(exc)) from None
+
+    def _schedule_retention(self) -> None:
+        self.schedule.every(self.options.retention_every_s, self.apply_retention, name="retention", now=True)
+        self.schedule.start()
+
+    def _ray_address(self) -> str:
+        if self.options.ray_address is not None:
+            return self.options.ray_address
+        assert self.gallery is not None
+        return str(self.gallery.get_setting(RAY_ADDRESS, "") or "")
+
+    def _start_recognition(self) -> None:
+        assert self.gallery is not None and self.receiver is not None
+        from vision.types import VisionError
+
+        address = self._ray_address()
+        if address:
+            self.ray_pool = self._start_ray(address)
+        self.pipeline = LazyPipeline(_load_pipeline, DEFAULT_MODEL, on_loaded=self._models_loaded)
+        if self.options.lazy_models:
+            self.pipeline.preload()
+        elif self.ray_pool is None:
+            try:
+                self.pipeline.get()
+            except VisionError as exc:
+                raise StationError(str(exc)) from None
+        model = self.ray_pool.model if self.ray_pool is not None else self.pipeline.model
+        settings = self._settings(model)
+        workers = self.options.workers
+        if self.ray_pool is not None and workers is None:
+            workers = self.ray_pool.config.station_workers  # actors × batch: every actor fed, nothing queued
+        self.recogniser = Recogniser(
+            self.receiver, self.gallery, self.pipeline, settings, workers=workers, frame_analyser=self.ray_pool
+        )
+        for listener in self._sighting_listeners:
+            self.recogniser.add_sighting_listener(listener)
+        self.recogniser.start()
+
+    def _start_ray(self, address: str) -> RayRecognitionPool:
+        try:
+            from vision.ray_workers import RayPoolConfig, RayRecognitionPool, RayUnavailable
+        except ImportError as exc:
+            raise StationError(f"the Ray back-end needs the ray extra (pip install '.[ray]'): {exc}") from None
+        if self.options.ray_workers < 1:
+            raise StationError("--ray-workers must be at least 1")
+        try:
+            pool = RayRecognitionPool(RayPoolConfig(address=address, actors=self.options.ray_workers)).start()
+        except (RayUnavailable, ValueError) as exc:
+            raise StationError(f"Ray cluster {address}: {exc}") from None
+        log.info("recognition runs on the Ray cluster at %s (%d actors)", address, self.options.ray_workers)
+        return pool
+
+    def _settings(self, model: str) -> RecognitionSettings:
+        assert self.gallery is not None
+        overrides = {
+            "threshold": self.options.threshold,
+            "max_rate_hz": self.options.max_rate_hz,
+            "min_face_px": self.options.min_face_px,
+        }
+        try:
+            return RecognitionSettings.from_gallery(self.gallery, model, **overrides)
+        except GalleryError as exc:
+            raise StationError(str(exc)) from None
+        except ValueError as exc:
+            if any(v is not None for v in overrides.values()):
+                raise StationError(str(exc)) from None  # the operator's own value: say so
+            log.warning("stored recognition settings are unusable (%s); using the defaults", exc)
+            return RecognitionSettings(threshold=calibrated_threshold(model))
+
+    def _models_loaded(self, pipeline: Any) -> None:
+        """Runs once the models are loaded (on the loading thread for the console)."""
+        if self.options.demo_people and self.gallery is not None:
+            from station.demo import enrol_demo_people
+
+            try:
+                enrol_demo_people(self.gallery, pipeline)
+            except (GalleryError, ValueError) as exc:
+                log.warning("demo people not enrolled: %s", exc)
+
+    def _start_cameras(self) -> None:
+        assert self.receiver is not None
+        for host, port in self.options.connect:
+            try:
+                self.receiver.subscribe(host, port)
+            except ValueError as exc:
+                raise StationError(f"--connect {host}:{port}: {exc}") from None
+        if self.options.discover:
+            try:
+                interfaces = list(self.options.mdns_interfaces) if self.options.mdns_interfaces else None
+                self.browser = Browser(interfaces=interfaces, on_change=self._discovered)
+            except Exception as exc:  # no multicast on this host: manual add still works
+                log.warning("LAN discovery is off: %s", exc)
+        if self.options.demo_cameras:
+            from network.demo_senders import start_demo_senders
+
+            self._demo = start_demo_senders(self.receiver.address, self.key_file, self.options.demo_cameras)
+
+    # --------------------------------------------------------------- running
+
+    def add_sighting_listener(self, listener: Callable[[Any], None]) -> None:
+        """Call ``listener(track_record)`` for every sighting recorded (also those before this call's recogniser)."""
+        self._sighting_listeners = [*self._sighting_listeners, listener]
+        if self.recogniser is not None:
+            self.recogniser.add_sighting_listener(listener)
+
+    def add_discovery_listener(self, listener: DiscoveryListener) -> None:
+        self._discovery_listeners = [*self._discovery_listeners, listener]
+
+    def discovered(self) -> list[DiscoveredSender]:
+        return self.browser.senders() if self.browser is not None else []
+
+    def _discovered(self, sender: DiscoveredSender, present: bool) -> None:
+        for listener in self._discovery_listeners:
+            try:
+                listener(sender, present)
+            except Exception:
+                log.exception("discovery listener failed")
+        if present and self.options.auto_subscribe and self.receiver is not None:
+            try:
+                self.receiver.subscribe(sender.host, sender.port)
+            except ValueError as exc:
+                log.warning("cannot subscribe to %s at %s: %s", sender.name, sender.address, exc)
+
+    def apply_retention(self) -> object:
+        """Delete sightings older than the ``retention.days`` setting (0 or less keeps everything)."""
+        gallery = self.gallery
+        if gallery is None:
+            return None
+        days = float(str(gallery.get_setting(RETENTION_DAYS, 90)))
+        if days <= 0:
+            return None
+        result = gallery.apply_retention(days)
+        log.info("retention (%g days): %s", days, result)
+        return result
+
+    # ------------------------------------------------------------------ stop
+
+    def stop(self) -> None:
+        """Stop everything that started, in order; each failure is logged and the rest still stop."""
+        steps: list[tuple[str, Callable[[], object]]] = []
+        if self._demo:
+            from network.demo_senders import stop_demo_senders
+
+            demo, self._demo = self._demo, []
+            steps.append(("demo cameras", lambda: stop_demo_senders(demo)))
+        if self.browser is not None:
+            steps.append(("discovery", self.browser.close))
+        if self.recogniser is not None:
+            steps.append(("recognition", self.recogniser.stop))  # open tracks become sightings
+        if self.ray_pool is not None:
+            steps.append(("Ray pool", self.ray_pool.stop))
+        steps.append(("schedules", self.schedule.stop))
+        if self.receiver is not None:
+            steps.append(("receiver", self.receiver.stop))
+        if self.gallery is not None:
+            steps.append(("gallery", self.gallery.close))
+        self.browser = self.recogniser = self.ray_pool = None
+        receiver, gallery = self.receiver, self.gallery
+        for what, step in steps:
+            try:
+                step()
+            except Exception:
+                log.exception("stopping the %s failed", what)
+        self.receiver, self.gallery = receiver, gallery  # still readable (events, stats) after stop
+
+    def __enter__(self) -> Station:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _load_pipeline() -> Any:
+    """The local face pipeline, warmed up (seconds: TensorFlow and the models load)."""
+    from vision.pipeline import FacePipeline
+
+    pipeline = FacePipeline()
+    pipeline.warm_up()
+    return pipeline
+
+
+def wait_for_models(station: Station, timeout: float | None = None) -> bool:
+    """Block until the station's models are loaded (True) or failed/timed out (False); for tests and tools."""
+    if station.pipeline is None:
+        return False
+    return station.pipeline.wait(timeout)
