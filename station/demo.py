@@ -10,12 +10,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from network.demo_senders import demo_media_dir
-from station.enrolment import enrol_observation
+from station.enrolment import Observer, enrol_observation
 from storage.gallery import Gallery
-from vision.pipeline import FaceObservation, read_image
+from vision.pipeline import read_image
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +30,6 @@ DEMO_PEOPLE = (
     DemoPerson("Lin-Manuel Miranda", "lin-manuel-miranda.png", watchlist=False),
     DemoPerson("Alex Lacamoire", "alex-lacamoire.png", watchlist=False),
 )
-
-
-class Observer(Protocol):
-    @property
-    def model(self) -> str: ...
-
-    def observe(self, image: object) -> list[FaceObservation]: ...
 
 
 def reference_dir() -> Path:

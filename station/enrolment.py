@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import cv2
 
 from storage.gallery import Gallery
 from vision.pipeline import FaceObservation
+from vision.types import ImageBGR
 
 SAMPLE_JPEG_QUALITY = 92
+
+
+class Observer(Protocol):
+    """What enrolment needs of the face pipeline (``vision.pipeline.FacePipeline``, or a lazy one)."""
+
+    @property
+    def model(self) -> str: ...
+
+    def observe(self, image: ImageBGR) -> list[FaceObservation]: ...
 
 
 def crop_jpeg(observation: FaceObservation, quality: int = SAMPLE_JPEG_QUALITY) -> bytes:

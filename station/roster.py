@@ -13,11 +13,10 @@ import csv
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
 
-from station.enrolment import enrol_observation
+from station.enrolment import Observer, enrol_observation
 from storage.gallery import Gallery
-from vision.pipeline import FaceObservation, read_image
+from vision.pipeline import read_image
 from vision.quality import QualityLimits
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
@@ -26,13 +25,6 @@ MAX_ROSTER_ROWS = 100_000  # a CSV is user input: bound what is read
 
 class RosterError(ValueError):
     """The roster itself cannot be read (not a folder or CSV, unreadable, malformed)."""
-
-
-class Observer(Protocol):
-    @property
-    def model(self) -> str: ...
-
-    def observe(self, image: Any) -> list[FaceObservation]: ...
 
 
 @dataclass(frozen=True)

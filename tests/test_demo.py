@@ -133,9 +133,10 @@ def test_the_demo_names_a_face_and_shows_unknowns_within_a_minute(qtbot: QtBot, 
 
     remaining = max(1.0, 60.0 - (time.monotonic() - began))
     qtbot.waitUntil(pages_filled, timeout=int(remaining * 1000))
-    window.tabs.setCurrentWidget(window.history_view)
-    assert window.history_view is not None and window.unknown_view is not None
-    qtbot.waitUntil(lambda: len(window.history_view.rows()) > 0, timeout=10_000)
-    window.tabs.setCurrentWidget(window.unknown_view)
-    qtbot.waitUntil(lambda: len(window.unknown_view.clusters) > 0, timeout=10_000)
+    history, unknown = window.history_view, window.unknown_view
+    assert history is not None and unknown is not None
+    window.tabs.setCurrentWidget(history)
+    qtbot.waitUntil(lambda: len(history.rows()) > 0, timeout=10_000)
+    window.tabs.setCurrentWidget(unknown)
+    qtbot.waitUntil(lambda: len(unknown.clusters) > 0, timeout=10_000)
     assert time.monotonic() - began < 75, "named, unknown and both pages filled took too long"
