@@ -163,3 +163,58 @@ def test_the_console_refuses_to_start_with_one_clear_line(tmp_path: Path) -> Non
         errors = [line for line in result.stderr.splitlines() if line.startswith("main.py: error:")]
         assert len(errors) == 1 and expected in errors[0], result.stderr[-2000:]
         assert "Traceback" not in result.stderr
+
+
+def test_enrol_a_roster_of_folders_with_the_models_loaded_once(tmp_path: Path) -> None:
+    """`enrol --folders DIR`: one JSON line per person (named after the folder), then a summary."""
+    roster = tmp_path / "roster"
+    roster.mkdir()
+    for person in ("Colin_Powell", "Tony_Blair"):
+        photos = sorted(need(PEOPLE / person).glob("*.jpg"))[:2]
+        (roster / person).mkdir()
+        for photo in photos:
+            (roster / person / photo.name).symlink_to(photo)
+    (roster / "Tony_Blair" / "notes.jpg").write_text("not a picture")
+    (roster / "Nobody").mkdir()
+    gallery = str(tmp_path / "gallery.db")
+    result = main_py("enrol", "--gallery", gallery, "--folders", str(roster))
+    assert result.returncode == 0, result.stderr
+    assert_no_native_noise(result.stderr)
+    *people, summary = lines(result)
+    assert [p["person"] for p in people] == ["Colin Powell", "Nobody", "Tony Blair"]
+    by_name = {p["person"]: p for p in people}
+    assert by_name["Colin Powell"]["enrolled"] == 2 and by_name["Colin Powell"]["rejected"] == []
+    blair = by_name["Tony Blair"]  # one of his two photos may be refused on quality ("face turned away")
+    reasons = {Path(str(r["path"])).name: r["reason"] for r in blair["rejected"]}
+    assert reasons["notes.jpg"] == "not an image, or unreadable"
+    assert blair["enrolled"] >= 1 and blair["enrolled"] + len(reasons) == 3
+    assert by_name["Nobody"]["rejected"][0]["reason"] == "no image files in this folder"
+    assert summary == {
+        "event": "summary",
+        "persons": 3,
+        "enrolled": 2 + blair["enrolled"],
+        "rejected": 1 + len(reasons),
+        "persons_without_samples": ["Nobody"],
+    }
+    # A CSV roster (name,path; paths relative to the CSV) adds to the same people.
+    extra = sorted(need(PEOPLE / "Colin_Powell").glob("*.jpg"))[2]
+    (tmp_path / "extra.jpg").symlink_to(extra)
+    csv_file = tmp_path / "roster.csv"
+    csv_file.write_text("name,path\nColin Powell,extra.jpg\nGhost,missing.jpg\n")
+    result = main_py("enrol", "--gallery", gallery, "--folders", str(csv_file))
+    assert result.returncode == 0, result.stderr
+    *people, summary = lines(result)
+    assert people[0]["person"] == "Colin Powell" and people[0]["samples"] == 3
+    assert people[1]["rejected"] == [{"path": str(tmp_path / "missing.jpg"), "reason": "no such file"}]
+    assert summary["enrolled"] == 1 and summary["persons_without_samples"] == ["Ghost"]
+
+
+def test_a_roster_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("only-one-column\n")
+    for target, needle in ((tmp_path / "none", "no roster at"), (empty, "no person folders"), (bad, "line 1")):
+        result = main_py("enrol", "--gallery", str(tmp_path / "g.db"), "--folders", str(target))
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1 and needle in result.stderr, result.stderr
