@@ -12,7 +12,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from vision.types import Detection, ImageBGR
+from vision.stages import StageTimes
+from vision.types import Detection, FloatArray, ImageBGR
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,13 @@ class LazyPipeline:
 
     def observe(self, image: ImageBGR) -> list[Any]:
         return list(self.get().observe(image))
+
+    def candidates(self, image: ImageBGR, *, min_face: float = 0.0, timer: StageTimes | None = None) -> list[Any]:
+        return list(self.get().candidates(image, min_face=min_face, timer=timer))
+
+    def embed_crops(self, crops: list[ImageBGR]) -> FloatArray:
+        rows: FloatArray = self.get().embed_crops(crops)
+        return rows
 
     def observe_box(self, image: ImageBGR, box: tuple[float, float, float, float]) -> Any:
         return self.get().observe_box(image, box)

@@ -18,8 +18,9 @@ from vision.matcher import DEFAULT_MARGIN, Matcher
 from vision.results import FrameResult, RecognitionStats
 from vision.service import FrameSource, ObservationLike, RecognitionService, ServiceConfig
 from vision.sightings import to_new_sighting
+from vision.stages import StageTimes
 from vision.tracker import TrackRecord
-from vision.types import ImageBGR
+from vision.types import FloatArray, ImageBGR
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +88,16 @@ def _rate(value: object) -> float | None:
 
 
 class FacePipelineLike(Protocol):
+    """What live recognition needs of the face pipeline (``vision.pipeline.FacePipeline``, or a lazy one)."""
+
     @property
     def model(self) -> str: ...
 
-    def observe(self, image: ImageBGR) -> Sequence[ObservationLike]: ...
+    def candidates(
+        self, image: ImageBGR, *, min_face: float = 0.0, timer: StageTimes | None = None
+    ) -> Sequence[ObservationLike]: ...
+
+    def embed_crops(self, crops: list[ImageBGR]) -> FloatArray: ...
 
 
 class FrameAnalyser(Protocol):
@@ -121,7 +128,7 @@ class Recogniser:
         self,
         source: FrameSource,
         gallery: Gallery,
-        pipeline: FacePipelineLike,
+        pipeline: FacePipelineLike | FrameAnalyser,
         settings: RecognitionSettings,
         *,
         workers: int | None = None,
@@ -148,6 +155,7 @@ class Recogniser:
             sighting_sink=self._record,
             config=config,
             analyse_frame=None if frame_analyser is None else self._analyse_frame,
+            embed=None if frame_analyser is not None else self._embed,
         )
 
     # ------------------------------------------------------------ life
@@ -187,9 +195,18 @@ class Recogniser:
 
     # ----------------------------------------------------------- workers
 
+    def _local(self) -> FacePipelineLike:
+        if not hasattr(self.pipeline, "candidates"):
+            raise TypeError("local recognition needs a face pipeline with candidates() and embed_crops()")
+        return self.pipeline  # type: ignore[return-value]
+
     def _analyse(self, image: ImageBGR) -> list[ObservationLike]:
-        minimum = self._settings.min_face_px
-        return [o for o in self.pipeline.observe(image) if min(o.detection.box[2], o.detection.box[3]) >= minimum]
+        """Detect, align and measure (the tracker embeds only the faces that add information)."""
+        local = self._local()
+        return list(local.candidates(image, min_face=self._settings.min_face_px, timer=self.service.stages))
+
+    def _embed(self, crops: list[ImageBGR]) -> FloatArray:
+        return self._local().embed_crops(crops)
 
     def _analyse_frame(self, frame: Frame) -> list[ObservationLike]:
         assert self.frame_analyser is not None

@@ -1,24 +1,62 @@
-"""Tracker: linking by overlap and embedding, voting, expiry, best crop by quality."""
+"""Tracker, track-first: link by overlap, embed only what adds information, decide per track from a template."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+import numpy.typing as npt
 import pytest
 
-from vision.matcher import Match
+from vision.matcher import NO_SCORE, Match, Matcher
 from vision.tracker import Tracker, TrackerConfig, TrackInput, TrackRecord, iou_matrix
 
 E = np.eye(8, dtype=np.float32)
-UNKNOWN = Match(None, None, 0.3, 0.1)
 
 
-def ann(score: float = 0.7) -> Match:
-    return Match(1, "Ann", score, 0.2)
+def crop(tag: int) -> npt.NDArray[np.uint8]:
+    """A small crop with a texture of its own per face; its first pixel names the face (the fake embedder reads it)."""
+    c = np.random.default_rng(tag).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    c[0, 0, 0] = tag
+    return c
 
 
-def face(x: float, y: float, emb: np.ndarray | None, match: Match = UNKNOWN, quality: float = 1.0) -> TrackInput:
-    crop = np.full((4, 4, 3), int(quality * 10) % 256, dtype=np.uint8)
-    return TrackInput((x, y, 50.0, 50.0), match, quality, emb, crop, "m")
+class Embedder:
+    """Embeds a crop as E[tag] (optionally with some noise), counting calls and faces."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.faces = 0
+
+    def __call__(self, crops: list[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]:
+        self.calls += 1
+        self.faces += len(crops)
+        return np.stack([E[int(c[0, 0, 0]) % 8] for c in crops])
+
+
+def face(x: float, y: float, tag: int, quality: float = 0.5, embedding: bool = False) -> TrackInput:
+    return TrackInput(
+        (x, y, 50.0, 50.0), quality, crop(tag), E[tag] if embedding else None, "m", frame=f"frame-{x:.0f}-{tag}"
+    )
+
+
+def matcher(threshold: float = 0.6) -> Matcher:
+    """Ann is E[0], Bob is E[1]."""
+    return Matcher("m", [1, 2], ["Ann", "Bob"], np.stack([E[0], E[1]]), threshold=threshold)
+
+
+def decider(m: Matcher) -> object:
+    def decide(template: npt.NDArray[np.float32]) -> Match:
+        return m.match(template[None, :], model=m.model)[0]
+
+    return decide
+
+
+def run(t: Tracker, frames: Sequence[Sequence[TrackInput]], embed: Embedder, decide: object, dt: float = 0.1) -> list:
+    views = []
+    for i, faces in enumerate(frames):
+        views.append(t.update(faces, at=i * dt, embed=embed, decide=decide).views)  # type: ignore[arg-type]
+    return views
 
 
 def test_iou_matrix() -> None:
@@ -30,20 +68,69 @@ def test_iou_matrix() -> None:
     assert iou_matrix([], [(0, 0, 1, 1)]).shape == (0, 1)
 
 
-def test_a_moving_face_keeps_one_stable_track_id() -> None:
-    t = Tracker("cam")
-    ids = [t.update([face(10 + 8 * i, 20, E[0])], at=i * 0.1).views[0].track_id for i in range(10)]
-    assert len(set(ids)) == 1 and ids[0].startswith("cam-")
-    assert t.live == 1
+def test_a_new_track_is_embedded_and_named_in_its_first_frame() -> None:
+    t, embed = Tracker("cam"), Embedder()
+    (view,) = t.update([face(0, 0, 0)], at=0.0, embed=embed, decide=decider(matcher())).views  # type: ignore[arg-type]
+    assert view.new and view.decided and view.embedded == "new"
+    assert view.person == "Ann" and view.score == pytest.approx(1.0)
+    assert embed.faces == 1
 
 
-def test_two_people_crossing_keep_their_own_tracks() -> None:
-    """Their boxes overlap as they pass; their embeddings keep them apart."""
+def test_a_moving_face_keeps_one_track_and_is_embedded_only_when_it_adds_information() -> None:
+    """30 frames at 10 fps, same quality: the first frame and a re-check a second later, nothing else."""
+    t, embed = Tracker("cam"), Embedder()
+    views = run(t, [[face(10 + 4 * i, 20, 0)] for i in range(30)], embed, decider(matcher()))
+    ids = {v[0].track_id for v in views}
+    assert len(ids) == 1 and t.live == 1
+    reasons = [v[0].embedded for v in views if v[0].embedded]
+    assert reasons[0] == "new" and set(reasons[1:]) == {"recheck"}
+    assert 2 <= embed.faces <= 4, f"embedded {embed.faces} of 30 faces"
+    assert all(v[0].person == "Ann" for v in views)
+
+
+def test_a_better_frame_is_embedded_and_becomes_the_best_crop() -> None:
+    t, embed = Tracker("cam"), Embedder()
+    qualities = [0.3, 0.31, 0.32, 0.9, 0.5]  # only the 0.9 frame beats the best by the margin
+    views = run(t, [[face(2 * i, 0, 0, quality=q)] for i, q in enumerate(qualities)], embed, decider(matcher()))
+    assert [v[0].embedded for v in views] == ["new", None, None, "better", None]
+    (record,) = t.flush()
+    assert record.quality == pytest.approx(0.9) and record.box == (6.0, 0.0, 50.0, 50.0)
+    assert record.frame == "frame-6-0", "the snapshot is the frame of the best moment"
+    assert record.embeddings == 2 and record.frames == 5
+
+
+def test_someone_else_taking_over_the_box_is_caught_by_the_recheck() -> None:
+    """Ann walks off as Bob steps into the same place: IoU alone would keep one track; the re-check splits it."""
+    t, embed = Tracker("cam", TrackerConfig(recheck_s=0.5)), Embedder()
+    frames = [[face(0, 0, 0)] for _ in range(5)] + [[face(0, 0, 1)] for _ in range(10)]  # the very same box
+    views = run(t, frames, embed, decider(matcher()))
+    names = [v[0].person for v in views]
+    assert names[:5] == ["Ann"] * 5 and names[-1] == "Bob"
+    assert views[0][0].track_id != views[-1][0].track_id
+    ended = [r.person for r in t.flush()]
+    assert ended == ["Bob"]
+
+
+def test_a_jump_rejoins_its_track_by_embedding_and_a_stranger_at_that_place_does_not() -> None:
+    t, embed = Tracker("cam"), Embedder()
+    decide = decider(matcher())
+    first = t.update([face(0, 0, 0)], at=0.0, embed=embed, decide=decide).views[0].track_id  # type: ignore[arg-type]
+    jumped = t.update([face(400, 300, 0)], at=0.5, embed=embed, decide=decide).views[0]  # type: ignore[arg-type]
+    assert jumped.track_id == first and not jumped.new
+    assert jumped.embedded == "new", "unlinked by overlap: embedded as new, then it rejoined its track"
+    t.update([face(404, 300, 0)], at=0.6, embed=embed, decide=decide)  # type: ignore[arg-type]
+    other = t.update([face(420, 310, 2)], at=0.7, embed=embed, decide=decide).views[0]  # type: ignore[arg-type]
+    assert other.embedded == "verify", "a weak overlap with a stranger's face is checked"
+    assert other.track_id != first and other.person is None
+
+
+def test_two_people_crossing_keep_their_tracks_when_every_face_comes_embedded() -> None:
+    """A remote worker that embeds every face: overlap and embedding link together, as before."""
     t = Tracker("cam")
     seen: dict[str, set[str]] = {"a": set(), "b": set()}
     for i in range(11):
-        a = face(0 + 10 * i, 0, E[0])  # left to right
-        b = face(100 - 10 * i, 5, E[1])  # right to left
+        a = face(0 + 10 * i, 0, 0, embedding=True)
+        b = face(100 - 10 * i, 5, 1, embedding=True)
         views = t.update([b, a] if i % 2 else [a, b], at=i * 0.1).views
         va, vb = (views[1], views[0]) if i % 2 else (views[0], views[1])
         seen["a"].add(va.track_id)
@@ -51,86 +138,68 @@ def test_two_people_crossing_keep_their_own_tracks() -> None:
     assert len(seen["a"]) == 1 and len(seen["b"]) == 1 and seen["a"] != seen["b"]
 
 
-def test_a_jump_is_relinked_by_embedding_and_a_stranger_at_the_same_place_is_not() -> None:
-    t = Tracker("cam")
-    first = t.update([face(0, 0, E[0])], at=0.0).views[0].track_id
-    jumped = t.update([face(300, 200, E[0])], at=0.5).views[0].track_id  # low frame rate: no overlap
-    assert jumped == first
-    other = t.update([face(302, 200, E[1])], at=0.6).views[0].track_id  # same place, another face
-    assert other != first
+def test_the_decision_follows_a_new_matcher_and_the_template_is_quality_weighted() -> None:
+    t, embed = Tracker("cam"), Embedder()
+    empty = Matcher("m", [], [], np.zeros((0, 8), np.float32), threshold=0.6, dim=8)
+    view = t.update([face(0, 0, 0)], at=0.0, embed=embed, decide=decider(empty)).views[0]  # type: ignore[arg-type]
+    assert view.person is None and view.score == NO_SCORE
+    view = t.update([face(1, 0, 0)], at=0.1, embed=embed, decide=decider(matcher())).views[0]  # type: ignore[arg-type]
+    assert view.person == "Ann", "an enrolment mid-track names the live track at its next frame"
+    assert embed.faces == 1, "deciding again needs no new embedding"
 
 
-def test_without_embeddings_overlap_alone_links() -> None:
-    t = Tracker("cam")
-    a = t.update([face(0, 0, None)], at=0).views[0].track_id
-    assert t.update([face(10, 0, None)], at=0.1).views[0].track_id == a
-    assert t.update([face(200, 0, None)], at=0.2).views[0].track_id != a
+def test_refinements_per_frame_are_bounded_and_new_tracks_come_first() -> None:
+    cfg = TrackerConfig(max_refinements_per_frame=1, recheck_s=0.05)
+    t, embed = Tracker("cam", cfg), Embedder()
+    decide = decider(matcher())
+    t.update([face(0, 0, 0), face(200, 0, 1), face(400, 0, 2)], at=0.0, embed=embed, decide=decide)  # type: ignore[arg-type]
+    assert embed.faces == 3
+    faces = [face(0, 0, 0), face(200, 0, 1), face(400, 0, 2), face(600, 0, 3)]
+    views = t.update(faces, at=0.2, embed=embed, decide=decide).views  # type: ignore[arg-type]
+    assert [v.embedded for v in views].count("recheck") == 1
+    assert views[3].embedded == "new" and views[3].decided
 
 
-def test_identity_is_a_score_weighted_vote_and_the_record_has_the_best_score() -> None:
-    t = Tracker("cam", TrackerConfig(max_unseen_s=1.0))
-    matches = [ann(0.6), UNKNOWN, ann(0.75), UNKNOWN, ann(0.65)]
-    views = [t.update([face(0, 0, E[0], m)], at=10 + i * 0.1).views[0] for i, m in enumerate(matches)]
-    assert views[0].person == "Ann" and views[1].person == "Ann"  # 0.6 against 0.15
-    (record,) = t.flush()
-    assert record.person_id == 1 and record.person == "Ann" and record.frames == 5
-    assert record.score == pytest.approx(0.75)
-    assert record.start == 10 and record.end == pytest.approx(10.4)
-    assert record.model == "m" and record.camera == "cam"
-
-
-def test_one_chance_match_does_not_name_a_stranger() -> None:
-    t = Tracker("cam")
-    for i, m in enumerate([UNKNOWN, Match(1, "Ann", 0.52, 0.4), UNKNOWN, UNKNOWN, UNKNOWN]):
-        t.update([face(0, 0, E[2], Match(None, None, 0.45, 0.3) if m is UNKNOWN else m)], at=i * 0.1)
-    (record,) = t.flush()
-    assert record.person_id is None and record.person is None
-    assert record.score == pytest.approx(0.52)  # the best score seen on an unknown track
-
-
-def test_track_ends_after_max_unseen_and_keeps_the_best_quality_crop() -> None:
-    t = Tracker("cam", TrackerConfig(max_unseen_s=1.0))
-    qualities = [0.2, 0.9, 0.4]
-    for i, q in enumerate(qualities):
-        t.update([face(5 * i, 0, E[0], ann(), quality=q)], at=100 + i * 0.1)
+def test_track_ends_after_max_unseen_with_its_record() -> None:
+    t, embed = Tracker("cam", TrackerConfig(max_unseen_s=1.0)), Embedder()
+    for i in range(3):
+        t.update([face(5 * i, 0, 0, quality=0.2 + 0.35 * i)], at=100 + i * 0.1, embed=embed, decide=decider(matcher()))  # type: ignore[arg-type]
     assert t.expire(101.1) == []  # last seen at 100.2: 0.9 s ago
     (record,) = t.expire(101.3)
     assert t.live == 0
-    assert record.quality == pytest.approx(0.9) and record.box == (5.0, 0.0, 50.0, 50.0)
-    assert record.crop is not None and int(record.crop[0, 0, 0]) == 9
+    assert record.person == "Ann" and record.person_id == 1 and record.score == pytest.approx(1.0)
     assert record.embedding is not None and np.allclose(record.embedding, E[0])
-    assert record.end == pytest.approx(100.2)
+    assert record.start == 100 and record.end == pytest.approx(100.2)
+    assert record.model == "m" and record.camera == "cam"
 
 
 def test_an_update_ends_stale_tracks_first_so_they_are_never_relinked() -> None:
-    t = Tracker("cam", TrackerConfig(max_unseen_s=0.5))
-    first = t.update([face(0, 0, E[0])], at=0).views[0].track_id
-    upd = t.update([face(0, 0, E[0])], at=2.0)
+    t, embed = Tracker("cam", TrackerConfig(max_unseen_s=0.5)), Embedder()
+    first = t.update([face(0, 0, 0)], at=0, embed=embed).views[0].track_id  # type: ignore[arg-type]
+    upd = t.update([face(0, 0, 0)], at=2.0, embed=embed)  # type: ignore[arg-type]
     assert [r.track_id for r in upd.ended] == [first]
     assert upd.views[0].track_id != first
 
 
 def test_expiry_uses_the_station_clock_when_given() -> None:
     t = Tracker("cam", TrackerConfig(max_unseen_s=1.0))
-    t.update([face(0, 0, E[0])], at=5000.0, now=10.0)  # the sender's clock is far off the station's
+    t.update([face(0, 0, 0)], at=5000.0, now=10.0)
     assert t.expire(10.9) == []
     (record,) = t.expire(11.1)
-    assert record.start == 5000.0
+    assert record.start == 5000.0 and record.embedding is None, "without an embedder nothing is embedded"
 
 
 def test_live_tracks_are_bounded() -> None:
     t = Tracker("cam", TrackerConfig(max_tracks=3))
     ended: list[TrackRecord] = []
     for i in range(5):
-        ended += t.update([face(1000 * i, 0, E[i])], at=i * 0.01).ended
+        ended += t.update([face(1000 * i, 0, i)], at=i * 0.01).ended
     assert t.live == 3 and len(ended) == 2
 
 
 def test_track_ids_are_unique_across_trackers() -> None:
     a, b = Tracker("cam"), Tracker("cam")
-    ida = a.update([face(0, 0, E[0])], at=0).views[0].track_id
-    idb = b.update([face(0, 0, E[0])], at=0).views[0].track_id
-    assert ida != idb
+    assert a.update([face(0, 0, 0)], at=0).views[0].track_id != b.update([face(0, 0, 0)], at=0).views[0].track_id
 
 
 def test_bad_config_is_refused() -> None:
@@ -138,59 +207,63 @@ def test_bad_config_is_refused() -> None:
         TrackerConfig(max_unseen_s=0)
     with pytest.raises(ValueError, match="iou_weight"):
         TrackerConfig(iou_weight=2)
+    with pytest.raises(ValueError, match="recheck_s"):
+        TrackerConfig(recheck_s=0)
 
 
 @pytest.mark.slow
 def test_real_faces_from_the_clip_become_one_named_track_and_unknown_audience_tracks() -> None:
-    """The real pipeline (MTCNN, FaceNet) on the Hamilton clip at 7.5 fps: Lin-Manuel Miranda
-    performing (frames 90-210) is one track voted as him; the audience shots after it are
-    other, unknown tracks; Alex Lacamoire, also enrolled, is never named."""
+    """The real pipeline on the Hamilton clip at 15 fps, track-first: Lin-Manuel Miranda performing
+    (frames 90-210) is one track named as him; the audience shots after it are other, unknown
+    tracks; Alex Lacamoire, also enrolled, is never named; only a fraction of the faces is embedded."""
     import cv2
 
     from tests.conftest import CLIP, FACES, need
     from vision.embedders import load_embedder
-    from vision.matcher import Matcher, resolve_threshold
+    from vision.matcher import resolve_threshold
     from vision.pipeline import FacePipeline, read_image
 
     refs = need(FACES / "video" / "reference_faces")
     pipeline = FacePipeline(embedder=load_embedder("facenet-512"))
     people = {"Lin-Manuel Miranda": "lin-manuel-miranda.png", "Alex Lacamoire": "alex-lacamoire.png"}
     enrolled = [pipeline.central_face(read_image(refs / f)) for f in people.values()]  # type: ignore[arg-type]
-    # The calibrated 1:N default when the embedder has one; else 0.5, between these scores (0.5-0.8 for him,
-    # under 0.4 for everyone else in the clip).
-    threshold = resolve_threshold(pipeline.embedder, None if hasattr(pipeline.embedder, "default_threshold") else 0.5)
-    matcher = Matcher(
-        pipeline.model, [1, 2], list(people), np.stack([o.embedding for o in enrolled]), threshold=threshold
+    m = Matcher(
+        pipeline.model,
+        [1, 2],
+        list(people),
+        np.stack([o.embedding for o in enrolled]),
+        threshold=resolve_threshold(pipeline.embedder),
     )
+    decide = decider(m)
     tracker = Tracker("stage")
     cap = cv2.VideoCapture(str(need(CLIP)))
     named_tracks: set[str] = set()
     records: list[TrackRecord] = []
+    faces_seen = embedded = 0
     index = 0
     while index < 275:
         ok, image = cap.read()
         if not ok:
             break
-        if index >= 90 and index % 4 == 0:
-            faces = pipeline.observe(np.asarray(image, dtype=np.uint8))
-            matches = matcher.match(np.stack([f.embedding for f in faces]), model=pipeline.model) if faces else []
-            inputs = [
-                TrackInput(f.detection.box, m, f.quality.score, f.embedding, f.crop, f.model)
-                for f, m in zip(faces, matches, strict=True)
-            ]
-            update = tracker.update(inputs, at=index / 29.97)
+        if index >= 90 and index % 2 == 0:
+            found = pipeline.candidates(np.asarray(image, dtype=np.uint8), min_face=40)
+            inputs = [TrackInput(f.detection.box, f.quality.score, f.crop, None, f.model) for f in found]
+            update = tracker.update(inputs, at=index / 29.97, embed=pipeline.embed_crops, decide=decide)  # type: ignore[arg-type]
             records += update.ended
-            named_tracks |= {v.track_id for v, m in zip(update.views, matches, strict=True) if m.person_id == 1}
-            assert all(m.person_id != 2 for m in matches)
+            faces_seen += len(found)
+            embedded += sum(1 for v in update.views if v.embedded)
+            named_tracks |= {v.track_id for v in update.views if v.person_id == 1}
+            assert all(v.person_id != 2 for v in update.views)
         index += 1
     cap.release()
     records += tracker.flush()
-    assert len(named_tracks) == 1, f"every frame that matched him should sit on one track: {named_tracks}"
+    assert len(named_tracks) == 1, f"him performing should be one track: {named_tracks}"
     (lin,) = [r for r in records if r.track_id in named_tracks]
-    assert lin.person == "Lin-Manuel Miranda" and lin.frames >= 25 and lin.score > 0.7
+    assert lin.person == "Lin-Manuel Miranda" and lin.frames >= 50 and lin.score > 0.7
     assert lin.crop is not None and lin.embedding is not None and lin.model == pipeline.model
     assert 90 / 29.97 <= lin.start < lin.end <= 215 / 29.97
     others = [r for r in records if r.track_id not in named_tracks]
     assert all(r.person is None for r in others)
     audience = [r for r in others if r.start > lin.end and r.frames >= 10]
     assert len(audience) >= 3, f"the audience faces should be tracked steadily, one track each: {others}"
+    assert embedded <= faces_seen / 3, f"embedded {embedded} of {faces_seen} faces"

@@ -8,6 +8,7 @@ enrolment and live frames differently, so their embeddings did not compare; here
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from vision.detector import MtcnnDetector
 from vision.embedders import load_embedder
 from vision.embedders.base import BaseEmbedder
 from vision.quality import Quality, measure
+from vision.stages import StageTimes
 from vision.types import Detection, Detector, FloatArray, ImageBGR, Landmarks
 
 # Where MTCNN puts the five landmarks inside its own box, as fractions of the box's width and height
@@ -50,6 +52,22 @@ class FaceObservation:
     @property
     def detected(self) -> bool:
         return self.detection.confidence > 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class FaceCandidate:
+    """One detected face, aligned and measured but not yet embedded: what the live tracker starts from.
+
+    The tracker embeds only the candidates that add information (vision/tracker.py), through
+    :meth:`FacePipeline.embed_crops`, so a crop embedded live goes through exactly the path an
+    enrolment photo does.
+    """
+
+    detection: Detection
+    quality: Quality
+    crop: ImageBGR
+    model: str
+    embedding: FloatArray | None = None
 
 
 def landmarks_in_box(box: tuple[float, float, float, float]) -> Landmarks:
@@ -91,6 +109,29 @@ class FacePipeline:
     def observe(self, image: ImageBGR) -> list[FaceObservation]:
         """Every face the detector finds in ``image``, aligned, measured and embedded."""
         return self.observe_detections(image, self.detector.detect(image))
+
+    def candidates(
+        self, image: ImageBGR, *, min_face: float = 0.0, timer: StageTimes | None = None
+    ) -> list[FaceCandidate]:
+        """Every face of at least ``min_face`` px (its shorter side), aligned and measured, not embedded."""
+        began = time.thread_time()
+        detections = [d for d in self.detector.detect(image) if min(d.box[2], d.box[3]) >= min_face]
+        aligned = time.thread_time()
+        template = self.embedder.template
+        out = []
+        for d in detections:
+            crop = align(image, d.landmarks, template)
+            out.append(FaceCandidate(detection=d, quality=measure(d, crop), crop=crop, model=self.embedder.name))
+        if timer is not None:
+            timer.add("detect", aligned - began)
+            timer.add("align", time.thread_time() - aligned, len(out))
+        return out
+
+    def embed_crops(self, crops: list[ImageBGR]) -> FloatArray:
+        """Unit embeddings of aligned crops, one batched pass: (N, dim)."""
+        if not crops:
+            return np.zeros((0, self.embedder.dim), dtype=np.float32)
+        return self.embedder.embed(np.stack(crops))
 
     def observe_detections(self, image: ImageBGR, detections: list[Detection]) -> list[FaceObservation]:
         """Align, measure and embed given detections (e.g. a box drawn by an operator)."""

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vision.types import Box, Landmarks
+from vision.types import Box, ImageBGR, Landmarks
 
 
 @dataclass(frozen=True, slots=True)
 class FaceResult:
     """One face of one recognised frame.
 
-    ``person_id``/``person`` are the track's identity voted so far (stable while the track lives);
-    ``score`` is this frame's best match score, which may be below the threshold.
+    ``person_id``/``person`` are the track's identity decided so far from its template (vision/tracker.py);
+    ``score`` is that decision's score (the best person's, which may be below the threshold; ``NO_SCORE``
+    when nobody is enrolled). ``decided`` is False until the track's first face was embedded;
+    ``embedded`` says whether, and why, this frame's face was embedded ("new", "better", "recheck").
     """
 
     box: Box
@@ -24,6 +26,19 @@ class FaceResult:
     watchlist: bool
     confidence: float = 1.0
     quality: float = 0.0
+    decided: bool = True
+    embedded: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRef:
+    """The whole frame a face was seen in, kept as its JPEG bytes (a track's best moment, for the
+    sighting's evidence snapshot); ``image`` instead where there is no JPEG (recorded footage)."""
+
+    jpeg: bytes | None
+    width: int
+    height: int
+    image: ImageBGR | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +71,6 @@ class RecognitionStats:
     latency_ms_p95: float | None
     live_tracks: int
     last_error: str = ""
+    first_decision_ms_p50: float | None = None  # from a new track's first frame arriving to its first decision
+    first_decision_ms_p95: float | None = None
+    embedded: int = 0  # faces embedded since the start (the tracker embeds only what adds information)

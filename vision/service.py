@@ -32,9 +32,10 @@ from typing import Protocol
 import numpy as np
 
 from network.frames import Frame, FrameDecodeError
-from vision.matcher import NO_SCORE, Match, Matcher, limit_blas_threads
-from vision.results import FaceResult, FrameResult, RecognitionStats
-from vision.tracker import Tracker, TrackerConfig, TrackInput, TrackRecord
+from vision.matcher import Match, Matcher, limit_blas_threads
+from vision.results import FaceResult, FrameRef, FrameResult, RecognitionStats
+from vision.stages import StageTimes
+from vision.tracker import Decide, Tracker, TrackerConfig, TrackInput, TrackRecord
 from vision.types import Detection, FloatArray, ImageBGR
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,8 @@ class QualityLike(Protocol):
 
 
 class ObservationLike(Protocol):
-    """What the service reads of one analysed face (``vision.pipeline.FaceObservation`` fits)."""
+    """What the service reads of one detected face (``vision.pipeline.FaceCandidate`` and
+    ``FaceObservation`` fit). ``embedding`` is None until the tracker asks for one."""
 
     @property
     def detection(self) -> Detection: ...
@@ -55,7 +57,7 @@ class ObservationLike(Protocol):
     @property
     def crop(self) -> ImageBGR: ...
     @property
-    def embedding(self) -> FloatArray: ...
+    def embedding(self) -> FloatArray | None: ...
     @property
     def model(self) -> str: ...
 
@@ -67,10 +69,13 @@ class FrameSource(Protocol):
     def add_listener(self, listener: Callable[[Frame], None]) -> None: ...
 
 
+# Detects, aligns and measures the faces of a decoded frame (no embedding: the tracker asks for those).
 Analyse = Callable[[ImageBGR], Sequence[ObservationLike]]
 # Analyses a whole received frame (its JPEG bytes), e.g. on a remote worker (vision.ray_workers); used
 # instead of decode + ``analyse`` when given. It may raise FrameDecodeError for a bad frame.
 AnalyseFrame = Callable[[Frame], Sequence[ObservationLike]]
+# Embeds aligned crops, (N, dim) unit rows: called for the faces the tracker chose (new tracks first).
+EmbedCrops = Callable[[list[ImageBGR]], FloatArray]
 ResultListener = Callable[[FrameResult], None]
 SightingSink = Callable[[Sequence[TrackRecord]], None]
 
@@ -122,6 +127,8 @@ class _Camera:
         self.last_error = ""
         self.done_at: deque[float] = deque(maxlen=512)
         self.latencies: deque[float] = deque(maxlen=512)
+        self.first_decisions: deque[float] = deque(maxlen=512)  # ms from a new track's first frame arriving
+        self.embeds = 0
         self.latest: FrameResult | None = None
         self.tracker = tracker
         self.lock = threading.Lock()
@@ -140,11 +147,16 @@ class RecognitionService:
         sighting_sink: SightingSink | None = None,
         config: ServiceConfig | None = None,
         analyse_frame: AnalyseFrame | None = None,
+        embed: EmbedCrops | None = None,
     ) -> None:
         self.config = config or ServiceConfig()
         self._source = source
         self._analyse = analyse
         self._analyse_frame = analyse_frame
+        self._embed = embed
+        self.stages = StageTimes()
+        self._deciders: tuple[Matcher | None, Decide | None] = (None, None)
+        self._timed: dict[int, tuple[Decide, Decide]] = {}
         self._load_matcher = load_matcher
         self._revision = revision
         self._sink = sighting_sink
@@ -264,6 +276,9 @@ class RecognitionService:
                         latency_ms_p95=None if lat is None else round(float(np.percentile(lat, 95)), 2),
                         live_tracks=cam.tracker.live,
                         last_error=cam.last_error,
+                        first_decision_ms_p50=_pct(cam.first_decisions, 50),
+                        first_decision_ms_p95=_pct(cam.first_decisions, 95),
+                        embedded=cam.embeds,
                     )
                 )
         return out
@@ -405,25 +420,94 @@ class RecognitionService:
             cam.errors += 1
             cam.last_error = message
 
-    def _recognise(self, cam: _Camera, frame: Frame) -> tuple[FrameResult, list[TrackRecord]]:
-        faces = (
-            list(self._analyse_frame(frame)) if self._analyse_frame is not None else list(self._analyse(frame.image))
-        )
+    def _decider(self) -> Decide | None:
+        """``decide`` for the current matcher, the same callable while the matcher stays (so tracks
+        decide again only when it changes)."""
         matcher = self._matcher
-        matches = _match_all(matcher, faces)
+        cached, decide = self._deciders
+        if matcher is cached:
+            return decide
+        if matcher is None:
+            decide = None
+        else:
+
+            def decide(template: FloatArray, m: Matcher = matcher) -> Match:
+                return m.match(template[None, :], model=m.model)[0]
+
+        self._deciders = (matcher, decide)
+        return decide
+
+    def _timed_decide(self, decide: Decide | None, spent: list[float]) -> Decide | None:
+        """``decide`` timed as the match stage. The wrapper is made once per matcher, so that the
+        tracker still sees the same callable (and decides again only when the matcher changes)."""
+        if decide is None:
+            return None
+        wrapped = self._timed.get(id(decide))
+        if wrapped is None or wrapped[0] is not decide:
+            stages, inner = self.stages, decide
+
+            def timed(template: FloatArray) -> Match:
+                began = time.thread_time()
+                try:
+                    return inner(template)
+                finally:
+                    took = time.thread_time() - began
+                    stages.add("match", took)
+                    _spent_now().append(took)
+
+            self._timed = {id(decide): (decide, timed)}
+            wrapped = (decide, timed)
+        _spent_local.spent = spent
+        return wrapped[1]
+
+    def _embedder(self, cam: _Camera, spent: list[float]) -> Callable[[list[ImageBGR]], FloatArray] | None:
+        """The embed step for one frame: timed as its own stage, its CPU time also added to ``spent``."""
+        if self._embed is None:
+            return None
+        embed = self._embed
+
+        def timed(crops: list[ImageBGR]) -> FloatArray:
+            began = time.thread_time()
+            rows = embed(crops)
+            took = time.thread_time() - began
+            self.stages.add("embed", took, len(crops))
+            spent.append(took)
+            cam.embeds += len(crops)
+            return rows
+
+        return timed
+
+    def _recognise(self, cam: _Camera, frame: Frame) -> tuple[FrameResult, list[TrackRecord]]:
+        if self._analyse_frame is not None:
+            faces = list(self._analyse_frame(frame))
+        else:
+            with self.stages.timing("decode"):
+                image = frame.image
+            faces = list(self._analyse(image))
+        matcher = self._matcher
+        embed_spent: list[float] = []
+        decide = self._timed_decide(self._decider(), embed_spent)
+        embed = self._embedder(cam, embed_spent)
+        height, width = (0, 0)
+        if self._analyse_frame is None:
+            height, width = frame.image.shape[:2]
+        ref = FrameRef(frame.jpeg, width, height)
         inputs = [
             TrackInput(
                 box=f.detection.box,
-                match=m,
                 quality=float(f.quality.score),
-                embedding=f.embedding,
                 crop=f.crop,
+                embedding=f.embedding,
                 model=f.model,
+                frame=ref,
             )
-            for f, m in zip(faces, matches, strict=True)
+            for f in faces
         ]
+        began = time.thread_time()
         with cam.lock:
-            update = cam.tracker.update(inputs, at=frame.captured_at, now=time.monotonic())
+            update = cam.tracker.update(inputs, at=frame.captured_at, now=time.monotonic(), embed=embed, decide=decide)
+        self.stages.add("track", max(0.0, time.thread_time() - began - sum(embed_spent)))
+        done = time.time()
         results = tuple(
             FaceResult(
                 box=f.detection.box,
@@ -431,14 +515,18 @@ class RecognitionService:
                 track_id=view.track_id,
                 person_id=view.person_id,
                 person=view.person,
-                score=m.score,
+                score=view.score,
                 watchlist=matcher is not None and matcher.on_watchlist(view.person_id),
                 confidence=float(f.detection.confidence),
                 quality=float(f.quality.score),
+                decided=view.decided,
+                embedded=view.embedded,
             )
-            for f, m, view in zip(faces, matches, update.views, strict=True)
+            for f, view in zip(faces, update.views, strict=True)
         )
-        done = time.time()
+        for view in update.views:
+            if view.new and view.decided:
+                cam.first_decisions.append((done - frame.received_at) * 1000.0)
         result = FrameResult(
             camera=frame.camera,
             frame_id=frame.frame_id,
@@ -459,16 +547,15 @@ class RecognitionService:
             log.exception("recognition: %d sighting(s) could not be recorded", len(ended))
 
 
-def _match_all(matcher: Matcher | None, faces: Sequence[ObservationLike]) -> list[Match]:
-    """Each face's match, in one matrix product per model."""
-    if not faces:
-        return []
-    if matcher is None:
-        return [Match(None, None, NO_SCORE, NO_SCORE) for _ in faces]
-    out: list[Match | None] = [None] * len(faces)
-    for model in {f.model for f in faces}:
-        idx = [i for i, f in enumerate(faces) if f.model == model]
-        got = matcher.match(np.stack([faces[i].embedding for i in idx]), model=model)
-        for i, m in zip(idx, got, strict=True):
-            out[i] = m
-    return [m for m in out if m is not None]
+_spent_local = threading.local()  # the current frame's list of CPU seconds spent outside the track stage
+
+
+def _spent_now() -> list[float]:
+    spent: list[float] | None = getattr(_spent_local, "spent", None)
+    return spent if spent is not None else []
+
+
+def _pct(values: deque[float], q: float) -> float | None:
+    if not values:
+        return None
+    return round(float(np.percentile(np.asarray(values, dtype=np.float64), q)), 2)
