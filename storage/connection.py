@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 from storage.errors import GalleryBusyError, GalleryError
+from storage.schema import migrate
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -104,3 +105,21 @@ def translate(exc: sqlite3.Error, path: Path, busy_timeout_s: float) -> GalleryE
     if "database or disk is full" in low or name == "SQLITE_FULL":
         return GalleryError(f"{path}: the disk is full ({text})")
     return GalleryError(f"{path}: {text}")
+
+
+def open_writer(path: Path, busy_timeout_s: float, *, create: bool) -> sqlite3.Connection:
+    """The checked and migrated write connection to the gallery at ``path``, or one GalleryError."""
+    check_path(path, create=create)
+    conn: sqlite3.Connection | None = None
+    try:
+        conn = connect(path, busy_timeout_s, reader=False)
+        migrate(conn, str(path))
+    except sqlite3.Error as exc:
+        if conn is not None:
+            conn.close()
+        raise translate(exc, path, busy_timeout_s) from None
+    except BaseException:
+        if conn is not None:
+            conn.close()
+        raise
+    return conn

@@ -13,8 +13,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
+from storage import sightings
 from storage.errors import GalleryError
-from storage.gallery import SIGHTING_COLUMNS, SIGHTING_FROM, Gallery, PersonRef, sighting_from_row
+from storage.gallery import Gallery
+from storage.people import PersonRef
 from storage.records import ExportSummary, Sighting
 from storage.timeutil import TimeLike, iso, parse_iso
 
@@ -103,10 +105,10 @@ def export_history(
     tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
 
     def run(conn: sqlite3.Connection) -> tuple[int, int, dict[str, Any]]:
-        q = gallery.history_query(
-            person=person, camera=camera, since=since, until=until, unknown_only=unknown_only, conn=conn
+        flt = sightings.SightingFilter(
+            person=person, camera=camera, since=since, until=until, unknown_only=unknown_only
         )
-        sql = f"SELECT {SIGHTING_COLUMNS} FROM {SIGHTING_FROM} WHERE {q.where} ORDER BY s.started, s.id"
+        q = sightings.build_query(conn, flt)
         with_crops: list[int] = []
         count = 0
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
@@ -118,8 +120,7 @@ def export_history(
                 else:
                     meta = {"exported": iso(time.time()), "filters": q.details, "gallery": str(gallery.path)}
                     text.write(json.dumps(meta)[:-1] + ', "sightings": [\n')
-                for row in conn.execute(sql, q.params):
-                    s = sighting_from_row(row)
+                for s in sightings.select(conn, q, newest_first=False):
                     crop_name = f"crops/{s.id}.jpg" if crops and s.has_crop else ""
                     if crop_name:
                         with_crops.append(s.id)
@@ -131,14 +132,9 @@ def export_history(
                     count += 1
                 if writer is None:
                     text.write("]}\n")
-            for start in range(0, len(with_crops), 500):
-                chunk = with_crops[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                for sid, jpeg in conn.execute(
-                    f"SELECT sighting_id, jpeg FROM sighting_crops WHERE sighting_id IN ({marks})", chunk
-                ):
-                    # JPEG does not deflate: store it as it is.
-                    zf.writestr(f"crops/{sid}.jpg", bytes(jpeg), compress_type=zipfile.ZIP_STORED)
+            for sid, jpeg in sightings.crops(conn, with_crops):
+                # JPEG does not deflate: store it as it is.
+                zf.writestr(f"crops/{sid}.jpg", jpeg, compress_type=zipfile.ZIP_STORED)
         return count, len(with_crops), q.details
 
     try:

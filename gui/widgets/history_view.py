@@ -41,8 +41,9 @@ from gui.services import FaceAnalyser
 from gui.widgets.gallery_view import IMAGE_FILTER, face_from_file
 from gui.widgets.thumbnails import ViewJobs, decode_thumbnail, scaled, to_pixmap
 from storage.export import FIELDS, export_history, sighting_dict
-from storage.gallery import SIGHTING_COLUMNS, SIGHTING_FROM, Gallery, sighting_from_row
+from storage.gallery import Gallery
 from storage.records import Sighting
+from storage.sightings import SightingFilter, build_query, select
 
 PAGE = 100
 DETAIL_PX = 240
@@ -159,14 +160,13 @@ def export_csv_file(gallery: Gallery, f: HistoryFilter, path: Path) -> int:
     tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
 
     def run(conn: sqlite3.Connection) -> tuple[int, dict[str, Any]]:
-        q = gallery.history_query(**f.criteria(), conn=conn)
-        sql = f"SELECT {SIGHTING_COLUMNS} FROM {SIGHTING_FROM} WHERE {q.where} ORDER BY s.started, s.id"
+        q = build_query(conn, SightingFilter(**f.criteria()))
         count = 0
         with tmp.open("w", encoding="utf-8", newline="") as out:
             writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
             writer.writeheader()
-            for row in conn.execute(sql, q.params):
-                d = sighting_dict(sighting_from_row(row))
+            for s in select(conn, q, newest_first=False):
+                d = sighting_dict(s)
                 writer.writerow({k: "" if v is None else v for k, v in d.items()})
                 count += 1
         return count, q.details
