@@ -79,6 +79,9 @@ def connect(path: Path, busy_timeout_s: float, *, reader: bool) -> sqlite3.Conne
             # sightings; the WAL file is cut back to 64 MiB after a checkpoint.
             conn.execute("PRAGMA wal_autocheckpoint = 4000")
             conn.execute("PRAGMA journal_size_limit = 67108864")
+            # Deleted rows (an erased person's crops, expired sightings) are overwritten with zeros, not
+            # left in free pages: erasure.py truncates the WAL after each erasure, so no copy remains.
+            conn.execute("PRAGMA secure_delete = ON")
     except BaseException:
         conn.close()
         raise

@@ -2,7 +2,10 @@
 copy of the face data storage holds for them (sample and negative crops and embeddings, sighting crops and
 embeddings; the schema has no snapshot column).
 
-``VACUUM`` (:func:`vacuum`) rebuilds the file and empties the WAL, so that no byte of deleted rows remains.
+Deleted rows must not linger as bytes on disk either. The write connection runs with ``secure_delete`` on
+(connection.py), so SQLite overwrites deleted content and freed pages with zeros; the old page versions in
+the WAL go when it is checkpointed and truncated (:func:`truncate_wal`, after every erasure). ``VACUUM``
+(:func:`vacuum`) also rebuilds the file, for a delete that must leave no trace even of the free-page layout.
 """
 
 from __future__ import annotations

@@ -300,8 +300,8 @@ class Gallery:
     def delete_person(self, person: PersonRef, *, erase_sightings: bool = True, vacuum: bool = False) -> None:
         """Delete a person with their samples, negatives, and their sightings' crops and embeddings, in one
         transaction. Their sightings are erased (``erase_sightings``) or kept as unknown without crop or
-        embedding. ``vacuum`` then rebuilds the file and empties the WAL, so that no byte of the deleted
-        crops remains on disk. Audited."""
+        embedding. Deleted bytes are zeroed and the WAL truncated (storage.erasure); ``vacuum`` also rebuilds
+        the file. Audited."""
 
         def run(conn: sqlite3.Connection) -> None:
             pid = people.person_id(conn, person)
@@ -313,8 +313,11 @@ class Gallery:
             self._changed(conn, "delete", details)
 
         self._write(run, "delete person")
+        self._faces.invalidate()  # drop the in-memory copy of their sighting embeddings now
         if vacuum:
             self.vacuum()
+        else:
+            self._truncate_wal("delete person")
 
     def delete_sample(self, sample_id: int) -> None:
         def run(conn: sqlite3.Connection) -> None:
@@ -322,14 +325,19 @@ class Gallery:
             self._changed(conn, "delete_sample", {"sample_id": int(sample_id), "person_id": pid})
 
         self._write(run, "delete sample")
+        self._truncate_wal("delete sample")
 
     def vacuum(self) -> None:
         """Rebuild the file (so freed pages keep no old bytes) and truncate the WAL."""
         self._write(erasure.vacuum, "vacuum", transaction=False)
 
+    def _truncate_wal(self, what: str) -> None:
+        if not self._write(erasure.truncate_wal, "WAL checkpoint", transaction=False):
+            log.warning("%s: a reader kept the WAL from being truncated; old pages stay in it until the next one", what)
+
     def apply_retention(self, days: float, *, keep_watchlist: bool = True, now: float | None = None) -> RetentionResult:
         """Delete sightings that started more than ``days`` ago (with their crops and embeddings), in chunks so
-        live inserts interleave. With ``keep_watchlist`` the sightings of watchlist
+        live inserts interleave, then truncate the WAL. With ``keep_watchlist`` the sightings of watchlist
         persons, crops included, are kept. Enrolments are never touched. Audited."""
         d = check_number(days, "days")
         if d < 0:
@@ -356,6 +364,9 @@ class Gallery:
             return kept
 
         kept = self._write(finish, "retention")
+        if deleted:
+            self._faces.invalidate()
+            self._truncate_wal("retention")
         return RetentionResult(sightings_deleted=deleted, watchlist_kept=kept)
 
     # -------------------------------------------------------------- matrices
