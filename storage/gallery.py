@@ -105,7 +105,8 @@ class Gallery:
         Raises GalleryError with one readable line for a directory, a file that is not SQLite, a corrupt or
         read-only file, one locked by another writer past ``busy_timeout_s``, or one from a newer FaceStation.
         The writer queue holds at most ``queue_capacity`` sightings; a producer finding it full waits up to
-        ``queue_wait_s`` and then gets a QueueFullError.
+        ``queue_wait_s`` and then gets a QueueFullError. A new gallery is created owner-only; an existing one
+        readable by others is tightened (storage.private), and an INFO line says what was changed.
         """
         p = Path(path)
         if not busy_timeout_s >= 0:
@@ -576,7 +577,7 @@ class Gallery:
 
     def backup(self, dest: str | Path, *, overwrite: bool = False, pages: int = 1024) -> Path:
         """Copy the live gallery to ``dest`` with SQLite's online backup API, a few pages at a time so the
-        writer keeps going. The copy is checked before it is put in place. Audited."""
+        writer keeps going. The copy is owner-only, and checked before it is put in place. Audited."""
         target = maintenance.backup(self._reader(), Path(dest), overwrite=overwrite, pages=pages)
         self._post_audit("backup", {"to": str(target)})
         return target
