@@ -1,8 +1,10 @@
 """The gallery: who is enrolled, and who was seen where and when, in one SQLite file.
 
 ``Gallery`` is the facade: it owns the connections, the one writer thread and the revision counter, checks
-arguments, and wraps each change with its revision bump and audit entry. The SQL lives in one module per
-concern (people, sightings, unknowns, erasure, cameras, settings, audit, maintenance).
+arguments, and wraps each change with its revision bump and audit entry. The SQL lives in plain functions,
+one module per concern: people, sightings (and the history query), unknowns, erasure (and retention),
+cameras, settings, audit, counters, maintenance (backup); connection.py opens the writer's connection and
+readers.py keeps the per-thread readers. Callers outside storage/ use this class, never those modules.
 
 Every change goes through one writer thread (``storage.writer``), which batches sighting inserts;
 reads run on a connection per calling thread, so a GUI thread never waits for the writer (WAL mode).
