@@ -9,7 +9,7 @@ import numpy.typing as npt
 import pytest
 
 from vision.matcher import NO_SCORE, Match, Matcher
-from vision.tracker import Tracker, TrackerConfig, TrackInput, TrackRecord, iou_matrix
+from vision.tracker import Decide, Tracker, TrackerConfig, TrackInput, TrackRecord, TrackView, iou_matrix
 
 E = np.eye(8, dtype=np.float32)
 
@@ -45,17 +45,19 @@ def matcher(threshold: float = 0.6) -> Matcher:
     return Matcher("m", [1, 2], ["Ann", "Bob"], np.stack([E[0], E[1]]), threshold=threshold)
 
 
-def decider(m: Matcher) -> object:
+def decider(m: Matcher) -> Decide:
     def decide(template: npt.NDArray[np.float32]) -> Match:
         return m.match(template[None, :], model=m.model)[0]
 
     return decide
 
 
-def run(t: Tracker, frames: Sequence[Sequence[TrackInput]], embed: Embedder, decide: object, dt: float = 0.1) -> list:
+def run(
+    t: Tracker, frames: Sequence[Sequence[TrackInput]], embed: Embedder, decide: Decide, dt: float = 0.1
+) -> list[tuple[TrackView, ...]]:
     views = []
     for i, faces in enumerate(frames):
-        views.append(t.update(faces, at=i * dt, embed=embed, decide=decide).views)  # type: ignore[arg-type]
+        views.append(t.update(faces, at=i * dt, embed=embed, decide=decide).views)
     return views
 
 
@@ -70,7 +72,7 @@ def test_iou_matrix() -> None:
 
 def test_a_new_track_is_embedded_and_named_in_its_first_frame() -> None:
     t, embed = Tracker("cam"), Embedder()
-    (view,) = t.update([face(0, 0, 0)], at=0.0, embed=embed, decide=decider(matcher())).views  # type: ignore[arg-type]
+    (view,) = t.update([face(0, 0, 0)], at=0.0, embed=embed, decide=decider(matcher())).views
     assert view.new and view.decided and view.embedded == "new"
     assert view.person == "Ann" and view.score == pytest.approx(1.0)
     assert embed.faces == 1
@@ -114,12 +116,12 @@ def test_someone_else_taking_over_the_box_is_caught_by_the_recheck() -> None:
 def test_a_jump_rejoins_its_track_by_embedding_and_a_stranger_at_that_place_does_not() -> None:
     t, embed = Tracker("cam"), Embedder()
     decide = decider(matcher())
-    first = t.update([face(0, 0, 0)], at=0.0, embed=embed, decide=decide).views[0].track_id  # type: ignore[arg-type]
-    jumped = t.update([face(400, 300, 0)], at=0.5, embed=embed, decide=decide).views[0]  # type: ignore[arg-type]
+    first = t.update([face(0, 0, 0)], at=0.0, embed=embed, decide=decide).views[0].track_id
+    jumped = t.update([face(400, 300, 0)], at=0.5, embed=embed, decide=decide).views[0]
     assert jumped.track_id == first and not jumped.new
     assert jumped.embedded == "new", "unlinked by overlap: embedded as new, then it rejoined its track"
-    t.update([face(404, 300, 0)], at=0.6, embed=embed, decide=decide)  # type: ignore[arg-type]
-    other = t.update([face(420, 310, 2)], at=0.7, embed=embed, decide=decide).views[0]  # type: ignore[arg-type]
+    t.update([face(404, 300, 0)], at=0.6, embed=embed, decide=decide)
+    other = t.update([face(420, 310, 2)], at=0.7, embed=embed, decide=decide).views[0]
     assert other.embedded == "verify", "a weak overlap with a stranger's face is checked"
     assert other.track_id != first and other.person is None
 
@@ -141,9 +143,9 @@ def test_two_people_crossing_keep_their_tracks_when_every_face_comes_embedded() 
 def test_the_decision_follows_a_new_matcher_and_the_template_is_quality_weighted() -> None:
     t, embed = Tracker("cam"), Embedder()
     empty = Matcher("m", [], [], np.zeros((0, 8), np.float32), threshold=0.6, dim=8)
-    view = t.update([face(0, 0, 0)], at=0.0, embed=embed, decide=decider(empty)).views[0]  # type: ignore[arg-type]
+    view = t.update([face(0, 0, 0)], at=0.0, embed=embed, decide=decider(empty)).views[0]
     assert view.person is None and view.score == NO_SCORE
-    view = t.update([face(1, 0, 0)], at=0.1, embed=embed, decide=decider(matcher())).views[0]  # type: ignore[arg-type]
+    view = t.update([face(1, 0, 0)], at=0.1, embed=embed, decide=decider(matcher())).views[0]
     assert view.person == "Ann", "an enrolment mid-track names the live track at its next frame"
     assert embed.faces == 1, "deciding again needs no new embedding"
 
@@ -152,10 +154,10 @@ def test_refinements_per_frame_are_bounded_and_new_tracks_come_first() -> None:
     cfg = TrackerConfig(max_refinements_per_frame=1, recheck_s=0.05)
     t, embed = Tracker("cam", cfg), Embedder()
     decide = decider(matcher())
-    t.update([face(0, 0, 0), face(200, 0, 1), face(400, 0, 2)], at=0.0, embed=embed, decide=decide)  # type: ignore[arg-type]
+    t.update([face(0, 0, 0), face(200, 0, 1), face(400, 0, 2)], at=0.0, embed=embed, decide=decide)
     assert embed.faces == 3
     faces = [face(0, 0, 0), face(200, 0, 1), face(400, 0, 2), face(600, 0, 3)]
-    views = t.update(faces, at=0.2, embed=embed, decide=decide).views  # type: ignore[arg-type]
+    views = t.update(faces, at=0.2, embed=embed, decide=decide).views
     assert [v.embedded for v in views].count("recheck") == 1
     assert views[3].embedded == "new" and views[3].decided
 
@@ -163,7 +165,7 @@ def test_refinements_per_frame_are_bounded_and_new_tracks_come_first() -> None:
 def test_track_ends_after_max_unseen_with_its_record() -> None:
     t, embed = Tracker("cam", TrackerConfig(max_unseen_s=1.0)), Embedder()
     for i in range(3):
-        t.update([face(5 * i, 0, 0, quality=0.2 + 0.35 * i)], at=100 + i * 0.1, embed=embed, decide=decider(matcher()))  # type: ignore[arg-type]
+        t.update([face(5 * i, 0, 0, quality=0.2 + 0.35 * i)], at=100 + i * 0.1, embed=embed, decide=decider(matcher()))
     assert t.expire(101.1) == []  # last seen at 100.2: 0.9 s ago
     (record,) = t.expire(101.3)
     assert t.live == 0
@@ -175,8 +177,8 @@ def test_track_ends_after_max_unseen_with_its_record() -> None:
 
 def test_an_update_ends_stale_tracks_first_so_they_are_never_relinked() -> None:
     t, embed = Tracker("cam", TrackerConfig(max_unseen_s=0.5)), Embedder()
-    first = t.update([face(0, 0, 0)], at=0, embed=embed).views[0].track_id  # type: ignore[arg-type]
-    upd = t.update([face(0, 0, 0)], at=2.0, embed=embed)  # type: ignore[arg-type]
+    first = t.update([face(0, 0, 0)], at=0, embed=embed).views[0].track_id
+    upd = t.update([face(0, 0, 0)], at=2.0, embed=embed)
     assert [r.track_id for r in upd.ended] == [first]
     assert upd.views[0].track_id != first
 
@@ -248,7 +250,7 @@ def test_real_faces_from_the_clip_become_one_named_track_and_unknown_audience_tr
         if index >= 90 and index % 2 == 0:
             found = pipeline.candidates(np.asarray(image, dtype=np.uint8), min_face=40)
             inputs = [TrackInput(f.detection.box, f.quality.score, f.crop, None, f.model) for f in found]
-            update = tracker.update(inputs, at=index / 29.97, embed=pipeline.embed_crops, decide=decide)  # type: ignore[arg-type]
+            update = tracker.update(inputs, at=index / 29.97, embed=pipeline.embed_crops, decide=decide)
             records += update.ended
             faces_seen += len(found)
             embedded += sum(1 for v in update.views if v.embedded)
