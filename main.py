@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
-from cli import console, enrol, evaluate, files, headless, history, identify, keygen
+from cli import console, enrol, evaluate, files, headless, history, identify, keygen, scan
 from cli.common import VERSION, CliError, common_options, resolve_gallery
 
 log = logging.getLogger("facestation")
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     identify.add_parser(sub, common)
     history.add_parser(sub, common)
     evaluate.add_parser(sub, common)
+    scan.add_parser(sub, common)
     files.add_parsers(sub, common)
     return parser
 
@@ -59,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from vision.tf_runtime import quiet_native_logs
 
     quiet_native_logs(verbose=args.verbose)  # before anything can import TensorFlow
+    if not args.verbose:  # FFmpeg's own lines (a corrupt video, an RTSP hiccup) would bury the one clear line
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     resolve_gallery(args)
     level = logging.DEBUG if args.verbose else logging.INFO
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -80,6 +80,17 @@ class RecognitionSettings:
         return replace(stored, **given) if given else stored
 
 
+def load_matcher(gallery: Gallery, model: str, settings: RecognitionSettings) -> Matcher:
+    """A matcher over every sample (and negative) of ``model`` in the gallery, with the settings' decision."""
+    return Matcher.from_matrices(
+        model,
+        gallery.sample_matrix(model),
+        gallery.negative_matrix(model),
+        threshold=settings.threshold,
+        margin=settings.margin,
+    )
+
+
 def _rate(value: object) -> float | None:
     if value is None:
         return None
@@ -215,14 +226,7 @@ class Recogniser:
         return [o for o in faces if min(o.detection.box[2], o.detection.box[3]) >= minimum]
 
     def _load_matcher(self) -> Matcher:
-        s = self._settings
-        return Matcher.from_matrices(
-            self.model,
-            self.gallery.sample_matrix(self.model),
-            self.gallery.negative_matrix(self.model),
-            threshold=s.threshold,
-            margin=s.margin,
-        )
+        return load_matcher(self.gallery, self.model, self._settings)
 
     def _record(self, records: Sequence[TrackRecord]) -> None:
         if not records:

@@ -218,3 +218,40 @@ def test_a_roster_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
         result = main_py("enrol", "--gallery", str(tmp_path / "g.db"), "--folders", str(target))
         assert result.returncode == 2, result.stderr
         assert result.stderr.count("\n") == 1 and needle in result.stderr, result.stderr
+
+
+def test_scan_puts_recorded_footage_into_the_history(tmp_path: Path) -> None:
+    """`scan FILE --start ISO`: the live engine over a file; sightings timed from --start, searchable after."""
+    clip = need(CLIP)
+    gallery = str(tmp_path / "gallery.db")
+    enrolled = main_py(
+        "enrol", "--gallery", gallery, "--name", "Lin-Manuel Miranda", str(REFERENCE / "lin-manuel-miranda.png")
+    )
+    assert enrolled.returncode == 0, enrolled.stderr
+    result = main_py("scan", "--gallery", gallery, str(clip), "--camera", "archive", "--start", "2026-11-02T20:00:00Z")
+    assert result.returncode == 0, result.stderr
+    assert_no_native_noise(result.stderr)
+    *sightings, summary = lines(result)
+    assert summary["event"] == "scan" and summary["camera"] == "archive" and summary["frames"] >= 130
+    assert summary["embedded"] < summary["faces"] / 2, "track-first: most faces are not embedded"
+    assert {s["event"] for s in sightings} == {"sighting"} and len(sightings) == summary["sightings"]
+    named = [s for s in sightings if s["person"] is not None]
+    assert [s["person"] for s in named] == ["Lin-Manuel Miranda"]
+    assert "2026-11-02T20:00:02" <= named[0]["start"] < named[0]["end"] <= "2026-11-02T20:00:09.2"
+    assert all("2026-11-02T20:00:00" <= s["start"] <= "2026-11-02T20:00:09.2" for s in sightings)
+    history = main_py("history", "--gallery", gallery, "--camera", "archive", "--person", "Lin-Manuel Miranda")
+    assert history.returncode == 0 and len(lines(history)) == 1
+
+
+def test_scan_errors_are_one_line(tmp_path: Path) -> None:
+    not_video = tmp_path / "notes.mp4"
+    not_video.write_text("not a video")
+    result = main_py("scan", "--gallery", str(tmp_path / "g.db"), str(tmp_path / "missing.mp4"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "no video file" in result.stderr
+    result = main_py("scan", "--gallery", str(tmp_path / "g.db"), str(not_video), "--start", "yesterday")
+    assert result.returncode == 2 and "--start" in result.stderr
+    result = main_py("scan", "--gallery", str(tmp_path / "g.db"), str(not_video))
+    assert result.returncode == 1
+    assert [line for line in result.stderr.splitlines() if "notes.mp4" in line] == [
+        f"main.py: {not_video}: cannot open video file {not_video} (not a video OpenCV can decode)"
+    ]
