@@ -144,7 +144,10 @@ class Recogniser:
         *,
         workers: int | None = None,
         frame_analyser: FrameAnalyser | None = None,
+        embed_every_face: bool = False,
     ) -> None:
+        """``embed_every_face`` is the first engine's cost (every face of every analysed frame embedded),
+        kept so bench/load.py can measure it beside the track-first engine in one run."""
         self.gallery = gallery
         self.pipeline = pipeline
         self.model = pipeline.model
@@ -152,6 +155,7 @@ class Recogniser:
         if frame_analyser is not None and frame_analyser.model != self.model:
             raise ValueError(f"the remote workers embed with {frame_analyser.model}, the station with {self.model}")
         self._settings = settings
+        self._every_face = embed_every_face
         self._listeners: list[SightingListener] = []
         self._lock = threading.Lock()
         self.recorded = 0
@@ -166,7 +170,7 @@ class Recogniser:
             sighting_sink=self._record,
             config=config,
             analyse_frame=None if frame_analyser is None else self._analyse_frame,
-            embed=None if frame_analyser is not None else self._embed,
+            embed=None if frame_analyser is not None or embed_every_face else self._embed,
         )
 
     # ------------------------------------------------------------ life
@@ -214,7 +218,18 @@ class Recogniser:
     def _analyse(self, image: ImageBGR) -> list[ObservationLike]:
         """Detect, align and measure (the tracker embeds only the faces that add information)."""
         local = self._local()
+        if self._every_face:
+            return self._observe_every_face(image)
         return list(local.candidates(image, min_face=self._settings.min_face_px, timer=self.service.stages))
+
+    def _observe_every_face(self, image: ImageBGR) -> list[ObservationLike]:
+        observe = getattr(self.pipeline, "observe", None)
+        if observe is None:
+            raise TypeError("embed_every_face needs a pipeline with observe()")
+        with self.service.stages.timing("detect"):  # detection, alignment and embedding together
+            faces = list(observe(image))
+        minimum = self._settings.min_face_px
+        return [f for f in faces if min(f.detection.box[2], f.detection.box[3]) >= minimum]
 
     def _embed(self, crops: list[ImageBGR]) -> FloatArray:
         return self._local().embed_crops(crops)
