@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -39,12 +38,12 @@ from gui.widgets.history_view import HistoryView
 from gui.widgets.settings_dialog import SettingsDialog
 from gui.widgets.unknown_view import UnknownView
 from network.frames import CameraEvent
-from station.runtime import MAX_RATE, MIN_FACE, RETENTION_DAYS, THRESHOLD, UNKNOWN_ALERTS, calibrated_threshold
+from station import settings as table
+from station.runtime import RETENTION_DAYS, RecognitionSettings
 from storage.locations import describe
+from vision.embedders import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
-
-DEFAULT_THRESHOLD = 0.639  # FaceNet's calibrated 1:N threshold (vision/embedders/facenet.py), until set
 
 
 class MainWindow(QMainWindow):
@@ -134,8 +133,9 @@ class MainWindow(QMainWindow):
             self.retention_timer.timeout.connect(self.apply_retention)
             self.retention_timer.start(3_600_000)
             QTimer.singleShot(5_000, self.apply_retention)
+            model = self.model()
             self.jobs.run(
-                lambda: bool(g.get_setting(UNKNOWN_ALERTS, False)),
+                lambda: table.load(g.get_setting, model, ["alerts_unknown"], strict=False)["alerts_unknown"],
                 lambda on: self.alerts.unknown_alerts.setChecked(bool(on)),
             )
 
@@ -165,16 +165,19 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------- enrol
 
-    def threshold(self) -> float:
-        """The recognition threshold the operator set, else the model's calibrated one."""
-        default = DEFAULT_THRESHOLD
-        gallery = self.services.gallery
-        if gallery is None:
-            return default
-        try:
-            return float(gallery.get_setting("recognition.threshold", default))
-        except Exception:
-            return default
+    def model(self) -> str:
+        """The embedding model the station recognises with (the settings' defaults depend on it)."""
+        if self.services.recogniser is not None:
+            return self.services.recogniser.model
+        if self.services.faces is not None:
+            return self.services.faces.model
+        return DEFAULT_MODEL
+
+    def threshold(self) -> float | None:
+        """The running recogniser's threshold; None without one (the enrol dialog then reads the stored
+        setting in its own background job, never here on the GUI thread)."""
+        recogniser = self.services.recogniser
+        return recogniser.settings.threshold if recogniser is not None else None
 
     def _tile_menu(self, camera: str, at: QPoint) -> None:
         menu = QMenu(self)
@@ -266,12 +269,10 @@ class MainWindow(QMainWindow):
         gallery = self.services.gallery
         if gallery is None:
             return None
-        recogniser = self.services.recogniser
-        default = calibrated_threshold(recogniser.model) if recogniser is not None else DEFAULT_THRESHOLD
         dialog = SettingsDialog(
             gallery,
             self.jobs,
-            default_threshold=default,
+            model=self.model(),
             key_file=self.services.key_file,
             key_hex=self.services.key_hex,
             parent=self,
@@ -284,21 +285,15 @@ class MainWindow(QMainWindow):
     def apply_settings(self, values: dict[str, object]) -> None:
         """Saved settings take effect at once: the matcher, the face size, the rate cap, alerts."""
         recogniser = self.services.recogniser
-        if recogniser is not None:
-            try:
-                rate = float(str(values.get(MAX_RATE, 5.0)))
-                recogniser.apply(
-                    replace(
-                        recogniser.settings,
-                        threshold=float(str(values.get(THRESHOLD, recogniser.settings.threshold))),
-                        min_face_px=float(str(values.get(MIN_FACE, recogniser.settings.min_face_px))),
-                        max_rate_hz=rate if rate > 0 else None,
-                    )
-                )
-            except ValueError as exc:
-                QMessageBox.warning(self, "Settings", f"Not applied: {exc}")
-                return
-        self.alerts.unknown_alerts.setChecked(bool(values.get(UNKNOWN_ALERTS, False)))
+        try:
+            checked = table.SettingValues.checked(values)
+            if recogniser is not None:
+                recogniser.apply(RecognitionSettings.from_values(checked, recogniser.settings))
+        except ValueError as exc:
+            QMessageBox.warning(self, "Settings", f"Not applied: {exc}")
+            return
+        if "alerts_unknown" in checked.as_dict():
+            self.alerts.unknown_alerts.setChecked(bool(checked["alerts_unknown"]))
         self.statusBar().showMessage("settings applied", 5000)
         self.apply_retention()
 

@@ -116,7 +116,9 @@ def gallery_view_names(console: MainWindow) -> str:
     return " ".join(lst.item(i).text() for i in range(lst.count()))
 
 
-def test_settings_apply_to_the_running_recogniser(qtbot: QtBot, console: MainWindow) -> None:
+def test_settings_apply_to_the_running_recogniser(
+    qtbot: QtBot, console: MainWindow, monkeypatch: pytest.MonkeyPatch
+) -> None:
     recogniser = console.services.recogniser
     assert recogniser is not None
     console.apply_settings({THRESHOLD: 0.55, MIN_FACE: 60, MAX_RATE: 2.0})
@@ -124,6 +126,12 @@ def test_settings_apply_to_the_running_recogniser(qtbot: QtBot, console: MainWin
     assert recogniser.settings.min_face_px == 60
     assert recogniser.service.config.max_rate_hz == 2.0
     assert recogniser.service.matcher is not None and recogniser.service.matcher.threshold == 0.55
+    assert console.threshold() == 0.55, "the window asks the running recogniser, not a copied constant"
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *args, **kw: shown.append(str(args[2])))
+    console.apply_settings({MIN_FACE: 1500})  # refused by the same table as the dialog and the CLI
+    assert recogniser.settings.min_face_px == 60
+    assert shown and "minimum face size must be between 12 and 1000 px" in shown[0]
 
 
 def test_an_unreadable_image_gives_a_message_not_a_traceback(

@@ -31,6 +31,7 @@ from gui.enrol_checks import FaceAssessment, assess, enrol
 from gui.jobs import Jobs
 from gui.services import FaceAnalyser
 from gui.widgets.box_editor import Box, BoxEditor
+from station import settings as table
 from storage.gallery import Gallery
 from vision.pipeline import FaceObservation
 
@@ -61,7 +62,7 @@ class EnrolDialog(QDialog):
         jobs: Jobs,
         faces: FaceAnalyser,
         *,
-        threshold: float,
+        threshold: float | None,
         source: str,
         parent: QWidget | None = None,
     ) -> None:
@@ -72,7 +73,7 @@ class EnrolDialog(QDialog):
         self.gallery = gallery
         self.jobs = jobs
         self.faces = faces
-        self.threshold = threshold
+        self.threshold = threshold  # None: the stored setting (or the model's calibrated one), read in the jobs
         self.source = source
         self.candidates: list[_Candidate] = []
         self.detected: list[FaceObservation] = []
@@ -178,7 +179,7 @@ class EnrolDialog(QDialog):
         cand = _Candidate(box)
         self._add(cand)
         image, faces = self.image, self.faces
-        self._run(lambda: assess(faces.observe_box(image, box), self.gallery, self.threshold), self._assessed(cand))
+        self._run(lambda: assess(faces.observe_box(image, box), self.gallery, self._threshold()), self._assessed(cand))
 
     def add_detection(self, index: int) -> None:
         obs = self.detected[index]
@@ -186,7 +187,13 @@ class EnrolDialog(QDialog):
             return
         cand = _Candidate(obs.detection.box)
         self._add(cand)
-        self._run(lambda: assess(obs, self.gallery, self.threshold), self._assessed(cand))
+        self._run(lambda: assess(obs, self.gallery, self._threshold()), self._assessed(cand))
+
+    def _threshold(self) -> float:
+        """The recognition threshold (runs in a job: it may read the gallery)."""
+        if self.threshold is not None:
+            return self.threshold
+        return table.load(self.gallery.get_setting, self.faces.model, ["threshold"], strict=False).number("threshold")
 
     def _add(self, cand: _Candidate) -> None:
         self.candidates.append(cand)
