@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QPoint, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QMouseEvent
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -44,6 +44,14 @@ from storage.locations import describe
 from vision.embedders import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
+
+
+class _ClickableLabel(QLabel):
+    clicked = Signal()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        self.clicked.emit()
+        super().mousePressEvent(event)
 
 
 class MainWindow(QMainWindow):
@@ -79,6 +87,9 @@ class MainWindow(QMainWindow):
             parent=self,
         )
 
+        # The cameras get a page of their own: the table needs the width (state, source, address, rates)
+        # and is visited to add, pair or diagnose a camera, while each tile and the status bar already
+        # show whether a camera is live. Only the alerts stay docked beside every page.
         self.cameras = CamerasPanel(
             services.receiver,
             services.discovered,
@@ -86,14 +97,16 @@ class MainWindow(QMainWindow):
             services.key_file,
             services.advertised_address,
         )
-        self.cameras_dock = self._dock("Cameras", self.cameras, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabs.addTab(self.cameras, "Cameras")
+        self.cameras.show_requested.connect(self.show_camera)
         self.alerts = AlertsPanel()
         self.alerts_dock = self._dock("Alerts", self.alerts, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.tabifyDockWidget(self.cameras_dock, self.alerts_dock)
-        self.cameras_dock.raise_()
-        self.resizeDocks([self.cameras_dock], [420], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.alerts_dock], [300], Qt.Orientation.Horizontal)
 
-        self.totals = QLabel("no cameras yet")
+        self.totals = _ClickableLabel("no cameras yet")
+        self.totals.setToolTip("Click for the Cameras page")
+        self.totals.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.totals.clicked.connect(lambda: self.tabs.setCurrentWidget(self.cameras))
         self.statusBar().addPermanentWidget(self.totals)
         self.painter.totals_changed.connect(self.totals.setText)
         self.painter.camera_event.connect(self._on_camera_event)
@@ -140,8 +153,11 @@ class MainWindow(QMainWindow):
             )
 
         view = self.menuBar().addMenu("&View")
-        for dock in (self.cameras_dock, self.alerts_dock):
-            view.addAction(dock.toggleViewAction())
+        view.addAction(self.alerts_dock.toggleViewAction())
+        cameras_page = QAction("&Cameras", self)
+        cameras_page.setShortcut(QKeySequence("Ctrl+K"))
+        cameras_page.triggered.connect(lambda: self.tabs.setCurrentWidget(self.cameras))
+        view.addAction(cameras_page)
         station_menu = self.menuBar().addMenu("&Station")
         where = QAction("&Where files live…", self)
         where.triggered.connect(self.show_paths)
@@ -162,6 +178,12 @@ class MainWindow(QMainWindow):
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
         return dock
+
+    def show_camera(self, camera: str) -> None:
+        """The Live page with ``camera``'s tile maximised (from the Cameras page)."""
+        self.tabs.setCurrentWidget(self.grid)
+        if camera in self.grid.tiles and self.grid.maximised != camera:
+            self.grid.toggle_maximise(camera)
 
     # ------------------------------------------------------------- enrol
 

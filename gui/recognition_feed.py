@@ -10,6 +10,7 @@ import time
 from collections import deque
 
 from gui.overlay import FaceOverlay, FaceState
+from gui.scores import compared
 from gui.widgets.alerts_panel import Alert
 from station.runtime import Recogniser
 from vision.results import FaceResult, FrameResult
@@ -19,10 +20,11 @@ UNKNOWN_AFTER_FRAMES = 3  # an unknown face must be seen this often before it ra
 
 
 def overlay_for(face: FaceResult) -> FaceOverlay:
+    score = compared(face.score)  # None against an empty gallery: "unknown", not "unknown -1.00"
     if face.person is None:
-        return FaceOverlay(face.box, "unknown", face.score, FaceState.UNKNOWN)
+        return FaceOverlay(face.box, "unknown", score, FaceState.UNKNOWN)
     state = FaceState.WATCHLIST if face.watchlist else FaceState.KNOWN
-    return FaceOverlay(face.box, face.person, face.score, state)
+    return FaceOverlay(face.box, face.person, score, state)
 
 
 class RecognitionFeed:
