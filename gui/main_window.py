@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,7 @@ from gui.widgets.settings_dialog import SettingsDialog
 from gui.widgets.unknown_view import UnknownView
 from network.frames import CameraEvent
 from station import settings as table
+from station.recent_frames import RecentFrame, RecentFrames
 from station.runtime import RETENTION_DAYS, RecognitionSettings
 from storage.locations import describe
 from vision.embedders import DEFAULT_MODEL
@@ -72,6 +74,13 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.grid, "Live")
         self.setCentralWidget(self.tabs)
 
+        recent = services.recent_frames
+        if recent is None:  # the last seconds of each camera, to step back from a frozen frame
+            recent = RecentFrames()
+            services.receiver.add_listener(recent)
+            if services.recogniser is not None:
+                services.recogniser.service.add_listener(recent.note_result)
+        self.recent: RecentFrames = recent
         self.feed = RecognitionFeed(services.recogniser) if services.recogniser is not None else None
         if self.feed is not None:
             overlays = overlays or self.feed.overlays
@@ -211,14 +220,19 @@ class MainWindow(QMainWindow):
         menu.popup(at)
 
     def freeze_and_enrol(self, camera: str) -> None:
-        frame = self.services.receiver.latest(camera)
-        if frame is None:
-            QMessageBox.information(self, "Enrol", f"No picture from {camera} yet.")
-            return
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(frame.captured_at))
+        """Enrol from the newest frame of ``camera``, with its last seconds of frames to step back through."""
+        frames = self.recent.frames(camera)
+        if not frames:
+            frame = self.services.receiver.latest(camera)
+            if frame is None:
+                QMessageBox.information(self, "Enrol", f"No picture from {camera} yet.")
+                return
+            frames = [RecentFrame(frame.camera, frame.frame_id, frame.serial, frame.captured_at, frame.jpeg)]
+        newest = frames[-1]
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(newest.captured_at))
         self.jobs.run(
-            lambda: frame.image,
-            lambda image: self.open_enrol(image, f"camera {camera} at {when}"),
+            newest.image,
+            lambda image: self.open_enrol(image, f"camera {camera} at {when}", frames),
             lambda exc: QMessageBox.warning(self, "Enrol", f"The frame from {camera} cannot be shown: {exc}"),
         )
 
@@ -236,11 +250,13 @@ class MainWindow(QMainWindow):
             lambda exc: QMessageBox.warning(self, "Enrol", str(exc)),
         )
 
-    def open_enrol(self, image: np.ndarray, source: str) -> EnrolDialog | None:
+    def open_enrol(self, image: np.ndarray, source: str, frames: Sequence[RecentFrame] = ()) -> EnrolDialog | None:
         gallery, faces = self.services.gallery, self.services.faces
         if gallery is None or faces is None:
             return None
-        dialog = EnrolDialog(image, gallery, self.jobs, faces, threshold=self.threshold(), source=source, parent=self)
+        dialog = EnrolDialog(
+            image, gallery, self.jobs, faces, threshold=self.threshold(), source=source, frames=frames, parent=self
+        )
         dialog.enrolled.connect(lambda ids: self.statusBar().showMessage(f"enrolled {len(ids)} face(s)", 5000))
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.enrol_dialog = dialog

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,6 +46,43 @@ class RecentFrame:
 
     def face_of_track(self, track_id: str) -> FaceResult | None:
         return next((f for f in self.faces or () if f.track_id == track_id), None)
+
+
+def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    w = min(ax + aw, bx + bw) - max(ax, bx)
+    h = min(ay + ah, by + bh) - max(ay, by)
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    return float(inter / (aw * ah + bw * bh - inter))
+
+
+def track_near(
+    frames: Sequence[RecentFrame], index: int, box: tuple[float, float, float, float], *, reach: int = 15
+) -> str | None:
+    """The track of the face at ``box`` in ``frames[index]``: from that frame's recognised faces, else
+    from the nearest recognised frames within ``reach`` (recognition skips frames under its rate cap)."""
+    order = sorted(range(max(0, index - reach), min(len(frames), index + reach + 1)), key=lambda i: abs(i - index))
+    for i in order:
+        faces = frames[i].faces
+        if not faces:
+            continue
+        best = max(faces, key=lambda f: box_iou(f.box, box))
+        if box_iou(best.box, box) >= 0.3:
+            return best.track_id
+    return None
+
+
+def best_of_track(frames: Sequence[RecentFrame], track_id: str) -> tuple[int, FaceResult] | None:
+    """The index of the frame where track ``track_id`` had its best quality, and that face."""
+    best: tuple[int, FaceResult] | None = None
+    for i, f in enumerate(frames):
+        face = f.face_of_track(track_id)
+        if face is not None and (best is None or face.quality > best[1].quality):
+            best = (i, face)
+    return best
 
 
 @dataclass(frozen=True)
@@ -174,12 +212,9 @@ class RecentFrames:
 
     def best_of_track(self, camera: str, track_id: str) -> tuple[RecentFrame, FaceResult] | None:
         """The kept frame where track ``track_id`` had its best quality, and that face."""
-        best: tuple[RecentFrame, FaceResult] | None = None
-        for f in self.frames(camera):
-            face = f.face_of_track(track_id)
-            if face is not None and (best is None or face.quality > best[1].quality):
-                best = (f, face)
-        return best
+        frames = self.frames(camera)
+        found = best_of_track(frames, track_id)
+        return None if found is None else (frames[found[0]], found[1])
 
     @property
     def total_bytes(self) -> int:

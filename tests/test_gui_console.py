@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QMessageBox
@@ -15,6 +18,7 @@ from gui.overlay import FaceState
 from gui.services import ConsoleServices
 from network import protocol
 from network.udp_receiver import ReceiverConfig, UdpReceiver
+from station.recent_frames import best_of_track
 from station.runtime import MAX_RATE, MIN_FACE, THRESHOLD, Recogniser, RecognitionSettings, calibrated_threshold
 from storage.gallery import Gallery
 from tests.conftest import FACES, SenderFactory, need
@@ -34,7 +38,8 @@ def pipeline() -> FacePipeline:
 def console(qtbot: QtBot, key: bytes, key_file: Path, tmp_path: Path, pipeline: FacePipeline) -> Iterator[MainWindow]:
     gallery = Gallery.open(tmp_path / "gallery.db")
     rx = UdpReceiver(key, "127.0.0.1", 0, config=ReceiverConfig(offline_after_s=2.0)).start()
-    settings = RecognitionSettings(threshold=calibrated_threshold(pipeline.model), max_rate_hz=4.0)
+    # Faces from 12 px are tracked, so a face too small to enrol still has a track to follow back.
+    settings = RecognitionSettings(threshold=calibrated_threshold(pipeline.model), max_rate_hz=4.0, min_face_px=12)
     recogniser = Recogniser(rx, gallery, pipeline, settings).start()
     services = ConsoleServices(
         rx,
@@ -107,6 +112,101 @@ def test_enrol_a_streamed_face_by_drawing_a_box_and_see_the_name_live(
     qtbot.waitUntil(lambda: any(o.label == "Colin Powell" for o in tile.overlays), timeout=30_000)
     named = next(o for o in tile.overlays if o.label == "Colin Powell")
     assert named.state is FaceState.KNOWN and named.score > 0.5  # this frame's score; the name is the track's vote
+
+
+def walking_away(folder: Path) -> None:
+    """Six frames of one face shrinking from about 115 px to 32 px: the last is too small to enrol."""
+    folder.mkdir()
+    src = cv2.imread(str(need(FACES / "identities" / "Colin_Powell" / "Colin_Powell_0001.jpg")))
+    for i, scale in enumerate((1.4, 1.1, 0.8, 0.6, 0.45, 0.38)):
+        canvas = np.full((400, 400, 3), 110, np.uint8)
+        side = round(250 * scale)
+        picture = cv2.resize(src, (side, side), interpolation=cv2.INTER_AREA)
+        if side > 400:
+            cut = (side - 400) // 2
+            picture, side = picture[cut : cut + 400, cut : cut + 400], 400
+        at = 200 - side // 2
+        canvas[at : at + side, at : at + side] = picture
+        assert cv2.imwrite(str(folder / f"{i}.jpg"), canvas)
+
+
+def tracked_back(console: MainWindow, camera: str, frames: int) -> bool:
+    kept = console.recent.frames(camera)
+    if len(kept) < frames or not kept[-1].faces:
+        return False
+    best = best_of_track(kept, kept[-1].faces[0].track_id)
+    return best is not None and best[0] < 3
+
+
+def test_a_frozen_face_too_small_to_enrol_steps_back_to_its_best_frame_or_is_enrolled_anyway(
+    qtbot: QtBot, console: MainWindow, start_sender: SenderFactory, tmp_path: Path
+) -> None:
+    walking_away(tmp_path / "away")
+    host, port = console.services.receiver.address
+    start_sender("--source", str(tmp_path / "away"), "--name", "door", "--station", f"{host}:{port}", "--fps", "2")
+    qtbot.waitUntil(lambda: tracked_back(console, "door", 6), timeout=90_000)
+
+    console.freeze_and_enrol("door")
+    qtbot.waitUntil(lambda: console.enrol_dialog is not None, timeout=10_000)
+    dialog = console.enrol_dialog
+    assert dialog is not None
+    qtbot.waitUntil(lambda: dialog.busy == 0 and bool(dialog.detected), timeout=60_000)
+    assert (dialog.index, len(dialog.frames)) == (5, 6), "the frozen frame is the newest of six kept"
+    assert "frame 6/6" in dialog.frame_label.text()
+    dialog.add_detection(0)
+    qtbot.waitUntil(lambda: dialog.candidates[0].assessment is not None, timeout=30_000)
+    dialog.person.setCurrentText("Colin Powell")
+    weak = dialog.candidates[0].assessment
+    assert weak is not None and weak.reject_reason == "face too small"
+    assert not dialog.enrol_button.isEnabled(), "refused below the quality bar..."
+    assert dialog.best_button.isEnabled() and dialog.older_button.isEnabled(), "...but no longer a dead end"
+
+    # Step back one frame and forward again: the picture and its faces follow.
+    qtbot.mouseClick(dialog.older_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.busy == 0 and dialog.index == 4, timeout=60_000)
+    assert "frame 5/6" in dialog.frame_label.text() and dialog.editor.boxes == []
+    assert dialog.detected and dialog.detected[0].detection.box[2] > weak.observation.detection.box[2]
+    qtbot.mouseClick(dialog.newer_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.busy == 0 and dialog.index == 5, timeout=60_000)
+    assert dialog.editor.boxes == [dialog.candidates[0].box]
+
+    # The track's best frame replaces the weak face, keeping its name.
+    qtbot.mouseClick(dialog.best_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(
+        lambda: dialog.busy == 0 and len(dialog.candidates) == 1 and dialog.candidates[0].assessment is not None,
+        timeout=60_000,
+    )
+    good = dialog.candidates[0]
+    assert good.frame < 3 and dialog.index == good.frame and good.person == "Colin Powell"
+    assert good.assessment is not None and good.assessment.reject_reason is None
+    assert good.assessment.observation.quality.score > weak.observation.quality.score
+    assert dialog.enrol_button.isEnabled(), dialog.warnings.text()
+    qtbot.mouseClick(dialog.enrol_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(dialog.sample_ids), timeout=20_000)
+    gallery = console.services.gallery
+    assert gallery is not None
+    (sample,) = gallery.samples("Colin Powell")
+    assert sample.source.startswith("camera door at ")
+
+    # Or the weak face itself, explicitly, and the audit log says it was below the bar and why.
+    console.freeze_and_enrol("door")
+    qtbot.waitUntil(lambda: console.enrol_dialog is not dialog and console.enrol_dialog is not None, timeout=10_000)
+    again = console.enrol_dialog
+    assert again is not None
+    qtbot.waitUntil(lambda: again.busy == 0 and bool(again.detected), timeout=60_000)
+    again.add_detection(0)
+    qtbot.waitUntil(lambda: again.candidates[0].assessment is not None, timeout=30_000)
+    again.person.setCurrentText("Colin Powell")
+    assert again.enrol_anyway.isVisible() and not again.enrol_button.isEnabled()
+    again.enrol_anyway.setChecked(True)
+    assert again.enrol_button.isEnabled() and again.enrol_button.text() == "Enrol anyway"
+    qtbot.mouseClick(again.enrol_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(again.sample_ids), timeout=20_000)
+    assert gallery.person("Colin Powell").samples == 2
+    (entry,) = [e for e in gallery.audit_log() if str(again.sample_ids[0]) in e.details and "below" in e.details]
+    details = json.loads(entry.details)
+    assert details["below_quality_bar"] is True and details["reason"] == "face too small"
+    assert details["face_px"] < 40
 
 
 def gallery_view_names(console: MainWindow) -> str:

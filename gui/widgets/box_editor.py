@@ -58,6 +58,14 @@ class BoxEditor(QWidget):
 
     # ------------------------------------------------------------- state
 
+    def set_image(self, image: QImage, boxes: list[Box], selected: int = -1) -> None:
+        """Show another picture (another frame of the same camera) with its own chosen boxes."""
+        self.image = image
+        self.boxes = list(boxes)
+        self.detections = []
+        self.selected = selected
+        self.update()
+
     def set_detections(self, boxes: list[Box]) -> None:
         self.detections = list(boxes)
         self.update()
