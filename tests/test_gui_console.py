@@ -111,13 +111,15 @@ def test_enrol_a_streamed_face_by_drawing_a_box_and_see_the_name_live(
     console.tabs.setCurrentIndex(0)
     qtbot.waitUntil(lambda: any(o.label == "Colin Powell" for o in tile.overlays), timeout=30_000)
     named = next(o for o in tile.overlays if o.label == "Colin Powell")
-    assert named.state is FaceState.KNOWN and named.score > 0.5  # this frame's score; the name is the track's vote
+    # This frame's score; the name is the track's vote.
+    assert named.state is FaceState.KNOWN and named.score is not None and named.score > 0.5
 
 
 def walking_away(folder: Path) -> None:
     """Six frames of one face shrinking from about 115 px to 32 px: the last is too small to enrol."""
     folder.mkdir()
     src = cv2.imread(str(need(FACES / "identities" / "Colin_Powell" / "Colin_Powell_0001.jpg")))
+    assert src is not None
     for i, scale in enumerate((1.4, 1.1, 0.8, 0.6, 0.45, 0.38)):
         canvas = np.full((400, 400, 3), 110, np.uint8)
         side = round(250 * scale)
