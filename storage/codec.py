@@ -1,4 +1,5 @@
-"""Embeddings as float32 blobs, and the checks every embedding passes before it is stored."""
+"""Embeddings as float32 blobs, and the checks every value passes before it is stored (embeddings, text,
+numbers, JPEG crops), so a bad argument is refused with one line naming it before any SQL runs."""
 
 from __future__ import annotations
 
@@ -74,3 +75,30 @@ def check_time(value: object, what: str) -> float:
     if not math.isfinite(t):
         raise GalleryError(f"{what} is not finite")
     return t
+
+
+def is_int(value: object) -> bool:
+    """An int (numpy's too), but not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def check_number(value: object, what: str) -> float:
+    """A finite number (numpy's too, not a bool) as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise GalleryError(f"{what} must be a number, got {type(value).__name__}")
+    f = float(value)
+    if not math.isfinite(f):
+        raise GalleryError(f"{what} is not finite")
+    return f
+
+
+def check_jpeg(value: object, what: str) -> bytes | None:
+    """JPEG bytes, or None for empty bytes (no crop)."""
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise GalleryError(f"{what} must be JPEG bytes, got {type(value).__name__}")
+    data = bytes(value)
+    if not data:
+        return None
+    if not data.startswith(b"\xff\xd8"):
+        raise GalleryError(f"{what} is not a JPEG (it does not start with FF D8)")
+    return data

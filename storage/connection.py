@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 from storage.errors import GalleryBusyError, GalleryError
+from storage.schema import migrate
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -78,6 +79,9 @@ def connect(path: Path, busy_timeout_s: float, *, reader: bool) -> sqlite3.Conne
             # sightings; the WAL file is cut back to 64 MiB after a checkpoint.
             conn.execute("PRAGMA wal_autocheckpoint = 4000")
             conn.execute("PRAGMA journal_size_limit = 67108864")
+            # Deleted rows (an erased person's crops, expired sightings) are overwritten with zeros, not
+            # left in free pages: erasure.py truncates the WAL after each erasure, so no copy remains.
+            conn.execute("PRAGMA secure_delete = ON")
     except BaseException:
         conn.close()
         raise
@@ -104,3 +108,21 @@ def translate(exc: sqlite3.Error, path: Path, busy_timeout_s: float) -> GalleryE
     if "database or disk is full" in low or name == "SQLITE_FULL":
         return GalleryError(f"{path}: the disk is full ({text})")
     return GalleryError(f"{path}: {text}")
+
+
+def open_writer(path: Path, busy_timeout_s: float, *, create: bool) -> sqlite3.Connection:
+    """The checked and migrated write connection to the gallery at ``path``, or one GalleryError."""
+    check_path(path, create=create)
+    conn: sqlite3.Connection | None = None
+    try:
+        conn = connect(path, busy_timeout_s, reader=False)
+        migrate(conn, str(path))
+    except sqlite3.Error as exc:
+        if conn is not None:
+            conn.close()
+        raise translate(exc, path, busy_timeout_s) from None
+    except BaseException:
+        if conn is not None:
+            conn.close()
+        raise
+    return conn

@@ -1,4 +1,13 @@
-"""History out of the gallery: rows as CSV or JSON (the ``history`` command), and the export zip with crops."""
+"""History out of the gallery, by one path for every reader: the console's history page, ``main.py history``
+and the archive with crops all take the same filter (``storage.sightings.SightingFilter``: person, camera,
+since, until, unknown only, min score), read its rows in one snapshot with the same query, and write them
+with the same row writer.
+
+Formats: ``csv`` (a header, then one row per sighting) or ``json``. In a file, JSON is one document (the
+filters, then a ``sightings`` array); on a stream (``main.py history``) it is one object per line. A ``.zip``
+export holds ``history.csv`` or ``history.json`` and the crops as ``crops/<id>.jpg``. Files are written
+beside their target, owner-only (storage.private), and renamed into place when complete.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +20,14 @@ import time
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
+from storage import sightings
 from storage.errors import GalleryError
-from storage.gallery import SIGHTING_COLUMNS, SIGHTING_FROM, Gallery, PersonRef, sighting_from_row
+from storage.gallery import Gallery
+from storage.people import PersonRef
 from storage.records import ExportSummary, Sighting
+from storage.sightings import SightingFilter
 from storage.timeutil import TimeLike, iso, parse_iso
 
 FIELDS = (
@@ -38,7 +50,7 @@ FORMATS = ("json", "csv")
 
 
 def sighting_dict(s: Sighting, crop_name: str | None = None) -> dict[str, Any]:
-    """One sighting as plain values, times in ISO 8601 UTC. ``crop`` is the crop's file name in an export,
+    """One sighting as plain values, times in ISO 8601 UTC. ``crop`` is the crop's file name in an archive,
     or whether there is a crop."""
     return {
         "id": s.id,
@@ -58,22 +70,47 @@ def sighting_dict(s: Sighting, crop_name: str | None = None) -> dict[str, Any]:
     }
 
 
-def write_rows(sightings: Iterable[Sighting], out: TextIO, fmt: str) -> int:
-    """Write sightings to ``out``: JSON, one object per line, or CSV with a header. Returns the count."""
+def _check_format(fmt: str) -> None:
     if fmt not in FORMATS:
         raise GalleryError(f"unknown format {fmt!r}: choose json or csv")
-    n = 0
-    writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n") if fmt == "csv" else None
-    if writer is not None:
-        writer.writeheader()
-    for s in sightings:
-        row = sighting_dict(s)
-        if writer is not None:
-            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+
+
+class _Table:
+    """The one row writer: CSV with a header, JSON lines, or (with ``document``) one JSON document whose
+    ``sightings`` array is streamed row by row."""
+
+    def __init__(self, out: TextIO, fmt: str, document: dict[str, Any] | None = None) -> None:
+        _check_format(fmt)
+        self.out = out
+        self.count = 0
+        self._document = document is not None
+        self._csv = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n") if fmt == "csv" else None
+        if self._csv is not None:
+            self._csv.writeheader()
+        elif document is not None:
+            out.write(json.dumps(document)[:-1] + ', "sightings": [\n')
+
+    def row(self, s: Sighting, crop_name: str | None = None) -> None:
+        d = sighting_dict(s, crop_name)
+        if self._csv is not None:
+            self._csv.writerow({k: "" if v is None else v for k, v in d.items()})
         else:
-            out.write(json.dumps(row, separators=(",", ":")) + "\n")
-        n += 1
-    return n
+            lead = "," if self._document and self.count else ""
+            self.out.write(lead + json.dumps(d, separators=(",", ":")) + "\n")
+        self.count += 1
+
+    def close(self) -> None:
+        if self._csv is None and self._document:
+            self.out.write("]}\n")
+
+
+def write_rows(rows: Iterable[Sighting], out: TextIO, fmt: str) -> int:
+    """Write sightings to ``out``: JSON, one object per line, or CSV with a header. Returns the count."""
+    table = _Table(out, fmt)
+    for s in rows:
+        table.row(s)
+    table.close()
+    return table.count
 
 
 def export_history(
@@ -81,65 +118,45 @@ def export_history(
     dest: str | Path,
     *,
     fmt: str = "csv",
+    archive: bool | None = None,
     since: TimeLike | None = None,
     until: TimeLike | None = None,
     person: PersonRef | None = None,
     camera: str | None = None,
     unknown_only: bool = False,
+    min_score: float | None = None,
     crops: bool = True,
     overwrite: bool = False,
 ) -> ExportSummary:
-    """Write a zip holding ``history.csv`` or ``history.json`` (oldest first, from one consistent snapshot)
-    and ``crops/<id>.jpg``. The zip is written beside ``dest`` and renamed into place when complete. Audited."""
-    if fmt not in FORMATS:
-        raise GalleryError(f"unknown format {fmt!r}: choose json or csv")
+    """Write every sighting matching the filters, oldest first, from one consistent snapshot, to ``dest``:
+    a ``fmt`` file, or (``archive``; by default when ``dest`` ends in ``.zip``) a zip holding
+    ``history.<fmt>`` and, with ``crops``, ``crops/<id>.jpg``. Owner-only, put in place when complete
+    (``overwrite`` replaces an existing file). Audited."""
+    _check_format(fmt)
     target = Path(dest)
+    zipped = target.suffix.lower() == ".zip" if archive is None else archive
     if target.is_dir():
         raise GalleryError(f"export target {target} is a directory")
     if target.exists() and not overwrite:
         raise GalleryError(f"export target {target} exists")
     if not target.parent.is_dir():
         raise GalleryError(f"export folder {target.parent} does not exist")
+    flt = SightingFilter(person, camera, since, until, unknown_only, min_score)
     tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
 
     def run(conn: sqlite3.Connection) -> tuple[int, int, dict[str, Any]]:
-        q = gallery.history_query(
-            person=person, camera=camera, since=since, until=until, unknown_only=unknown_only, conn=conn
-        )
-        sql = f"SELECT {SIGHTING_COLUMNS} FROM {SIGHTING_FROM} WHERE {q.where} ORDER BY s.started, s.id"
-        with_crops: list[int] = []
-        count = 0
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-            name = f"history.{fmt}"
-            with zf.open(name, "w", force_zip64=True) as raw, io.TextIOWrapper(raw, "utf-8", newline="") as text:
-                writer = csv.DictWriter(text, fieldnames=FIELDS, lineterminator="\n") if fmt == "csv" else None
-                if writer is not None:
-                    writer.writeheader()
-                else:
-                    meta = {"exported": iso(time.time()), "filters": q.details, "gallery": str(gallery.path)}
-                    text.write(json.dumps(meta)[:-1] + ', "sightings": [\n')
-                for row in conn.execute(sql, q.params):
-                    s = sighting_from_row(row)
-                    crop_name = f"crops/{s.id}.jpg" if crops and s.has_crop else ""
-                    if crop_name:
-                        with_crops.append(s.id)
-                    d = sighting_dict(s, crop_name)
-                    if writer is not None:
-                        writer.writerow({k: "" if v is None else v for k, v in d.items()})
-                    else:
-                        text.write(("," if count else "") + json.dumps(d, separators=(",", ":")) + "\n")
-                    count += 1
-                if writer is None:
-                    text.write("]}\n")
-            for start in range(0, len(with_crops), 500):
-                chunk = with_crops[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                for sid, jpeg in conn.execute(
-                    f"SELECT sighting_id, jpeg FROM sighting_crops WHERE sighting_id IN ({marks})", chunk
-                ):
-                    # JPEG does not deflate: store it as it is.
-                    zf.writestr(f"crops/{sid}.jpg", bytes(jpeg), compress_type=zipfile.ZIP_STORED)
-        return count, len(with_crops), q.details
+        q = sightings.build_query(conn, flt)
+        doc = {"exported": iso(time.time()), "filters": q.details, "gallery": str(gallery.path)}
+        with open(tmp, "wb") as fh:
+            if not zipped:
+                with io.TextIOWrapper(fh, "utf-8", newline="") as text:
+                    table = _Table(text, fmt, doc if fmt == "json" else None)
+                    for s in sightings.select(conn, q, newest_first=False):
+                        table.row(s)
+                    table.close()
+                return table.count, 0, q.details
+            count, n_crops = _write_zip(conn, fh, q, fmt, doc, crops)
+            return count, n_crops, q.details
 
     try:
         count, n_crops, details = gallery.read(run)
@@ -150,8 +167,31 @@ def export_history(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    gallery.audit("export", {**details, "to": str(target), "format": fmt, "sightings": count, "crops": n_crops})
-    return ExportSummary(path=str(target), sightings=count, crops=n_crops, format=fmt)
+    summary = {"to": str(target), "format": fmt, "archive": zipped, "sightings": count, "crops": n_crops}
+    gallery.audit("export", {**details, **summary})
+    return ExportSummary(path=str(target), sightings=count, crops=n_crops, format=fmt, archive=zipped)
+
+
+def _write_zip(
+    conn: sqlite3.Connection, fh: IO[bytes], q: sightings.HistoryQuery, fmt: str, doc: dict[str, Any], crops: bool
+) -> tuple[int, int]:
+    with_crops: list[int] = []
+    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+        with (
+            zf.open(f"history.{fmt}", "w", force_zip64=True) as raw,
+            io.TextIOWrapper(raw, "utf-8", newline="") as text,
+        ):
+            table = _Table(text, fmt, doc if fmt == "json" else None)
+            for s in sightings.select(conn, q, newest_first=False):
+                crop_name = f"crops/{s.id}.jpg" if crops and s.has_crop else ""
+                if crop_name:
+                    with_crops.append(s.id)
+                table.row(s, crop_name)
+            table.close()
+        for sid, jpeg in sightings.crops(conn, with_crops):
+            # JPEG does not deflate: store it as it is.
+            zf.writestr(f"crops/{sid}.jpg", jpeg, compress_type=zipfile.ZIP_STORED)
+    return table.count, len(with_crops)
 
 
 def history_command(
@@ -169,21 +209,22 @@ def history_command(
     offset: int = 0,
     busy_timeout_s: float = 5.0,
 ) -> int:
-    """``main.py history``: print matching sightings, newest first. Never creates a gallery."""
+    """``main.py history``: print matching sightings, newest first (JSON lines or CSV), by the same query
+    and row writer as the exports. Never creates a gallery. Audited as a history search."""
+    _check_format(fmt)
+    sightings.check_page(limit, offset)
     t0 = None if since is None else parse_iso(since, "--since")
     t1 = None if until is None else parse_iso(until, "--until")
     if t0 is not None and t1 is not None and t1 <= t0:
         raise GalleryError("--until must be later than --since")
+    flt = SightingFilter(person, camera, t0, t1, unknown_only, min_score)
     with Gallery.open(gallery_path, actor="cli", busy_timeout_s=busy_timeout_s, create=False) as gallery:
-        rows = gallery.history(
-            person=person,
-            camera=camera,
-            since=t0,
-            until=t1,
-            unknown_only=unknown_only,
-            min_score=min_score,
-            limit=limit,
-            offset=offset,
-        )
+
+        def run(conn: sqlite3.Connection) -> tuple[list[Sighting], dict[str, Any]]:
+            q = sightings.build_query(conn, flt)
+            return list(sightings.select(conn, q, newest_first=True, limit=limit, offset=offset)), q.details
+
+        rows, details = gallery.read(run)
         write_rows(rows, out, fmt)
+        gallery.audit("history_search", {**details, "limit": int(limit), "offset": int(offset), "results": len(rows)})
     return 0

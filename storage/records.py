@@ -129,9 +129,10 @@ class RetentionResult:
 
 @dataclass(frozen=True)
 class ExportSummary:
-    """What an export wrote."""
+    """What an export wrote: ``format`` is the table's (csv or json), ``archive`` whether it is in a zip."""
 
     path: str
     sightings: int
     crops: int
     format: str
+    archive: bool = True

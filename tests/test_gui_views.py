@@ -4,6 +4,7 @@ pipeline and LFW photos; every action goes through the views' background jobs.""
 from __future__ import annotations
 
 import csv
+import io
 import os
 import sqlite3
 import zipfile
@@ -28,7 +29,9 @@ from station.enrolment import crop_jpeg
 from station.runtime import calibrated_threshold
 from storage.gallery import Gallery
 from storage.records import NewSighting
+from storage.timeutil import iso
 from tests.conftest import FACES, need
+from tests.test_storage_reliability import cli
 from vision.pipeline import FaceObservation, FacePipeline, read_image
 from vision.types import ImageBGR
 
@@ -337,6 +340,44 @@ def test_history_pages_newest_first_and_exports_the_whole_filter(
     view.export_csv(tmp_path / "missing-folder" / "x.csv")
     idle(qtbot, view)
     assert len(warnings) == 1 and "does not exist" in warnings[0]
+
+
+def test_the_page_exports_what_main_py_history_prints_for_the_same_filter(
+    qtbot: QtBot, gallery: Gallery, jobs: Jobs, tmp_path: Path, warnings: list[str]
+) -> None:
+    """One export path: the page's CSV holds the CLI's rows for the filter (oldest first), and the zip
+    takes every filter too, the minimum score included, with the crops."""
+    crops = [thumb_jpeg("Hugo_Chavez", i) for i in (1, 2, 3)]
+    gallery.record_sightings(
+        [
+            sighting(("door", "yard")[i % 2], T0 + 60 * i, None, (i % 10) / 10, None, crops[i % 3] if i % 4 else b"")
+            for i in range(60)
+        ]
+    )
+    assert gallery.flush()
+    view = HistoryView(gallery, jobs, None)
+    qtbot.addWidget(view)
+    idle(qtbot, view)
+    view.set_filter(HistoryFilter(camera="yard", min_score=0.5, since=T0 + 300))
+    idle(qtbot, view)
+    view.export_csv(tmp_path / "page.csv")
+    idle(qtbot, view)
+    view.export_csv(tmp_path / "page.zip")
+    idle(qtbot, view)
+    assert warnings == []
+    proc = cli("history", "--gallery", str(gallery.path), "--camera", "yard", "--min-score", "0.5",
+               "--since", iso(T0 + 300), "--format", "csv")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    expected = list(reversed(list(csv.DictReader(io.StringIO(proc.stdout)))))
+    assert len(expected) == len(view.rows()) > 10
+    with (tmp_path / "page.csv").open(newline="") as fh:
+        assert list(csv.DictReader(fh)) == expected
+    with zipfile.ZipFile(tmp_path / "page.zip") as zf:
+        zipped = list(csv.DictReader(io.StringIO(zf.read("history.csv").decode())))
+        assert [{**r, "crop": ""} for r in zipped] == [{**r, "crop": ""} for r in expected]
+        names = [r["crop"] for r in zipped if r["crop"]]
+        assert len(names) == len([r for r in expected if r["crop"] == "True"]) > 0
+        assert all(zf.read(name) in crops for name in names)
 
 
 @pytest.mark.slow

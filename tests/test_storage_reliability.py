@@ -366,3 +366,74 @@ def test_delete_person_with_vacuum_leaves_no_byte_of_their_crops(tmp_path: Path)
         assert "Erin" not in [p.name for p in g.persons()]
     raw = _raw(path)
     assert [s for s in secrets if s in raw] == []
+
+
+def _blob(v: np.ndarray) -> bytes:
+    return v.astype("<f4").tobytes()
+
+
+def test_delete_person_without_vacuum_leaves_no_byte_of_their_faces(tmp_path: Path) -> None:
+    """Crops and embeddings of samples, negatives and sightings are zeroed in the file and gone from the WAL
+    without a VACUUM (secure_delete and a WAL truncation after the delete)."""
+    crops = face_jpegs(5)
+    erin_sample, erin_seen, not_erin, keep_sample, unknown = crops
+    rng = np.random.default_rng(11)
+    erin_emb, neg_emb, seen_embs = unit(rng), unit(rng), [unit(rng) for _ in range(3)]
+    path = tmp_path / "gallery.db"
+    with Gallery.open(path) as g:
+        g.enrol_sample("Erin", model=MODEL, embedding=erin_emb, crop_jpeg=erin_sample, source="", quality=1)
+        g.add_negative("Erin", model=MODEL, embedding=neg_emb, crop_jpeg=not_erin, source="marked wrong")
+        g.enrol_sample("Keep", model=MODEL, embedding=unit(rng), crop_jpeg=keep_sample, source="", quality=1)
+        erin, keep = g.person("Erin").id, g.person("Keep").id
+        g.record_sightings(
+            [sighting(start=T0 + i, person_id=erin, crop=erin_seen, embedding=e) for i, e in enumerate(seen_embs)]
+            + [sighting(start=T0 + 10, person_id=keep, crop=keep_sample), sighting(start=T0 + 20, crop=unknown)]
+        )
+        g.flush()
+        kept = keep_sample + unknown
+        raw = _raw(path)
+        secrets = [
+            s
+            for s in _distinctive(erin_sample, kept)
+            + _distinctive(erin_seen, kept)
+            + _distinctive(not_erin, kept)
+            + [_blob(e)[i : i + 48] for e in (erin_emb, neg_emb, *seen_embs) for i in range(0, 2000, 200)]
+            if s in raw
+        ]
+        assert len(secrets) > 150
+
+        g.delete_person("Erin", erase_sightings=False)
+        raw = _raw(path)
+        assert [s for s in secrets if s in raw] == []
+        left = g.history(limit=100)
+        assert len(left) == 5 and {g.crop(x.id) for x in left} == {keep_sample, unknown, None}
+        assert g.sighting_embedding(left[-1].id) is None, "an unlinked sighting keeps no embedding"
+        assert g.integrity_check() == "ok"
+    assert [s for s in secrets if s in _raw(path)] == []
+
+
+def test_retention_leaves_no_byte_of_expired_crops_or_embeddings(tmp_path: Path) -> None:
+    old_crop, new_crop = face_jpegs(2)
+    rng = np.random.default_rng(12)
+    old_embs, new_emb = [unit(rng) for _ in range(4)], unit(rng)
+    now = T0 + 100 * 86400
+    path = tmp_path / "gallery.db"
+    with Gallery.open(path) as g:
+        g.record_sightings(
+            [sighting(start=now - 60 * 86400 + i, crop=old_crop, embedding=e) for i, e in enumerate(old_embs)]
+            + [sighting(start=now - 3600, crop=new_crop, embedding=new_emb)]
+        )
+        g.flush()
+        raw = _raw(path)
+        secrets = [
+            s
+            for s in _distinctive(old_crop, new_crop)
+            + [_blob(e)[i : i + 48] for e in old_embs for i in range(0, 2000, 200)]
+            if s in raw
+        ]
+        assert len(secrets) > 60
+        assert g.apply_retention(30, now=now).sightings_deleted == 4
+        raw = _raw(path)
+        assert [s for s in secrets if s in raw] == []
+        assert _blob(new_emb)[:48] in raw and _distinctive(new_crop, old_crop)[0] in raw
+        assert g.count_sightings() == 1 and g.stats()["sighting_crops"] == 1

@@ -6,9 +6,6 @@ Every query runs in a background job; the table is filled from frozen rows on th
 
 from __future__ import annotations
 
-import csv
-import os
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +37,8 @@ from gui.jobs import Jobs
 from gui.services import FaceAnalyser
 from gui.widgets.gallery_view import IMAGE_FILTER, face_from_file
 from gui.widgets.thumbnails import ViewJobs, decode_thumbnail, scaled, to_pixmap
-from storage.export import FIELDS, export_history, sighting_dict
-from storage.gallery import SIGHTING_COLUMNS, SIGHTING_FROM, Gallery, sighting_from_row
+from storage.export import export_history
+from storage.gallery import Gallery
 from storage.records import Sighting
 
 PAGE = 100
@@ -61,7 +58,7 @@ class HistoryFilter:
     min_score: float | None = None
 
     def criteria(self) -> dict[str, Any]:
-        """The keyword arguments ``Gallery.history`` and ``Gallery.history_query`` take for this filter."""
+        """The keyword arguments ``Gallery.history`` and ``storage.export.export_history`` take for this filter."""
         return {
             "person": self.person_id,
             "camera": self.camera,
@@ -136,52 +133,11 @@ def stored_embedding(gallery: Gallery, sighting_id: int) -> tuple[str, np.ndarra
     return found
 
 
-def export_csv_file(gallery: Gallery, f: HistoryFilter, path: Path) -> int:
-    """Write the sightings matching ``f`` (oldest first, one consistent snapshot) as CSV to ``path``.
-    A ``.zip`` path gets storage.export's archive with the crops instead. Returns the row count. Audited."""
-    if path.suffix.lower() == ".zip":
-        if f.min_score is not None:
-            raise ValueError("the zip export has no minimum-score filter: clear it, or export a .csv")
-        summary = export_history(
-            gallery,
-            path,
-            fmt="csv",
-            since=f.since,
-            until=f.until,
-            person=f.person_id,
-            camera=f.camera,
-            unknown_only=f.unknown_only,
-            overwrite=True,
-        )
-        return summary.sightings
-    if not path.parent.is_dir():
-        raise ValueError(f"export folder {path.parent} does not exist")
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-
-    def run(conn: sqlite3.Connection) -> tuple[int, dict[str, Any]]:
-        q = gallery.history_query(**f.criteria(), conn=conn)
-        sql = f"SELECT {SIGHTING_COLUMNS} FROM {SIGHTING_FROM} WHERE {q.where} ORDER BY s.started, s.id"
-        count = 0
-        with tmp.open("w", encoding="utf-8", newline="") as out:
-            writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
-            writer.writeheader()
-            for row in conn.execute(sql, q.params):
-                d = sighting_dict(sighting_from_row(row))
-                writer.writerow({k: "" if v is None else v for k, v in d.items()})
-                count += 1
-        return count, q.details
-
-    try:
-        count, details = gallery.read(run)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ValueError(f"export to {path} failed: {exc.strerror or exc}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    gallery.audit("export", {**details, "to": str(path), "format": "csv", "sightings": count, "crops": 0})
-    return count
+def export_file(gallery: Gallery, f: HistoryFilter, path: Path) -> int:
+    """Export every sighting matching ``f`` (all pages, oldest first) to ``path`` by storage's one export path:
+    CSV, JSON for a ``.json`` name, or the zip with crops for a ``.zip`` name. Returns the count. Audited."""
+    fmt = "json" if path.suffix.lower() == ".json" else "csv"
+    return export_history(gallery, path, fmt=fmt, overwrite=True, **f.criteria()).sightings
 
 
 class HistoryView(QWidget):
@@ -277,8 +233,8 @@ class HistoryView(QWidget):
         self.wrong_button = QPushButton("This match was wrong")
         self.wrong_button.setToolTip("Store this face as a negative sample of the person it was matched to")
         self.wrong_button.clicked.connect(self._mark_selected_wrong)
-        self.export_button = QPushButton("Export CSV…")
-        self.export_button.setToolTip("Every sighting matching the filters (all pages); a .zip name adds the crops")
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip("Every sighting matching the filters (all pages): CSV, JSON, or a zip with crops")
         self.export_button.clicked.connect(self._choose_export)
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -524,7 +480,7 @@ class HistoryView(QWidget):
 
     def _choose_export(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
-            self, "Export history", "history.csv", "CSV (*.csv);;Zip with crops (*.zip)"
+            self, "Export history", "history.csv", "CSV (*.csv);;JSON (*.json);;Zip with crops (*.zip)"
         )
         if path:
             self.export_csv(Path(path))
@@ -534,7 +490,7 @@ class HistoryView(QWidget):
         f, gallery = self.current_filter(), self.gallery
         self.status.setText(f"Exporting to {path.name}…")
         self.work.run(
-            lambda: export_csv_file(gallery, f, path),
+            lambda: export_file(gallery, f, path),
             lambda n: self.status.setText(f"Exported {n} sighting(s) to {path}"),
             failed=self.status.setText,
         )

@@ -1,0 +1,88 @@
+"""Erasure and retention: deleting a person, a sample, or sightings past their retention period, with every
+copy of the face data storage holds for them (sample and negative crops and embeddings, sighting crops and
+embeddings; the schema has no snapshot column).
+
+Deleted rows must not linger as bytes on disk either. The write connection runs with ``secure_delete`` on
+(connection.py), so SQLite overwrites deleted content and freed pages with zeros; the old page versions in
+the WAL go when it is checkpointed and truncated (:func:`truncate_wal`, after every erasure). ``VACUUM``
+(:func:`vacuum`) also rebuilds the file, for a delete that must leave no trace even of the free-page layout.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from storage.errors import GalleryError
+
+RETENTION_CHUNK = 20_000
+
+
+def erase_person(conn: sqlite3.Connection, pid: int, *, erase_sightings: bool) -> dict[str, int]:
+    """Delete a person, their samples and negatives, and the crops and embeddings of their sightings; the
+    sightings themselves are deleted (``erase_sightings``) or kept as unknown. Returns the counts."""
+    mine = "(SELECT id FROM sightings WHERE person_id = ?)"
+    crops = conn.execute(f"DELETE FROM sighting_crops WHERE sighting_id IN {mine}", (pid,)).rowcount
+    embeddings = conn.execute(f"DELETE FROM sighting_embeddings WHERE sighting_id IN {mine}", (pid,)).rowcount
+    if erase_sightings:
+        sightings = conn.execute("DELETE FROM sightings WHERE person_id = ?", (pid,)).rowcount
+    else:
+        sightings = conn.execute("UPDATE sightings SET person_id = NULL WHERE person_id = ?", (pid,)).rowcount
+    samples = conn.execute("DELETE FROM samples WHERE person_id = ?", (pid,)).rowcount
+    negatives = conn.execute("DELETE FROM negatives WHERE person_id = ?", (pid,)).rowcount
+    conn.execute("DELETE FROM persons WHERE id = ?", (pid,))
+    return {
+        "samples": int(samples),
+        "negatives": int(negatives),
+        "sightings": int(sightings),
+        "sighting_crops": int(crops),
+        "sighting_embeddings": int(embeddings),
+    }
+
+
+def delete_sample(conn: sqlite3.Connection, sample_id: int) -> int:
+    """Delete one sample (embedding and crop); returns the id of the person it belonged to."""
+    row = conn.execute("SELECT person_id FROM samples WHERE id = ?", (int(sample_id),)).fetchone()
+    if row is None:
+        raise GalleryError(f"no sample with id {int(sample_id)}")
+    conn.execute("DELETE FROM samples WHERE id = ?", (int(sample_id),))
+    return int(row[0])
+
+
+def _expired(keep_watchlist: bool) -> str:
+    keep = "AND (person_id IS NULL OR person_id NOT IN (SELECT id FROM persons WHERE watchlist = 1))"
+    return f"started < ? {keep if keep_watchlist else ''}"
+
+
+def delete_expired(conn: sqlite3.Connection, cutoff: float, *, keep_watchlist: bool, limit: int) -> int:
+    """Delete up to ``limit`` sightings that started before ``cutoff``; their crops and embeddings go with
+    them (ON DELETE CASCADE, foreign keys are on). Returns how many were deleted."""
+    n = conn.execute(
+        f"DELETE FROM sightings WHERE id IN (SELECT id FROM sightings WHERE {_expired(keep_watchlist)} LIMIT ?)",
+        (cutoff, int(limit)),
+    ).rowcount
+    return int(n)
+
+
+def watchlist_kept(conn: sqlite3.Connection, cutoff: float) -> int:
+    """Sightings older than ``cutoff`` kept because their person is on the watchlist."""
+    return int(
+        conn.execute(
+            "SELECT count(*) FROM sightings WHERE started < ? AND person_id IN "
+            "(SELECT id FROM persons WHERE watchlist = 1)",
+            (cutoff,),
+        ).fetchone()[0]
+    )
+
+
+def truncate_wal(conn: sqlite3.Connection) -> bool:
+    """Checkpoint the WAL into the file and truncate it to zero bytes (outside a transaction). False when a
+    reader kept it from completing: the old page versions then stay in the WAL until a later checkpoint."""
+    busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    return not busy
+
+
+def vacuum(conn: sqlite3.Connection) -> None:
+    """Rebuild the file (so freed pages keep no old bytes) and truncate the WAL (outside a transaction)."""
+    conn.execute("VACUUM")
+    if not truncate_wal(conn):
+        raise GalleryError("VACUUM done, but a reader kept the WAL from being emptied: try again")

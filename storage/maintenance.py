@@ -1,0 +1,52 @@
+"""Looking after the file: an online backup copy, the integrity check, and row counts for status displays."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from storage.errors import GalleryError
+
+COUNTED = ("persons", "samples", "negatives", "sightings", "sighting_crops", "audit")
+
+
+def backup(src: sqlite3.Connection, target: Path, *, overwrite: bool, pages: int) -> Path:
+    """Copy the database behind ``src`` to ``target`` with SQLite's online backup API, ``pages`` at a time
+    so the writer keeps going. The copy is written beside ``target``, checked, then renamed."""
+    if target.is_dir():
+        raise GalleryError(f"backup target {target} is a directory")
+    if target.exists() and not overwrite:
+        raise GalleryError(f"backup target {target} exists (pass overwrite to replace it)")
+    if not target.parent.is_dir():
+        raise GalleryError(f"backup folder {target.parent} does not exist")
+    tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    try:
+        out = sqlite3.connect(str(tmp), isolation_level=None)
+        try:
+            src.backup(out, pages=pages, sleep=0.002)
+            check = out.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise GalleryError(f"the backup copy failed its check: {check}")
+        finally:
+            out.close()
+        os.replace(tmp, target)
+    except sqlite3.Error as exc:
+        tmp.unlink(missing_ok=True)
+        raise GalleryError(f"backup to {target} failed: {exc}") from None
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise GalleryError(f"backup to {target} failed: {exc.strerror}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def integrity(conn: sqlite3.Connection) -> str:
+    """``ok``, or SQLite's description of what is damaged."""
+    return "\n".join(str(r[0]) for r in conn.execute("PRAGMA integrity_check").fetchall())
+
+
+def table_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    return {t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in COUNTED}
