@@ -43,6 +43,7 @@ from station import settings as table
 from station.recent_frames import RecentFrame, RecentFrames
 from station.runtime import RETENTION_DAYS, RecognitionSettings
 from storage.locations import describe
+from storage.records import Sighting
 from vision.embedders import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.cameras, "Cameras")
         self.cameras.show_requested.connect(self.show_camera)
         self.alerts = AlertsPanel()
+        self.alerts.open_requested.connect(self.open_alert)
+        self._opening: tuple[Alert, float] | None = None  # an alert whose sighting is awaited, until when
         self.alerts_dock = self._dock("Alerts", self.alerts, Qt.DockWidgetArea.RightDockWidgetArea)
         self.resizeDocks([self.alerts_dock], [300], Qt.Orientation.Horizontal)
 
@@ -347,12 +350,68 @@ class MainWindow(QMainWindow):
         self.jobs.run(run, None, lambda exc: log.warning("retention failed: %s", exc))
 
     def _poll_alerts(self) -> None:
+        if self._opening is not None:
+            self._try_open()
         if self.feed is None:
             return
         for alert in self.feed.alerts(self.alerts.unknown_alerts.isChecked()):
-            self.alerts.add(alert)
+            if self.alerts.add(alert) is None:
+                continue
             if alert.kind == "watchlist":
                 self.alerts_dock.raise_()
+            self._crop_alert(alert)
+
+    def _crop_alert(self, alert: Alert) -> None:
+        """Crop the alert's face from the frame it was seen in (kept in the recent frames), in a job."""
+        frame = self.recent.get(alert.camera, alert.frame_id) if alert.frame_id is not None else None
+        if frame is None or alert.box is None:
+            return
+        box = alert.box
+        self.jobs.run(
+            lambda: frame.crop(box),
+            lambda face: self.alerts.set_crop(alert, face),
+            lambda exc: log.debug("no crop for the alert: %s", exc),
+        )
+
+    def open_alert(self, alert: Alert) -> None:
+        """Open the alert's sighting in the History page; a face still in view is recorded when its track
+        ends, so the window waits for it (up to a minute), saying so in the status bar."""
+        if self.history_view is None or self.services.gallery is None or not alert.track_id:
+            return
+        self._opening = (alert, time.monotonic() + 60.0)
+        self._try_open()
+
+    def _try_open(self) -> None:
+        if self._opening is None or self.services.gallery is None:
+            return
+        alert, deadline = self._opening
+        if time.monotonic() > deadline:
+            self._opening = None
+            self.statusBar().showMessage(f"No sighting was recorded for that alert ({alert.track_id}).", 10_000)
+            return
+        gallery = self.services.gallery
+
+        def found(sighting: Sighting | None) -> None:
+            if self._opening is None or self._opening[0] != alert:
+                return
+            if sighting is None:
+                self.statusBar().showMessage(
+                    f"{alert.camera}: that face is still in view; its sighting opens once it is recorded…", 3000
+                )
+                return
+            self._opening = None
+            self.show_sighting(sighting.id)
+
+        self.jobs.run(lambda: gallery.sighting_of_track(alert.camera, alert.track_id, since=alert.at - 3600), found)
+
+    def show_sighting(self, sighting_id: int) -> None:
+        """The History page showing one sighting and its detail."""
+        if self.history_view is None:
+            return
+        self.tabs.blockSignals(True)  # no reload of the page's filter, which could land after the sighting
+        self.tabs.setCurrentWidget(self.history_view)
+        self.tabs.blockSignals(False)
+        self.history_view.show_sighting(sighting_id)
 
     def _on_camera_event(self, event: CameraEvent) -> None:
         if event.state == "offline":

@@ -10,7 +10,7 @@ import time
 from collections import deque
 
 from gui.overlay import FaceOverlay, FaceState
-from gui.scores import compared
+from gui.scores import compared, score_text
 from gui.widgets.alerts_panel import Alert
 from station.runtime import Recogniser
 from vision.results import FaceResult, FrameResult
@@ -58,12 +58,16 @@ class RecognitionFeed:
                     continue
                 if face.person is not None and face.watchlist:
                     self._alerted[face.track_id] = None
+                    score = score_text(face.score, 2, none="")
                     out.append(
                         Alert(
                             "watchlist",
                             result.camera,
-                            f"watchlist: {face.person} ({face.score:.2f})",
+                            f"watchlist: {face.person}" + (f" ({score})" if score else ""),
                             result.captured_at,
+                            track_id=face.track_id,
+                            frame_id=result.frame_id,
+                            box=face.box,
                         )
                     )
                 elif face.person is None and unknown_alerts:
@@ -71,7 +75,17 @@ class RecognitionFeed:
                     self._unknown_seen[face.track_id] = seen
                     if seen >= UNKNOWN_AFTER_FRAMES:
                         self._alerted[face.track_id] = None
-                        out.append(Alert("unknown", result.camera, "new unknown face", result.captured_at))
+                        out.append(
+                            Alert(
+                                "unknown",
+                                result.camera,
+                                "new unknown face",
+                                result.captured_at,
+                                track_id=face.track_id,
+                                frame_id=result.frame_id,
+                                box=face.box,
+                            )
+                        )
         if len(self._alerted) > 10_000:  # track ids are never reused; forget the oldest half
             self._alerted = dict.fromkeys(list(self._alerted)[5_000:])
         if len(self._unknown_seen) > 10_000:

@@ -26,20 +26,15 @@ def enrol_observation(
     ``below_bar`` is the reason the face failed the enrolment quality checks when the operator enrolled
     it anyway ("face too small"); the audit log records it with the measured quality.
     """
-    sample_id = gallery.enrol_sample(
+    return gallery.enrol_sample(
         person,
         model=observation.model,
         embedding=observation.embedding,
         crop_jpeg=crop_jpeg(observation),
         source=source,
         quality=observation.quality.score,
+        audit=None if below_bar is None else weak_details(observation, below_bar),
     )
-    if below_bar is not None:
-        gallery.audit(
-            "enrol_below_quality_bar",
-            {"person": person, "sample_id": sample_id, **weak_details(observation, below_bar)},
-        )
-    return sample_id
 
 
 def weak_details(observation: FaceObservation, reason: str) -> dict[str, object]:
@@ -48,7 +43,6 @@ def weak_details(observation: FaceObservation, reason: str) -> dict[str, object]
     return {
         "below_quality_bar": True,
         "reason": reason,
-        "quality": round(q.score, 3),
         "face_px": round(q.face_size, 1),
         "blur": round(q.blur, 1),
         "yaw": round(q.yaw, 2),

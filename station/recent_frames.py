@@ -19,6 +19,7 @@ from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from network.frames import Frame, decode_jpeg
@@ -43,6 +44,22 @@ class RecentFrame:
     def image(self) -> np.ndarray:
         """The decoded BGR picture (decoded anew on each call: call it off the GUI thread)."""
         return decode_jpeg(self.jpeg)
+
+    def crop(self, box: tuple[float, float, float, float], size: int = 96, margin: float = 0.25) -> np.ndarray:
+        """The face at ``box`` with a margin, its longer side at most ``size`` (it decodes: off the GUI thread)."""
+        image = self.image()
+        h, w = image.shape[:2]
+        x, y, bw, bh = box
+        mx, my = bw * margin, bh * margin
+        x0, y0 = max(0, int(x - mx)), max(0, int(y - my))
+        x1, y1 = min(w, int(x + bw + mx + 0.5)), min(h, int(y + bh + my + 0.5))
+        if x1 <= x0 or y1 <= y0:
+            raise ValueError(f"the box {box} is outside the {w}x{h} frame")
+        face = image[y0:y1, x0:x1]
+        scale = size / max(face.shape[:2])
+        if scale < 1.0:
+            face = cv2.resize(face, (max(1, round(face.shape[1] * scale)), max(1, round(face.shape[0] * scale))))
+        return np.ascontiguousarray(face)
 
     def face_of_track(self, track_id: str) -> FaceResult | None:
         return next((f for f in self.faces or () if f.track_id == track_id), None)

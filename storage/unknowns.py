@@ -56,13 +56,14 @@ def group(rows: Sequence[tuple[Any, ...]], dim: int, threshold: float, min_size:
 
 def promote(conn: sqlite3.Connection, ids: Sequence[int], name: str, samples: int) -> tuple[int, int]:
     """Make person ``name`` from unknown sightings ``ids``: they become theirs, and up to ``samples`` of them
-    (with an embedding, newest first) become samples with their crops. Returns (person id, samples made)."""
+    (with an embedding; the best measured quality first, then the newest) become samples with their crops and
+    that quality. The sightings keep the score they were recorded with. Returns (person id, samples made)."""
     if people.find(conn, name) is not None:
         raise GalleryError(f"a person named {name!r} already exists")
     found = {}
     for sid in ids:
         r = conn.execute(
-            "SELECT s.person_id, s.camera, s.started, s.score, e.model, e.embedding, c.jpeg FROM sightings s "
+            "SELECT s.person_id, s.camera, s.started, s.quality, e.model, e.embedding, c.jpeg FROM sightings s "
             "LEFT JOIN sighting_embeddings e ON e.sighting_id = s.id "
             "LEFT JOIN sighting_crops c ON c.sighting_id = s.id WHERE s.id = ?",
             (sid,),
@@ -75,10 +76,12 @@ def promote(conn: sqlite3.Connection, ids: Sequence[int], name: str, samples: in
     pid = people.create(conn, name)
     conn.executemany("UPDATE sightings SET person_id = ? WHERE id = ?", [(pid, sid) for sid in ids])
     enrolled = 0
-    for sid in sorted(found, reverse=True):
-        _, camera, started, _score, model, emb, crop = found[sid]
+    # Best quality first (sightings recorded before it was stored have none: they come last), then newest.
+    for sid in sorted(found, key=lambda i: (found[i][3] is not None, found[i][3] or 0.0, i), reverse=True):
+        _, camera, started, quality, model, emb, crop = found[sid]
         if enrolled >= samples or emb is None:
             continue
-        people.add_sample(conn, pid, model, emb, crop, f"sighting {sid} ({camera}, {iso(float(started))})", 0.0)
+        source = f"sighting {sid} ({camera}, {iso(float(started))})"
+        people.add_sample(conn, pid, model, emb, crop, source, 0.0 if quality is None else float(quality))
         enrolled += 1
     return pid, enrolled

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,12 +18,17 @@ from pytestqt.qtbot import QtBot
 from gui.main_window import MainWindow
 from gui.overlay import FaceState
 from gui.services import ConsoleServices
+from gui.widgets.alerts_panel import Alert
 from network import protocol
 from network.udp_receiver import ReceiverConfig, UdpReceiver
+from station.enrolment import enrol_observation
 from station.recent_frames import best_of_track
 from station.runtime import MAX_RATE, MIN_FACE, THRESHOLD, Recogniser, RecognitionSettings, calibrated_threshold
+from storage.export import write_rows
 from storage.gallery import Gallery
+from storage.records import NO_SCORE, NewSighting
 from tests.conftest import FACES, SenderFactory, need
+from vision.matcher import NO_SCORE as VISION_NO_SCORE
 from vision.pipeline import FacePipeline
 
 pytestmark = pytest.mark.slow
@@ -205,10 +212,151 @@ def test_a_frozen_face_too_small_to_enrol_steps_back_to_its_best_frame_or_is_enr
     qtbot.mouseClick(again.enrol_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: bool(again.sample_ids), timeout=20_000)
     assert gallery.person("Colin Powell").samples == 2
-    (entry,) = [e for e in gallery.audit_log() if str(again.sample_ids[0]) in e.details and "below" in e.details]
+    (entry,) = [
+        e for e in gallery.audit_log(action="enrol") if json.loads(e.details)["sample_id"] == again.sample_ids[0]
+    ]
     details = json.loads(entry.details)
     assert details["below_quality_bar"] is True and details["reason"] == "face too small"
     assert details["face_px"] < 40
+
+
+def appearances(folder: Path, photos: list[Path], frames_each: int, blanks: int) -> None:
+    """Each photo for ``frames_each`` frames, then ``blanks`` empty frames (the track ends, a sighting is recorded)."""
+    folder.mkdir()
+    n = 0
+    for path in photos:
+        image = cv2.imread(str(path))
+        assert image is not None
+        for frames, picture in ((frames_each, image), (blanks, np.full_like(image, 110))):
+            for _ in range(frames):
+                assert cv2.imwrite(str(folder / f"{n:03d}.jpg"), picture)
+                n += 1
+
+
+def colin(i: int) -> Path:
+    return need(FACES / "identities" / "Colin_Powell" / f"Colin_Powell_{i:04d}.jpg")
+
+
+def test_face_alerts_show_the_face_and_open_their_sighting_in_history(
+    qtbot: QtBot, console: MainWindow, start_sender: SenderFactory, tmp_path: Path
+) -> None:
+    console.alerts.unknown_alerts.setChecked(True)
+    appearances(tmp_path / "visit", [colin(1), colin(2)], frames_each=10, blanks=8)
+    host, port = console.services.receiver.address
+    start_sender("--source", str(tmp_path / "visit"), "--name", "hall", "--station", f"{host}:{port}", "--fps", "4")
+    unknown_scores: set[float | None] = set()
+
+    def unknown_alert() -> Alert | None:
+        tile = console.grid.tiles.get("hall")
+        if tile is not None:
+            unknown_scores.update(o.score for o in tile.overlays if o.state is FaceState.UNKNOWN)
+        return next((a for a in console.alerts.pending() if a.kind == "unknown"), None)
+
+    qtbot.waitUntil(lambda: unknown_alert() is not None, timeout=60_000)
+    alert = unknown_alert()
+    assert alert is not None and alert.track_id.startswith("hall-")
+    qtbot.waitUntil(lambda: console.alerts.crop_size(alert) is not None, timeout=10_000)
+    h, w = console.alerts.crop_size(alert) or (0, 0)
+    assert 30 <= max(h, w) <= 96, "the face, cropped from the frame it was seen in"
+    # With nobody enrolled there was no one to compare the face with: no "-1.00" on the tile.
+    assert unknown_scores == {None}
+
+    # A double-click opens the face's sighting in History (once its track has ended and been recorded).
+    lst = console.alerts.list
+    item = next(lst.item(i) for i in range(lst.count()) if lst.item(i).data(Qt.ItemDataRole.UserRole) == alert)
+    at = lst.visualItemRect(item).center()
+    qtbot.mouseClick(lst.viewport(), Qt.MouseButton.LeftButton, pos=at)  # a real double-click presses first
+    qtbot.mouseDClick(lst.viewport(), Qt.MouseButton.LeftButton, pos=at)
+    history = console.history_view
+    assert history is not None
+    qtbot.waitUntil(lambda: console.tabs.currentWidget() is history and len(history.rows()) == 1, timeout=30_000)
+    (row,) = history.rows()
+    assert row.sighting.track == alert.track_id and row.sighting.camera == "hall"
+    qtbot.waitUntil(lambda: history.selected() == row.sighting, timeout=5_000)
+    assert history.table.item(0, 4).text() == "—" and row.sighting.score == -1.0  # stored as recorded
+    assert "unknown" in history.crop_text.text() and "score" not in history.crop_text.text()
+
+
+def test_a_named_cluster_keeps_its_scores_and_its_samples_their_quality(
+    qtbot: QtBot, console: MainWindow, start_sender: SenderFactory, tmp_path: Path, pipeline: FacePipeline
+) -> None:
+    gallery = console.services.gallery
+    assert gallery is not None
+    blair = cv2.imread(str(need(FACES / "identities" / "Tony_Blair" / "Tony_Blair_0002.jpg")))
+    assert blair is not None
+    enrol_observation(gallery, "Tony Blair", pipeline.central_face(blair), "test")  # someone to compare with
+    appearances(tmp_path / "visits", [colin(1), colin(2), colin(3)], frames_each=3, blanks=8)
+    host, port = console.services.receiver.address
+    start_sender("--source", str(tmp_path / "visits"), "--name", "porch", "--station", f"{host}:{port}", "--fps", "4")
+    qtbot.waitUntil(lambda: gallery.count_sightings() >= 3, timeout=90_000)
+    assert gallery.flush()
+    recorded = {s.id: s for s in gallery.history(camera="porch")}
+    qualities = dict(gallery.read(lambda c: c.execute("SELECT id, quality FROM sightings").fetchall()))
+    assert all(0.0 < qualities[i] <= 1.0 for i in recorded), qualities
+    assert all(-1.0 < s.score < 0.6 for s in recorded.values()), "compared with Tony Blair, and not him"
+
+    view = console.unknown_view
+    assert view is not None
+    console.tabs.setCurrentWidget(view)
+    qtbot.waitUntil(lambda: view.busy == 0 and bool(view.clusters), timeout=30_000)
+    row = max(range(len(view.clusters)), key=lambda r: view.clusters[r].cluster.size)
+    ids = set(view.clusters[row].cluster.sighting_ids)
+    view.name_cluster(row, "Colin Powell")
+    qtbot.waitUntil(lambda: view.busy == 0 and "Colin Powell" in [p.name for p in gallery.persons()], timeout=30_000)
+
+    # The samples carry the quality measured when the faces were recognised, not 0.
+    samples = gallery.samples("Colin Powell")
+    assert samples and all(s.quality > 0.3 for s in samples)
+    by_source = {int(s.source.split()[1]): s.quality for s in samples}
+    assert all(abs(q - qualities[sid]) < 1e-9 for sid, q in by_source.items())
+    page = console.gallery_view
+    assert page is not None
+    console.tabs.setCurrentWidget(page)
+    page.select_person(gallery.person("Colin Powell").id)
+    qtbot.waitUntil(lambda: page.busy == 0 and page.samples.count() == len(samples), timeout=30_000)
+    texts = [page.samples.item(i).text() for i in range(page.samples.count())]
+    assert all("q 0.00" not in t and "q 0." in t for t in texts), texts
+
+    # The named sightings keep the score they were recorded with (against Tony Blair), shown as it was.
+    named = {s.id: s for s in gallery.history(person="Colin Powell")}
+    assert set(named) == ids
+    assert all(named[i].score == recorded[i].score for i in ids)
+    history = console.history_view
+    assert history is not None
+    console.tabs.setCurrentWidget(history)
+    history.show_sighting(min(ids))
+    qtbot.waitUntil(lambda: history.busy == 0 and len(history.rows()) == 1, timeout=30_000)
+    assert history.table.item(0, 4).text() == f"{recorded[min(ids)].score:.3f}"
+    assert history.table.item(0, 3).text() == "Colin Powell"
+
+
+def test_history_and_exports_show_no_score_where_there_was_no_comparison(
+    qtbot: QtBot, console: MainWindow, tmp_path: Path
+) -> None:
+    gallery = console.services.gallery
+    assert gallery is not None
+    box = (1.0, 2.0, 30.0, 40.0)
+    gallery.record_sightings(
+        [
+            NewSighting("gate", 1000.0, 1001.0, None, -1.0, box, b"", None, "facenet-512", "gate-1"),
+            NewSighting("gate", 1002.0, 1003.0, None, 0.41, box, b"", None, "facenet-512", "gate-2"),
+        ]
+    )
+    assert gallery.flush()
+    history = console.history_view
+    assert history is not None
+    console.tabs.setCurrentWidget(history)
+    history.search()
+    qtbot.waitUntil(lambda: history.busy == 0 and len(history.rows()) == 2, timeout=30_000)
+    assert [history.table.item(r, 4).text() for r in range(2)] == ["0.410", "—"]
+    history.export_csv(tmp_path / "history.csv")
+    qtbot.waitUntil(lambda: history.busy == 0 and (tmp_path / "history.csv").exists(), timeout=30_000)
+    with (tmp_path / "history.csv").open(newline="") as f:
+        assert [r["score"] for r in csv.DictReader(f)] == ["", "0.41"]
+    out = io.StringIO()
+    write_rows(gallery.history(), out, "json")
+    assert [json.loads(line)["score"] for line in out.getvalue().splitlines()] == [0.41, None]
+    assert NO_SCORE == VISION_NO_SCORE
 
 
 def gallery_view_names(console: MainWindow) -> str:

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.jobs import Jobs
+from gui.scores import score_text
 from gui.services import FaceAnalyser
 from gui.widgets.gallery_view import IMAGE_FILTER, face_from_file
 from gui.widgets.thumbnails import ViewJobs, decode_thumbnail, scaled, to_pixmap
@@ -369,7 +370,7 @@ class HistoryView(QWidget):
             person = QTableWidgetItem(s.person if s.person is not None else "unknown")
             if s.person is None:
                 person.setForeground(Qt.GlobalColor.darkYellow)
-            items += [person, QTableWidgetItem(f"{value:.3f}")]
+            items += [person, QTableWidgetItem(score_text(value))]  # "—": compared with no one
             for col, item in enumerate(items):
                 self.table.setItem(i, col, item)
         self.prev_button.setEnabled(not face_search and page.offset > 0)
@@ -402,7 +403,8 @@ class HistoryView(QWidget):
         gallery = self.gallery
         self.crop_text.setText(
             f"{local_time(s.start)} – {time.strftime('%H:%M:%S', time.localtime(s.end))}\n"
-            f"camera {s.camera}\n{s.person or 'unknown'} (score {s.score:.3f})"
+            f"camera {s.camera}\n{s.person or 'unknown'}"
+            + ("" if s.compared_score is None else f" (score {s.compared_score:.3f})")
         )
         self.work.run(lambda: CropDetail(s, decode_thumbnail(gallery.crop(s.id), DETAIL_PX)), self._crop_loaded)
 
@@ -414,6 +416,24 @@ class HistoryView(QWidget):
             self.crop.setText("no crop stored")
         else:
             self.crop.setPixmap(scaled(to_pixmap(detail.image), DETAIL_PX))
+
+    def show_sighting(self, sighting_id: int) -> None:
+        """Show one sighting (e.g. an alert's) alone in the table, selected, with its crop and detail."""
+        gallery = self.gallery
+
+        def run() -> HistoryPage:
+            found = gallery.sightings_by_id([sighting_id])
+            if not found:
+                raise ValueError(f"sighting {sighting_id} is no longer in the history")
+            return HistoryPage(
+                _rows(gallery, found), 0, False, f"sighting {sighting_id} (Search lists the filter again)"
+            )
+
+        def done(page: HistoryPage) -> None:
+            self._show(page, face_search=False)
+            self.select_row(0)
+
+        self.work.run(run, done)
 
     # ------------------------------------------------------ face search
 
