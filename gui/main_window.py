@@ -258,7 +258,15 @@ class MainWindow(QMainWindow):
         if gallery is None or faces is None:
             return None
         dialog = EnrolDialog(
-            image, gallery, self.jobs, faces, threshold=self.threshold(), source=source, frames=frames, parent=self
+            image,
+            gallery,
+            self.jobs,
+            faces,
+            threshold=self.threshold(),
+            source=source,
+            frames=frames,
+            recent=self.recent,
+            parent=self,
         )
         dialog.enrolled.connect(lambda ids: self.statusBar().showMessage(f"enrolled {len(ids)} face(s)", 5000))
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)

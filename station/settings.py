@@ -250,7 +250,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         RETENTION_DAYS,
         int,
         90,
-        "retention",
+        "sighting retention",
         "Sightings older than this are deleted (watchlist people's are kept); 0 keeps them forever.",
         low=1,
         high=36500,

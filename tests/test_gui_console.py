@@ -221,6 +221,23 @@ def test_a_frozen_face_too_small_to_enrol_steps_back_to_its_best_frame_or_is_enr
     assert details["below_quality_bar"] is True and details["reason"] == "face too small"
     assert details["face_px"] < 40
 
+    # Or step back by hand and click the face there: it replaces the refused one, keeping its name.
+    console.freeze_and_enrol("door")
+    qtbot.waitUntil(lambda: console.enrol_dialog not in (dialog, again, None), timeout=10_000)
+    third = console.enrol_dialog
+    assert third is not None
+    qtbot.waitUntil(lambda: third.busy == 0 and bool(third.detected), timeout=60_000)
+    third.add_detection(0)
+    third.person.setCurrentText("Colin Powell")
+    third.show_frame(2)
+    qtbot.waitUntil(lambda: third.busy == 0 and third.index == 2 and bool(third.detected), timeout=60_000)
+    assert third.editor.labels == []
+    third.add_detection(0)
+    qtbot.waitUntil(lambda: third.busy == 0 and third.candidates[0].assessment is not None, timeout=30_000)
+    (taken,) = third.candidates
+    assert (taken.frame, taken.person) == (2, "Colin Powell") and third.editor.labels == ["1"]
+    assert taken.assessment is not None and taken.assessment.reject_reason is None and third.enrol_button.isEnabled()
+
 
 def appearances(folder: Path, photos: list[Path], frames_each: int, blanks: int) -> None:
     """Each photo for ``frames_each`` frames, then ``blanks`` empty frames (the track ends, a sighting is recorded)."""

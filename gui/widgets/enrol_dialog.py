@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -42,11 +42,12 @@ from gui.jobs import Jobs
 from gui.services import FaceAnalyser
 from gui.widgets.box_editor import Box, BoxEditor
 from station import settings as table
-from station.recent_frames import RecentFrame, best_of_track, box_iou, track_near
+from station.recent_frames import RecentFrame, RecentFrames, best_of_track, box_iou, track_near
 from storage.gallery import Gallery
 from vision.pipeline import FaceObservation
 
 CACHED_FRAMES = 8  # decoded pictures and detections kept while stepping
+MIN_BETTER = 0.02  # the quality a face's best frame must add to be offered
 
 
 @dataclass
@@ -84,10 +85,13 @@ class EnrolDialog(QDialog):
         source: str,
         frames: Sequence[RecentFrame] = (),
         frame_index: int | None = None,
+        recent: RecentFrames | None = None,
         parent: QWidget | None = None,
     ) -> None:
         """``image`` is the picture shown first: ``frames[frame_index]`` decoded when ``frames`` (one
-        camera's recent frames, oldest first) are given. ``threshold`` None: the stored setting."""
+        camera's recent frames, oldest first) are given. ``recent`` is the store they came from: results
+        that arrive for them after the freeze (recognition lags a little) are taken from it, so the
+        faces' tracks are known. ``threshold`` None: the stored setting."""
         super().__init__(parent)
         self.setWindowTitle(f"Enrol faces — {source}")
         self.resize(1100, 720)
@@ -98,6 +102,7 @@ class EnrolDialog(QDialog):
         self.threshold = threshold  # None: the stored setting (or the model's calibrated one), read in the jobs
         self.source = source
         self.frames: list[RecentFrame] = list(frames)
+        self.recent = recent
         self.index = (len(self.frames) - 1 if frame_index is None else frame_index) if self.frames else 0
         self.candidates: list[_Candidate] = []
         self.busy = 0
@@ -136,11 +141,15 @@ class EnrolDialog(QDialog):
         strip.addWidget(self.newer_button)
         strip.addWidget(self.frame_label)
         strip.addWidget(self.best_button)
+        for button in (self.older_button, self.newer_button, self.best_button):
+            button.setAutoDefault(False)  # Enter and Space typed in the name never step frames
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.strip = QWidget()
         self.strip.setLayout(strip)
         self.strip.setVisible(len(self.frames) > 1)
 
         self.list = QListWidget()
+        self.list.setWordWrap(True)
         self.list.currentRowChanged.connect(self._select)
         self.person = QComboBox()
         self.person.setEditable(True)
@@ -161,6 +170,7 @@ class EnrolDialog(QDialog):
         self.enrol_anyway.toggled.connect(lambda _: self._refresh())
         self.enrol_anyway.hide()
         self.remove = QPushButton("Remove box")
+        self.remove.setAutoDefault(False)
         self.remove.clicked.connect(self.remove_selected)
         self.status = QLabel("Finding faces…")
 
@@ -183,6 +193,7 @@ class EnrolDialog(QDialog):
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.enrol_button = self.buttons.addButton("Enrol", QDialogButtonBox.ButtonRole.AcceptRole)
         self.enrol_button.clicked.connect(self.enrol_all)
+        self.enrol_button.setDefault(True)
         self.buttons.rejected.connect(self.reject)
 
         picture = QVBoxLayout()
@@ -204,6 +215,10 @@ class EnrolDialog(QDialog):
         self._run(lambda: (index, image, faces.observe(image)), self._frame_loaded)
         self._update_strip()
         self._refresh()
+        if recent is not None and len(self.frames) > 1:
+            self._results_timer = QTimer(self)
+            self._results_timer.timeout.connect(self._update_strip)
+            self._results_timer.start(500)
 
     # ----------------------------------------------------------- jobs
 
@@ -325,24 +340,37 @@ class EnrolDialog(QDialog):
         self.newer_button.setEnabled(target < len(self.frames) - 1)
         self.best_button.setEnabled(self._best_for_selection() is not None)
 
+    def _take_results(self) -> None:
+        """Faces recognised in the held frames since the freeze, from the store they came from."""
+        if self.recent is None or not self.frames or all(f.faces is not None for f in self.frames[-30:]):
+            return
+        fresh = {f.frame_id: f for f in self.recent.frames(self.frames[0].camera) if f.faces is not None}
+        for i, f in enumerate(self.frames):
+            if f.faces is None and f.frame_id in fresh:
+                self.frames[i] = fresh[f.frame_id]
+
     def _track_at(self, frame: int, box: Box) -> str | None:
         return track_near(self.frames, frame, box) if self.frames else None
 
     def _best_for_selection(self) -> tuple[int, Box, str] | None:
         """Where the selected face (or the frame's largest) was seen best: (frame, box, person), if elsewhere."""
+        self._take_results()
         row = self.list.currentRow()
+        quality: float | None = None
         if 0 <= row < len(self.candidates):
             cand = self.candidates[row]
             frame, box, person = cand.frame, cand.box, cand.person
+            if cand.assessment is not None:
+                quality = cand.assessment.observation.quality.score
         elif self.detected:
             largest = max(self.detected, key=lambda o: o.detection.box[2] * o.detection.box[3])
-            frame, box, person = self.index, largest.detection.box, ""
+            frame, box, person, quality = self.index, largest.detection.box, "", largest.quality.score
         else:
             return None
         track = self._track_at(frame, box)
         best = best_of_track(self.frames, track) if track is not None else None
-        if best is None or best[0] == frame:
-            return None
+        if best is None or best[0] == frame or (quality is not None and best[1].quality < quality + MIN_BETTER):
+            return None  # no better frame of this face is held
         return best[0], best[1].box, person
 
     def best_frame(self) -> None:
@@ -373,7 +401,19 @@ class EnrolDialog(QDialog):
     def _on_frame(self) -> list[_Candidate]:
         return [c for c in self.candidates if c.frame == self.index]
 
+    def _replacing(self, person: str) -> str:
+        """A face taken on another frame while a refused one is selected replaces it, keeping its name:
+        that is stepping back to a better frame of the same face."""
+        row = self.list.currentRow()
+        if 0 <= row < len(self.candidates):
+            cand = self.candidates[row]
+            if cand.frame != self.index and cand.assessment is not None and cand.assessment.reject_reason:
+                self._remove(row)
+                return person or cand.person
+        return person
+
     def add_box(self, box: Box, person: str = "") -> None:
+        person = self._replacing(person)
         cand = _Candidate(box, self.index, person)
         self._add(cand)
         image, faces = self.image, self.faces
@@ -383,6 +423,7 @@ class EnrolDialog(QDialog):
         obs = self.detected[index]
         if any(c.box == obs.detection.box and c.frame == self.index for c in self.candidates):
             return
+        person = self._replacing(person)
         cand = _Candidate(obs.detection.box, self.index, person)
         self._add(cand)
         self._run(lambda: assess(obs, self.gallery, self._threshold()), self._assessed(cand))
@@ -392,6 +433,7 @@ class EnrolDialog(QDialog):
         self.list.addItem("")
         self.editor.boxes = [c.box for c in self._on_frame()]
         self.list.setCurrentRow(len(self.candidates) - 1)
+        self.person.setFocus()  # name it next
 
     def _assessed(self, cand: _Candidate) -> Callable[[object], None]:
         def done(result: object) -> None:
@@ -433,6 +475,7 @@ class EnrolDialog(QDialog):
     def _sync_selection(self) -> None:
         row = self.list.currentRow()
         shown = self._on_frame()
+        self.editor.labels = [str(self.candidates.index(c) + 1) for c in shown]  # as numbered in the list
         cand = self.candidates[row] if 0 <= row < len(self.candidates) else None
         self.editor.select(shown.index(cand) if cand in shown else -1)
 
@@ -461,7 +504,7 @@ class EnrolDialog(QDialog):
             warnings = a.warnings(cand.person)
             text = "⚠ " + "\n⚠ ".join(warnings) if warnings else "✓ good sample"
             if a.reject_reason and len(self.frames) > 1:
-                text += "\nStep back through the frames, or take this face's best frame."
+                text += "\nStep back through the frames and click the face there to replace this one."
             self.warnings.setText(text)
         self._refresh()
 
