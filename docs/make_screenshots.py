@@ -136,11 +136,9 @@ def main() -> int:
             if hasattr(history, "refresh"):
                 history.refresh()
             wait(app, 3)
-            table = history.table
-            for row in range(table.rowCount()):
-                item = table.item(row, 3)
-                if item is not None and item.text() == "Lin-Manuel Miranda":
-                    table.selectRow(row)
+            for row, shown in enumerate(history.rows()):
+                if shown.sighting.person == "Lin-Manuel Miranda":
+                    history.select_row(row)
                     break
             wait(app, 2)
             shoot("history")

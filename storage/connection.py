@@ -1,20 +1,26 @@
-"""Opening the gallery file: the checks that turn an unusable file into one clear message, and the pragmas."""
+"""Opening the gallery file: the checks that turn an unusable file into one clear message, the owner-only
+modes (storage.private), and the pragmas."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import stat
 from pathlib import Path
 
+from storage import locations, private
 from storage.errors import GalleryBusyError, GalleryError
 from storage.schema import migrate
+
+log = logging.getLogger(__name__)
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def check_path(path: Path, *, create: bool) -> None:
-    """Refuse, before SQLite touches it, a path that cannot be a writable gallery."""
+    """Refuse, before SQLite touches it, a path that cannot be a writable gallery. A new gallery is created
+    here, empty and owner-only, in folders made 0700: SQLite gives its WAL and SHM the file's mode."""
     if path.is_dir():
         raise GalleryError(f"{path} is a directory, not a gallery file")
     if not path.exists():
@@ -26,10 +32,14 @@ def check_path(path: Path, *, create: bool) -> None:
         if parent.exists() and not parent.is_dir():
             raise GalleryError(f"cannot create {path}: {parent} is not a directory")
         try:
-            parent.mkdir(parents=True, exist_ok=True)
+            private.make_dirs(parent)
         except OSError as exc:
             raise GalleryError(f"cannot create the folder {parent}: {exc.strerror}") from None
         _check_folder_writable(path)
+        try:
+            private.create_file(path)
+        except OSError as exc:
+            raise GalleryError(f"cannot create {path}: {exc.strerror}") from None
         return
     st = path.stat()
     if not stat.S_ISREG(st.st_mode):
@@ -49,6 +59,15 @@ def check_path(path: Path, *, create: bool) -> None:
             f"{path} is read-only: the station must be able to write its gallery (check its permissions)"
         )
     _check_folder_writable(path)
+
+
+def tighten(path: Path) -> list[Path]:
+    """Make an existing gallery owner-only: the file, its WAL, SHM and rollback journal, and its folder when
+    that is one of the station's own. Returns what was changed (nothing for a gallery that already was)."""
+    files = [path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal"))]
+    folder = path.parent
+    own = folder.resolve() in {f.resolve() for f in locations.station_folders()}
+    return private.tighten([*files, folder] if own else files)
 
 
 def _check_folder_writable(path: Path) -> None:
@@ -111,8 +130,12 @@ def translate(exc: sqlite3.Error, path: Path, busy_timeout_s: float) -> GalleryE
 
 
 def open_writer(path: Path, busy_timeout_s: float, *, create: bool) -> sqlite3.Connection:
-    """The checked and migrated write connection to the gallery at ``path``, or one GalleryError."""
+    """The checked, owner-only, migrated write connection to the gallery at ``path``, or one GalleryError.
+    Tightening an existing gallery is said in one INFO line naming what changed."""
     check_path(path, create=create)
+    tightened = tighten(path)
+    if tightened:
+        log.info("gallery %s was readable by others; made owner-only: %s", path, ", ".join(map(str, tightened)))
     conn: sqlite3.Connection | None = None
     try:
         conn = connect(path, busy_timeout_s, reader=False)

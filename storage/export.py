@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any, TextIO
 
-from storage import sightings
+from storage import private, sightings
 from storage.errors import GalleryError
 from storage.gallery import Gallery
 from storage.people import PersonRef
@@ -147,7 +147,7 @@ def export_history(
     def run(conn: sqlite3.Connection) -> tuple[int, int, dict[str, Any]]:
         q = sightings.build_query(conn, flt)
         doc = {"exported": iso(time.time()), "filters": q.details, "gallery": str(gallery.path)}
-        with open(tmp, "wb") as fh:
+        with private.open_new(tmp) as fh:
             if not zipped:
                 with io.TextIOWrapper(fh, "utf-8", newline="") as text:
                     table = _Table(text, fmt, doc if fmt == "json" else None)

@@ -1,8 +1,10 @@
 """The gallery: who is enrolled, and who was seen where and when, in one SQLite file.
 
 ``Gallery`` is the facade: it owns the connections, the one writer thread and the revision counter, checks
-arguments, and wraps each change with its revision bump and audit entry. The SQL lives in one module per
-concern (people, sightings, unknowns, erasure, cameras, settings, audit, maintenance).
+arguments, and wraps each change with its revision bump and audit entry. The SQL lives in plain functions,
+one module per concern: people, sightings (and the history query), unknowns, erasure (and retention),
+cameras, settings, audit, counters, maintenance (backup); connection.py opens the writer's connection and
+readers.py keeps the per-thread readers. Callers outside storage/ use this class, never those modules.
 
 Every change goes through one writer thread (``storage.writer``), which batches sighting inserts;
 reads run on a connection per calling thread, so a GUI thread never waits for the writer (WAL mode).
@@ -105,7 +107,8 @@ class Gallery:
         Raises GalleryError with one readable line for a directory, a file that is not SQLite, a corrupt or
         read-only file, one locked by another writer past ``busy_timeout_s``, or one from a newer FaceStation.
         The writer queue holds at most ``queue_capacity`` sightings; a producer finding it full waits up to
-        ``queue_wait_s`` and then gets a QueueFullError.
+        ``queue_wait_s`` and then gets a QueueFullError. A new gallery is created owner-only; an existing one
+        readable by others is tightened (storage.private), and an INFO line says what was changed.
         """
         p = Path(path)
         if not busy_timeout_s >= 0:
@@ -587,7 +590,7 @@ class Gallery:
 
     def backup(self, dest: str | Path, *, overwrite: bool = False, pages: int = 1024) -> Path:
         """Copy the live gallery to ``dest`` with SQLite's online backup API, a few pages at a time so the
-        writer keeps going. The copy is checked before it is put in place. Audited."""
+        writer keeps going. The copy is owner-only, and checked before it is put in place. Audited."""
         target = maintenance.backup(self._reader(), Path(dest), overwrite=overwrite, pages=pages)
         self._post_audit("backup", {"to": str(target)})
         return target

@@ -76,6 +76,12 @@ def log_dir() -> Path:
     return Path(override) if override else data_dir() / "logs"
 
 
+def station_folders() -> list[Path]:
+    """The folders that are the station's own (the data folder, the user data folder and their log
+    folders): storage.private tightens these to 0700. A folder the operator named is not among them."""
+    return [d / sub for d in (data_dir(), user_data_dir()) for sub in ("", "logs")]
+
+
 @dataclass(frozen=True)
 class Locations:
     """The paths a running station uses, for display (console About box) and ``main.py paths``."""

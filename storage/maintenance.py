@@ -6,6 +6,7 @@ import os
 import sqlite3
 from pathlib import Path
 
+from storage import private
 from storage.errors import GalleryError
 
 COUNTED = ("persons", "samples", "negatives", "sightings", "sighting_crops", "audit")
@@ -13,7 +14,7 @@ COUNTED = ("persons", "samples", "negatives", "sightings", "sighting_crops", "au
 
 def backup(src: sqlite3.Connection, target: Path, *, overwrite: bool, pages: int) -> Path:
     """Copy the database behind ``src`` to ``target`` with SQLite's online backup API, ``pages`` at a time
-    so the writer keeps going. The copy is written beside ``target``, checked, then renamed."""
+    so the writer keeps going. The copy is written owner-only beside ``target``, checked, then renamed."""
     if target.is_dir():
         raise GalleryError(f"backup target {target} is a directory")
     if target.exists() and not overwrite:
@@ -22,6 +23,8 @@ def backup(src: sqlite3.Connection, target: Path, *, overwrite: bool, pages: int
         raise GalleryError(f"backup folder {target.parent} does not exist")
     tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
     try:
+        tmp.unlink(missing_ok=True)  # a crashed run's leftover
+        private.create_file(tmp)  # before SQLite opens it: the copy (and its journal) are owner-only
         out = sqlite3.connect(str(tmp), isolation_level=None)
         try:
             src.backup(out, pages=pages, sleep=0.002)

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtWidgets import QMessageBox, QTableWidget
+from PySide6.QtWidgets import QMessageBox, QTableView
 from pytestqt.qtbot import QtBot
 
 from gui.main_window import MainWindow
@@ -252,9 +252,9 @@ def appearances(folder: Path, photos: list[Path], frames_each: int, blanks: int)
                 n += 1
 
 
-def cell(table: QTableWidget, row: int, column: int) -> str:
-    item = table.item(row, column)
-    return "" if item is None else item.text()
+def cell(table: QTableView, row: int, column: int) -> str:
+    value = table.model().index(row, column).data()
+    return "" if value is None else str(value)
 
 
 def colin(i: int) -> Path:

@@ -7,13 +7,17 @@ import csv
 import io
 import os
 import sqlite3
+import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox, QTableWidget, QWidget
 from pytestqt.qtbot import QtBot
 
@@ -28,7 +32,7 @@ from gui.widgets.unknown_view import UnknownView
 from station.enrolment import crop_jpeg
 from station.runtime import calibrated_threshold
 from storage.gallery import Gallery
-from storage.records import NewSighting
+from storage.records import NewSighting, Sighting
 from storage.timeutil import iso
 from tests.conftest import FACES, need
 from tests.test_storage_reliability import cli
@@ -134,10 +138,17 @@ def enrol(gallery: Gallery, name: str, obs: FaceObservation) -> int:
     return gallery.person(name).id
 
 
+def history_cell(view: HistoryView, row: int, col: int) -> str:
+    """What the history table shows in a cell (through the model the table view is on)."""
+    index = view.table.model().index(row, col)
+    assert index.isValid(), (row, col)
+    return str(index.data())
+
+
 def table(view: HistoryView) -> list[tuple[str, str, str]]:
     """(time, camera, person) of each row shown."""
-    t = view.table
-    return [(cell(t, r, 1), cell(t, r, 2), cell(t, r, 3)) for r in range(t.rowCount())]
+    n = view.table.model().rowCount()
+    return [(history_cell(view, r, 1), history_cell(view, r, 2), history_cell(view, r, 3)) for r in range(n)]
 
 
 # ------------------------------------------------------------------- gallery
@@ -272,6 +283,8 @@ def test_history_filters_by_person_camera_time_unknown_and_score(
     qtbot.addWidget(view)
     idle(qtbot, view)
     assert [r[2] for r in table(view)] == ["Tony", "unknown", "Colin", "Colin"], "newest first, all of them"
+    unknown_colour = view.table.model().index(1, 3).data(Qt.ItemDataRole.ForegroundRole)
+    assert unknown_colour == QColor(Qt.GlobalColor.darkYellow), "an unknown face stands out"
     assert [view.person.itemText(i) for i in range(view.person.count())] == ["anyone", "Colin", "Tony"]
     assert [view.camera.itemText(i) for i in range(view.camera.count())] == ["any camera", "door", "yard"]
     assert all(r.thumbnail is not None for r in view.rows())
@@ -290,7 +303,10 @@ def test_history_filters_by_person_camera_time_unknown_and_score(
     assert shown(HistoryFilter(person_id=tony, camera="door")) == []
     assert view.title.text() == "no sightings match"
     assert shown(HistoryFilter(camera="yard", since=T0 + 1)) == [("yard", "Tony"), ("yard", "Colin")]
-    assert cell(view.table, 0, 1).startswith("2023-11-1"), "local time, readable"
+    assert history_cell(view, 0, 1).startswith("2023-11-1"), "local time, readable"
+    icon = view.table.model().index(0, 0).data(Qt.ItemDataRole.DecorationRole)
+    assert isinstance(icon, QIcon) and not icon.isNull(), "a thumbnail in the face column"
+    assert view.table.model().index(1, 3).data(Qt.ItemDataRole.ForegroundRole) is None, "Colin is known"
 
     view.select_row(1)
     idle(qtbot, view)
@@ -380,6 +396,37 @@ def test_the_page_exports_what_main_py_history_prints_for_the_same_filter(
         assert all(zf.read(name) in crops for name in names)
 
 
+def test_a_slow_older_page_never_replaces_a_newer_one(
+    qtbot: QtBot, gallery: Gallery, jobs: Jobs, warnings: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two page queries run at once on the job pool; the first one asked for answers last and is dropped."""
+    crop = thumb_jpeg("Hugo_Chavez", 2)
+    gallery.record_sightings([sighting(("door", "yard")[i % 2], T0 + i, None, 0.5, None, crop) for i in range(20)])
+    assert gallery.flush()
+    view = HistoryView(gallery, jobs, None)
+    qtbot.addWidget(view)
+    idle(qtbot, view)
+    assert len(view.rows()) == 20
+    gate = threading.Event()
+    real = gallery.history
+
+    def history(**kwargs: Any) -> list[Sighting]:
+        if kwargs.get("camera") == "door":
+            assert gate.wait(30), "the slow query was never let go"
+        return real(**kwargs)
+
+    monkeypatch.setattr(gallery, "history", history)
+    view.set_filter(HistoryFilter(camera="door"))  # slow: waits for the gate
+    view.set_filter(HistoryFilter(camera="yard"))  # fast: asked later, answers first
+    qtbot.waitUntil(lambda: view.busy == 1, timeout=WAIT_MS)
+    assert {r.sighting.camera for r in view.rows()} == {"yard"} and len(view.rows()) == 10
+    gate.set()
+    idle(qtbot, view)
+    assert {r.sighting.camera for r in view.rows()} == {"yard"}, "the older page arrived last and was dropped"
+    assert {cam for _, cam, _ in table(view)} == {"yard"} and view.filter == HistoryFilter(camera="yard")
+    assert warnings == []
+
+
 @pytest.mark.slow
 def test_search_by_face_and_this_match_was_wrong(
     qtbot: QtBot,
@@ -415,9 +462,8 @@ def test_search_by_face_and_this_match_was_wrong(
     rows = view.rows()
     assert rows[0].sighting.id == ids[0], "Colin's sighting first"
     assert rows[0].similarity is not None and rows[0].similarity > 0.5 > (rows[1].similarity or 0.0)
-    header = view.table.horizontalHeaderItem(4)
-    assert header is not None and header.text() == "Similarity"
-    assert cell(view.table, 0, 4) == f"{rows[0].similarity:.3f}"
+    assert view.table.model().headerData(4, Qt.Orientation.Horizontal) == "Similarity"
+    assert history_cell(view, 0, 4) == f"{rows[0].similarity:.3f}"
 
     view.search_by_sighting(ids[10])
     idle(qtbot, view)

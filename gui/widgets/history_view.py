@@ -1,19 +1,23 @@
 """The history: who was seen where and when, filtered, paged (newest first), with thumbnails;
-a search by face (from a sighting or an image file), "this match was wrong", and CSV export.
+a search by face (from a sighting or an image file), "this match was wrong", and export (CSV, JSON, or a
+zip with the crops, through storage.export).
 
-Every query runs in a background job; the table is filled from frozen rows on the GUI thread.
+Every query runs in a background job on a pool of two threads, so answers can come back out of order:
+each page request takes a ticket, and a page whose ticket is not the newest is dropped (napari's layer
+slicer drops stale slice requests the same way). The table is a view on HistoryModel, fed whole pages
+of frozen rows on the GUI thread.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QDateTime, QSize, Qt, Signal
-from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -27,24 +31,24 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
+    QTableView,
     QVBoxLayout,
     QWidget,
 )
 
 from gui.jobs import Jobs
-from gui.scores import score_text
 from gui.services import FaceAnalyser
 from gui.widgets.gallery_view import IMAGE_FILTER, face_from_file
+from gui.widgets.history_model import ROW_PX, HistoryModel, HistoryRow, local_time
 from gui.widgets.thumbnails import ViewJobs, decode_thumbnail, scaled, to_pixmap
 from storage.export import export_history
 from storage.gallery import Gallery
 from storage.records import Sighting
 
+__all__ = ["PAGE", "HistoryFilter", "HistoryPage", "HistoryRow", "HistoryView", "local_time"]
+
 PAGE = 100
 DETAIL_PX = 240
-ROW_PX = 52
 
 
 @dataclass(frozen=True)
@@ -71,13 +75,6 @@ class HistoryFilter:
 
 
 @dataclass(frozen=True)
-class HistoryRow:
-    sighting: Sighting
-    thumbnail: np.ndarray | None
-    similarity: float | None = None  # set in a search by face
-
-
-@dataclass(frozen=True)
 class HistoryPage:
     rows: tuple[HistoryRow, ...]
     offset: int
@@ -95,10 +92,6 @@ class CropDetail:
 class FilterChoices:
     persons: tuple[tuple[int, str], ...]
     cameras: tuple[str, ...]
-
-
-def local_time(epoch: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 
 
 def _rows(
@@ -154,6 +147,8 @@ class HistoryView(QWidget):
         self.filter = HistoryFilter()
         self.page: HistoryPage | None = None
         self.face_search = False
+        self._ticket = 0  # the newest page request; an answer to an older one is dropped
+        self._choices_ticket = 0
 
         self.person = QComboBox()
         self.person.addItem("anyone", None)
@@ -195,8 +190,9 @@ class HistoryView(QWidget):
         grid.addWidget(self.search_button, 1, 6)
         grid.setColumnStretch(7, 1)
 
-        self.table = QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["Face", "Time", "Camera", "Person", "Score"])
+        self.model = HistoryModel(self)
+        self.table = QTableView()
+        self.table.setModel(self.model)
         self.table.setIconSize(QSize(ROW_PX - 4, ROW_PX - 4))
         self.table.verticalHeader().setDefaultSectionSize(ROW_PX)
         self.table.verticalHeader().setVisible(False)
@@ -208,7 +204,7 @@ class HistoryView(QWidget):
         self.table.setColumnWidth(0, ROW_PX + 6)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
-        self.table.itemSelectionChanged.connect(self._row_selected)
+        self.table.selectionModel().selectionChanged.connect(self._row_selected)
 
         self.title = QLabel("")
         self.prev_button = QPushButton("◀ Newer")
@@ -281,7 +277,9 @@ class HistoryView(QWidget):
             persons = tuple((p.id, p.name) for p in gallery.persons())
             return FilterChoices(persons, tuple(c.name for c in gallery.cameras()))
 
-        self.work.run(load, self._choices_loaded)
+        self._choices_ticket += 1
+        ticket = self._choices_ticket
+        self.work.run(load, lambda choices: self._choices_loaded(choices) if ticket == self._choices_ticket else None)
         self._load(self.filter, self.page.offset if self.page is not None and not self.face_search else 0)
 
     def _choices_loaded(self, choices: FilterChoices) -> None:
@@ -350,29 +348,23 @@ class HistoryView(QWidget):
             return
         self.filter = f
         gallery = self.gallery
-        self.work.run(lambda: query_page(gallery, f, offset), lambda page: self._show(page, face_search=False))
+        self._request(lambda: query_page(gallery, f, offset), face_search=False)
+
+    def _request(self, fn: Callable[[], HistoryPage], *, face_search: bool) -> None:
+        """Run a page query in the background; only the newest request's page is shown."""
+        self._ticket += 1
+        ticket = self._ticket
+        self.work.run(fn, lambda page: self._show(page, face_search=face_search, ticket=ticket))
 
     # -------------------------------------------------------------- table
 
-    def _show(self, page: HistoryPage, *, face_search: bool) -> None:
+    def _show(self, page: HistoryPage, *, face_search: bool, ticket: int) -> None:
+        if ticket != self._ticket:
+            return  # superseded: a newer request was made while this one ran
         self.page = page
         self.face_search = face_search
         self.title.setText(page.title)
-        self.table.setHorizontalHeaderItem(4, QTableWidgetItem("Similarity" if face_search else "Score"))
-        self.table.clearContents()
-        self.table.setRowCount(len(page.rows))
-        for i, row in enumerate(page.rows):
-            s = row.sighting
-            face = QTableWidgetItem(QIcon(to_pixmap(row.thumbnail, ROW_PX)), "")
-            face.setData(Qt.ItemDataRole.UserRole, s.id)
-            value = row.similarity if row.similarity is not None else s.score
-            items = [face, QTableWidgetItem(local_time(s.start)), QTableWidgetItem(s.camera)]
-            person = QTableWidgetItem(s.person if s.person is not None else "unknown")
-            if s.person is None:
-                person.setForeground(Qt.GlobalColor.darkYellow)
-            items += [person, QTableWidgetItem(score_text(value))]  # "—": compared with no one
-            for col, item in enumerate(items):
-                self.table.setItem(i, col, item)
+        self.model.set_page(page.rows, face_search=face_search)
         self.prev_button.setEnabled(not face_search and page.offset > 0)
         self.next_button.setEnabled(not face_search and page.more)
         self._selection_changed()
@@ -382,10 +374,8 @@ class HistoryView(QWidget):
 
     def selected(self) -> Sighting | None:
         rows = self.table.selectionModel().selectedRows()
-        if not rows or self.page is None:
-            return None
-        r = rows[0].row()
-        return self.page.rows[r].sighting if 0 <= r < len(self.page.rows) else None
+        row = self.model.row_at(rows[0].row()) if rows else None
+        return None if row is None else row.sighting
 
     def select_row(self, row: int) -> None:
         self.table.selectRow(row)
@@ -429,9 +419,13 @@ class HistoryView(QWidget):
                 _rows(gallery, found), 0, False, f"sighting {sighting_id} (Search lists the filter again)"
             )
 
+        self._ticket += 1
+        ticket = self._ticket
+
         def done(page: HistoryPage) -> None:
-            self._show(page, face_search=False)
-            self.select_row(0)
+            self._show(page, face_search=False, ticket=ticket)
+            if ticket == self._ticket:
+                self.select_row(0)
 
         self.work.run(run, done)
 
@@ -451,7 +445,7 @@ class HistoryView(QWidget):
             model, embedding = stored_embedding(gallery, sid)
             return face_page(gallery, model, embedding, f"sighting {sid}")
 
-        self.work.run(run, lambda page: self._show(page, face_search=True))
+        self._request(run, face_search=True)
 
     def _choose_search_image(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Search by face: an image", "", IMAGE_FILTER)
@@ -469,7 +463,7 @@ class HistoryView(QWidget):
             obs = face_from_file(faces, path)
             return face_page(gallery, obs.model, obs.embedding, path.name)
 
-        self.work.run(run, lambda page: self._show(page, face_search=True))
+        self._request(run, face_search=True)
 
     # ------------------------------------------------------ wrong match
 
