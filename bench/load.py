@@ -93,7 +93,7 @@ def pipeline_for(engine: str) -> FacePipeline:
 def thread_cpu(names: tuple[str, ...]) -> float:
     """CPU seconds so far of this process's threads whose Python names start with one of ``names``."""
     natives = {t.native_id for t in threading.enumerate() if t.name.startswith(names) and t.native_id}
-    return sum(t.user_time + t.system_time for t in psutil.Process().threads() if t.id in natives)
+    return float(sum(t.user_time + t.system_time for t in psutil.Process().threads() if t.id in natives))
 
 
 def measure(engine: str, cameras: int, args: argparse.Namespace) -> Run:

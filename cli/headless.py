@@ -12,6 +12,7 @@ from types import FrameType
 from typing import Any
 
 from cli.common import DEFAULT_LISTEN, CliError, emit, hostport, iso
+from station import settings as table
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -27,9 +28,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
     p.add_argument("--demo", type=int, nargs="?", const=1, default=0, metavar="N", help="start N local demo senders")
     p.add_argument("--no-recognition", dest="recognition", action="store_false", help="receive only: load no models")
     p.add_argument("--workers", type=int, metavar="N", help="recognition threads (default: by CPU count)")
-    p.add_argument("--threshold", type=float, help="recognition threshold (default: the gallery's setting)")
-    p.add_argument("--max-rate", type=float, metavar="HZ", help="recognitions per second per camera, at most")
-    p.add_argument("--ray-address", metavar="HOST:PORT", help="recognise on this Ray cluster (needs the ray extra)")
+    table.add_arguments(p, "threshold", "max_rate_hz", "ray_address")  # checked by the one settings table
     p.add_argument("--ray-workers", type=int, default=2, metavar="N", help="recognition actors on the cluster")
     p.set_defaults(func=run)
 

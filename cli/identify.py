@@ -6,13 +6,14 @@ import argparse
 from pathlib import Path
 
 from cli.common import emit, image_paths, load_pipeline, open_gallery, read_image
+from station import settings as table
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("identify", parents=[common], help="who is in these images (JSON line per image)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders of images")
     p.add_argument("--model", help="embedding model (default facenet-512)")
-    p.add_argument("--threshold", type=float, help="recognition threshold (default: the gallery's setting)")
+    table.add_arguments(p, "threshold")  # checked by the one settings table
     p.set_defaults(func=run)
 
 

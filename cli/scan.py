@@ -14,17 +14,16 @@ from typing import Any
 
 from cli.common import CliError, emit, load_pipeline, open_gallery
 from cli.headless import print_sighting
+from station import settings as table
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("scan", parents=[common], help="recorded footage through the live engine (sighting lines)")
     p.add_argument("files", nargs="+", metavar="FILE", help="video files")
     p.add_argument("--camera", metavar="NAME", help="camera name for the sightings (default: each file's name)")
-    p.add_argument(
-        "--start", metavar="ISO", help="when the footage starts (default: the file's modification time)"
-    )
+    p.add_argument("--start", metavar="ISO", help="when the footage starts (default: the file's modification time)")
     p.add_argument("--fps", type=float, default=15.0, help="frames analysed per second of footage (0: every frame)")
-    p.add_argument("--threshold", type=float, help="recognition threshold (default: the gallery's setting)")
+    table.add_arguments(p, "threshold")  # checked by the one settings table
     p.add_argument("--workers", type=int, default=2, metavar="N", help="detection threads (default 2)")
     p.set_defaults(func=run)
 

@@ -71,8 +71,9 @@ def assess(
     )
 
 
-def enrol(gallery: Gallery, person: str, assessment: FaceAssessment, source: str) -> int:
-    """Store one assessed face as a sample of ``person``; refuses a face below the quality limits."""
-    if assessment.reject_reason:
+def enrol(gallery: Gallery, person: str, assessment: FaceAssessment, source: str, *, anyway: bool = False) -> int:
+    """Store one assessed face as a sample of ``person``. A face below the quality limits is refused,
+    unless ``anyway``: then it is stored as a weak sample and the audit log says why it was below the bar."""
+    if assessment.reject_reason and not anyway:
         raise ValueError(f"not enrolled: {assessment.reject_reason}")
-    return enrol_observation(gallery, person, assessment.observation, source)
+    return enrol_observation(gallery, person, assessment.observation, source, below_bar=assessment.reject_reason)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QPoint, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QMouseEvent
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -39,12 +39,22 @@ from gui.widgets.history_view import HistoryView
 from gui.widgets.settings_dialog import SettingsDialog
 from gui.widgets.unknown_view import UnknownView
 from network.frames import CameraEvent
-from station.runtime import MAX_RATE, MIN_FACE, THRESHOLD, UNKNOWN_ALERTS, calibrated_threshold
+from station import settings as table
+from station.recent_frames import RecentFrame, RecentFrames
+from station.runtime import RecognitionSettings
 from storage.locations import describe
+from storage.records import Sighting
+from vision.embedders import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
 
-DEFAULT_THRESHOLD = 0.639  # FaceNet's calibrated 1:N threshold (vision/embedders/facenet.py), until set
+
+class _ClickableLabel(QLabel):
+    clicked = Signal()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        self.clicked.emit()
+        super().mousePressEvent(event)
 
 
 class MainWindow(QMainWindow):
@@ -65,6 +75,13 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.grid, "Live")
         self.setCentralWidget(self.tabs)
 
+        recent = services.recent_frames
+        if recent is None:  # the last seconds of each camera, to step back from a frozen frame
+            recent = RecentFrames()
+            services.receiver.add_listener(recent)
+            if services.recogniser is not None:
+                services.recogniser.service.add_listener(recent.note_result)
+        self.recent: RecentFrames = recent
         self.feed = RecognitionFeed(services.recogniser) if services.recogniser is not None else None
         if self.feed is not None:
             overlays = overlays or self.feed.overlays
@@ -80,6 +97,9 @@ class MainWindow(QMainWindow):
             parent=self,
         )
 
+        # The cameras get a page of their own: the table needs the width (state, source, address, rates)
+        # and is visited to add, pair or diagnose a camera, while each tile and the status bar already
+        # show whether a camera is live. Only the alerts stay docked beside every page.
         self.cameras = CamerasPanel(
             services.receiver,
             services.discovered,
@@ -87,14 +107,18 @@ class MainWindow(QMainWindow):
             services.key_file,
             services.advertised_address,
         )
-        self.cameras_dock = self._dock("Cameras", self.cameras, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabs.addTab(self.cameras, "Cameras")
+        self.cameras.show_requested.connect(self.show_camera)
         self.alerts = AlertsPanel()
+        self.alerts.open_requested.connect(self.open_alert)
+        self._opening: tuple[Alert, float] | None = None  # an alert whose sighting is awaited, until when
         self.alerts_dock = self._dock("Alerts", self.alerts, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.tabifyDockWidget(self.cameras_dock, self.alerts_dock)
-        self.cameras_dock.raise_()
-        self.resizeDocks([self.cameras_dock], [420], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.alerts_dock], [300], Qt.Orientation.Horizontal)
 
-        self.totals = QLabel("no cameras yet")
+        self.totals = _ClickableLabel("no cameras yet")
+        self.totals.setToolTip("Click for the Cameras page")
+        self.totals.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.totals.clicked.connect(lambda: self.tabs.setCurrentWidget(self.cameras))
         self.statusBar().addPermanentWidget(self.totals)
         self.painter.totals_changed.connect(self.totals.setText)
         self.painter.camera_event.connect(self._on_camera_event)
@@ -131,14 +155,18 @@ class MainWindow(QMainWindow):
             faces_menu.setEnabled(True)
             # Retention is the station's own hourly job (station/station.py), headless or not; the
             # window only asks for a run now when the operator changes the setting.
+            model = self.model()
             self.jobs.run(
-                lambda: bool(g.get_setting(UNKNOWN_ALERTS, False)),
+                lambda: table.load(g.get_setting, model, ["alerts_unknown"], strict=False)["alerts_unknown"],
                 lambda on: self.alerts.unknown_alerts.setChecked(bool(on)),
             )
 
         view = self.menuBar().addMenu("&View")
-        for dock in (self.cameras_dock, self.alerts_dock):
-            view.addAction(dock.toggleViewAction())
+        view.addAction(self.alerts_dock.toggleViewAction())
+        cameras_page = QAction("&Cameras", self)
+        cameras_page.setShortcut(QKeySequence("Ctrl+K"))
+        cameras_page.triggered.connect(lambda: self.tabs.setCurrentWidget(self.cameras))
+        view.addAction(cameras_page)
         station_menu = self.menuBar().addMenu("&Station")
         where = QAction("&Where files live…", self)
         where.triggered.connect(self.show_paths)
@@ -160,18 +188,27 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
+    def show_camera(self, camera: str) -> None:
+        """The Live page with ``camera``'s tile maximised (from the Cameras page)."""
+        self.tabs.setCurrentWidget(self.grid)
+        if camera in self.grid.tiles and self.grid.maximised != camera:
+            self.grid.toggle_maximise(camera)
+
     # ------------------------------------------------------------- enrol
 
-    def threshold(self) -> float:
-        """The recognition threshold the operator set, else the model's calibrated one."""
-        default = DEFAULT_THRESHOLD
-        gallery = self.services.gallery
-        if gallery is None:
-            return default
-        try:
-            return float(gallery.get_setting("recognition.threshold", default))
-        except Exception:
-            return default
+    def model(self) -> str:
+        """The embedding model the station recognises with (the settings' defaults depend on it)."""
+        if self.services.recogniser is not None:
+            return self.services.recogniser.model
+        if self.services.faces is not None:
+            return self.services.faces.model
+        return DEFAULT_MODEL
+
+    def threshold(self) -> float | None:
+        """The running recogniser's threshold; None without one (the enrol dialog then reads the stored
+        setting in its own background job, never here on the GUI thread)."""
+        recogniser = self.services.recogniser
+        return recogniser.settings.threshold if recogniser is not None else None
 
     def _tile_menu(self, camera: str, at: QPoint) -> None:
         menu = QMenu(self)
@@ -183,14 +220,19 @@ class MainWindow(QMainWindow):
         menu.popup(at)
 
     def freeze_and_enrol(self, camera: str) -> None:
-        frame = self.services.receiver.latest(camera)
-        if frame is None:
-            QMessageBox.information(self, "Enrol", f"No picture from {camera} yet.")
-            return
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(frame.captured_at))
+        """Enrol from the newest frame of ``camera``, with its last seconds of frames to step back through."""
+        frames = self.recent.frames(camera)
+        if not frames:
+            frame = self.services.receiver.latest(camera)
+            if frame is None:
+                QMessageBox.information(self, "Enrol", f"No picture from {camera} yet.")
+                return
+            frames = [RecentFrame(frame.camera, frame.frame_id, frame.serial, frame.captured_at, frame.jpeg)]
+        newest = frames[-1]
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(newest.captured_at))
         self.jobs.run(
-            lambda: frame.image,
-            lambda image: self.open_enrol(image, f"camera {camera} at {when}"),
+            newest.image,
+            lambda image: self.open_enrol(image, f"camera {camera} at {when}", frames),
             lambda exc: QMessageBox.warning(self, "Enrol", f"The frame from {camera} cannot be shown: {exc}"),
         )
 
@@ -208,11 +250,21 @@ class MainWindow(QMainWindow):
             lambda exc: QMessageBox.warning(self, "Enrol", str(exc)),
         )
 
-    def open_enrol(self, image: np.ndarray, source: str) -> EnrolDialog | None:
+    def open_enrol(self, image: np.ndarray, source: str, frames: Sequence[RecentFrame] = ()) -> EnrolDialog | None:
         gallery, faces = self.services.gallery, self.services.faces
         if gallery is None or faces is None:
             return None
-        dialog = EnrolDialog(image, gallery, self.jobs, faces, threshold=self.threshold(), source=source, parent=self)
+        dialog = EnrolDialog(
+            image,
+            gallery,
+            self.jobs,
+            faces,
+            threshold=self.threshold(),
+            source=source,
+            frames=frames,
+            recent=self.recent,
+            parent=self,
+        )
         dialog.enrolled.connect(lambda ids: self.statusBar().showMessage(f"enrolled {len(ids)} face(s)", 5000))
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.enrol_dialog = dialog
@@ -263,12 +315,10 @@ class MainWindow(QMainWindow):
         gallery = self.services.gallery
         if gallery is None:
             return None
-        recogniser = self.services.recogniser
-        default = calibrated_threshold(recogniser.model) if recogniser is not None else DEFAULT_THRESHOLD
         dialog = SettingsDialog(
             gallery,
             self.jobs,
-            default_threshold=default,
+            model=self.model(),
             key_file=self.services.key_file,
             key_hex=self.services.key_hex,
             parent=self,
@@ -281,21 +331,15 @@ class MainWindow(QMainWindow):
     def apply_settings(self, values: dict[str, object]) -> None:
         """Saved settings take effect at once: the matcher, the face size, the rate cap, alerts."""
         recogniser = self.services.recogniser
-        if recogniser is not None:
-            try:
-                rate = float(str(values.get(MAX_RATE, 5.0)))
-                recogniser.apply(
-                    replace(
-                        recogniser.settings,
-                        threshold=float(str(values.get(THRESHOLD, recogniser.settings.threshold))),
-                        min_face_px=float(str(values.get(MIN_FACE, recogniser.settings.min_face_px))),
-                        max_rate_hz=rate if rate > 0 else None,
-                    )
-                )
-            except ValueError as exc:
-                QMessageBox.warning(self, "Settings", f"Not applied: {exc}")
-                return
-        self.alerts.unknown_alerts.setChecked(bool(values.get(UNKNOWN_ALERTS, False)))
+        try:
+            checked = table.SettingValues.checked(values)
+            if recogniser is not None:
+                recogniser.apply(RecognitionSettings.from_values(checked, recogniser.settings))
+        except ValueError as exc:
+            QMessageBox.warning(self, "Settings", f"Not applied: {exc}")
+            return
+        if "alerts_unknown" in checked.as_dict():
+            self.alerts.unknown_alerts.setChecked(bool(checked["alerts_unknown"]))
         self.statusBar().showMessage("settings applied", 5000)
         self.apply_retention()
 
@@ -307,12 +351,68 @@ class MainWindow(QMainWindow):
         self.jobs.run(retention, None, lambda exc: log.warning("retention failed: %s", exc))
 
     def _poll_alerts(self) -> None:
+        if self._opening is not None:
+            self._try_open()
         if self.feed is None:
             return
         for alert in self.feed.alerts(self.alerts.unknown_alerts.isChecked()):
-            self.alerts.add(alert)
+            if self.alerts.add(alert) is None:
+                continue
             if alert.kind == "watchlist":
                 self.alerts_dock.raise_()
+            self._crop_alert(alert)
+
+    def _crop_alert(self, alert: Alert) -> None:
+        """Crop the alert's face from the frame it was seen in (kept in the recent frames), in a job."""
+        frame = self.recent.get(alert.camera, alert.frame_id) if alert.frame_id is not None else None
+        if frame is None or alert.box is None:
+            return
+        box = alert.box
+        self.jobs.run(
+            lambda: frame.crop(box),
+            lambda face: self.alerts.set_crop(alert, face),
+            lambda exc: log.debug("no crop for the alert: %s", exc),
+        )
+
+    def open_alert(self, alert: Alert) -> None:
+        """Open the alert's sighting in the History page; a face still in view is recorded when its track
+        ends, so the window waits for it (up to a minute), saying so in the status bar."""
+        if self.history_view is None or self.services.gallery is None or not alert.track_id:
+            return
+        self._opening = (alert, time.monotonic() + 60.0)
+        self._try_open()
+
+    def _try_open(self) -> None:
+        if self._opening is None or self.services.gallery is None:
+            return
+        alert, deadline = self._opening
+        if time.monotonic() > deadline:
+            self._opening = None
+            self.statusBar().showMessage(f"No sighting was recorded for that alert ({alert.track_id}).", 10_000)
+            return
+        gallery = self.services.gallery
+
+        def found(sighting: Sighting | None) -> None:
+            if self._opening is None or self._opening[0] != alert:
+                return
+            if sighting is None:
+                self.statusBar().showMessage(
+                    f"{alert.camera}: that face is still in view; its sighting opens once it is recorded…", 3000
+                )
+                return
+            self._opening = None
+            self.show_sighting(sighting.id)
+
+        self.jobs.run(lambda: gallery.sighting_of_track(alert.camera, alert.track_id, since=alert.at - 3600), found)
+
+    def show_sighting(self, sighting_id: int) -> None:
+        """The History page showing one sighting and its detail."""
+        if self.history_view is None:
+            return
+        self.tabs.blockSignals(True)  # no reload of the page's filter, which could land after the sighting
+        self.tabs.setCurrentWidget(self.history_view)
+        self.tabs.blockSignals(False)
+        self.history_view.show_sighting(sighting_id)
 
     def _on_camera_event(self, event: CameraEvent) -> None:
         if event.state == "offline":

@@ -16,11 +16,11 @@ class FaceState(Enum):
 
 @dataclass(frozen=True, slots=True)
 class FaceOverlay:
-    """One face box in the coordinates of the camera's full-size picture."""
+    """One face box in the coordinates of the camera's full-size picture; ``score`` None: compared with no one."""
 
     box: tuple[float, float, float, float]
     label: str
-    score: float
+    score: float | None
     state: FaceState
 
 

@@ -10,6 +10,7 @@ import time
 from collections import deque
 
 from gui.overlay import FaceOverlay, FaceState
+from gui.scores import compared, score_text
 from gui.widgets.alerts_panel import Alert
 from station.runtime import Recogniser
 from vision.results import FaceResult, FrameResult
@@ -19,10 +20,11 @@ UNKNOWN_AFTER_FRAMES = 3  # an unknown face must be seen this often before it ra
 
 
 def overlay_for(face: FaceResult) -> FaceOverlay:
+    score = compared(face.score)  # None against an empty gallery: "unknown", not "unknown -1.00"
     if face.person is None:
-        return FaceOverlay(face.box, "unknown", face.score, FaceState.UNKNOWN)
+        return FaceOverlay(face.box, "unknown", score, FaceState.UNKNOWN)
     state = FaceState.WATCHLIST if face.watchlist else FaceState.KNOWN
-    return FaceOverlay(face.box, face.person, face.score, state)
+    return FaceOverlay(face.box, face.person, score, state)
 
 
 class RecognitionFeed:
@@ -56,12 +58,16 @@ class RecognitionFeed:
                     continue
                 if face.person is not None and face.watchlist:
                     self._alerted[face.track_id] = None
+                    score = score_text(face.score, 2, none="")
                     out.append(
                         Alert(
                             "watchlist",
                             result.camera,
-                            f"watchlist: {face.person} ({face.score:.2f})",
+                            f"watchlist: {face.person}" + (f" ({score})" if score else ""),
                             result.captured_at,
+                            track_id=face.track_id,
+                            frame_id=result.frame_id,
+                            box=face.box,
                         )
                     )
                 elif face.person is None and unknown_alerts:
@@ -69,7 +75,17 @@ class RecognitionFeed:
                     self._unknown_seen[face.track_id] = seen
                     if seen >= UNKNOWN_AFTER_FRAMES:
                         self._alerted[face.track_id] = None
-                        out.append(Alert("unknown", result.camera, "new unknown face", result.captured_at))
+                        out.append(
+                            Alert(
+                                "unknown",
+                                result.camera,
+                                "new unknown face",
+                                result.captured_at,
+                                track_id=face.track_id,
+                                frame_id=result.frame_id,
+                                box=face.box,
+                            )
+                        )
         if len(self._alerted) > 10_000:  # track ids are never reused; forget the oldest half
             self._alerted = dict.fromkeys(list(self._alerted)[5_000:])
         if len(self._unknown_seen) > 10_000:

@@ -11,6 +11,7 @@ from network.discovery import DiscoveredSender
 from network.udp_receiver import UdpReceiver
 
 if TYPE_CHECKING:
+    from station.recent_frames import RecentFrames
     from station.runtime import Recogniser
     from storage.gallery import Gallery
     from vision.pipeline import FaceObservation
@@ -37,7 +38,8 @@ class ConsoleServices:
 
     ``advertised_address`` is the station's HOST:PORT as a camera on the LAN would reach it (for
     the pairing command), or None when unknown. ``gallery`` and ``faces`` are None only in tests of
-    the live side alone.
+    the live side alone. ``recent_frames`` keeps the last seconds of each camera's frames, fed by the
+    receiver (and the recogniser's results); None: the main window makes one and attaches it.
     """
 
     receiver: UdpReceiver
@@ -50,3 +52,4 @@ class ConsoleServices:
     cameras: Callable[[], list[str]] = field(default=list)  # names of cameras seen, for filters
     recogniser: Recogniser | None = None
     retention: Callable[[], object] | None = None  # apply the retention setting now (the station's own job)
+    recent_frames: RecentFrames | None = None

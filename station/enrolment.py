@@ -30,8 +30,14 @@ def crop_jpeg(observation: FaceObservation, quality: int = SAMPLE_JPEG_QUALITY) 
     return bytes(buf)
 
 
-def enrol_observation(gallery: Gallery, person: str, observation: FaceObservation, source: str) -> int:
-    """Store ``observation`` as a sample of ``person`` (created if new); returns the sample id."""
+def enrol_observation(
+    gallery: Gallery, person: str, observation: FaceObservation, source: str, *, below_bar: str | None = None
+) -> int:
+    """Store ``observation`` as a sample of ``person`` (created if new); returns the sample id.
+
+    ``below_bar`` is the reason the face failed the enrolment quality checks when the operator enrolled
+    it anyway ("face too small"); the audit log records it with the measured quality.
+    """
     return gallery.enrol_sample(
         person,
         model=observation.model,
@@ -39,4 +45,18 @@ def enrol_observation(gallery: Gallery, person: str, observation: FaceObservatio
         crop_jpeg=crop_jpeg(observation),
         source=source,
         quality=observation.quality.score,
+        audit=None if below_bar is None else weak_details(observation, below_bar),
     )
+
+
+def weak_details(observation: FaceObservation, reason: str) -> dict[str, object]:
+    """What the audit log says of a sample enrolled below the quality bar: that it was, why, and the measures."""
+    q = observation.quality
+    return {
+        "below_quality_bar": True,
+        "reason": reason,
+        "face_px": round(q.face_size, 1),
+        "blur": round(q.blur, 1),
+        "yaw": round(q.yaw, 2),
+        "roll": round(q.roll, 1),
+    }

@@ -7,12 +7,24 @@ gallery and a face pipeline, so what the operator sees is what the server record
 from __future__ import annotations
 
 import logging
+import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from network.frames import Frame
+from station import settings as table
+
+# The settings' keys and the calibrated default live in station/settings.py (the one table); these
+# names stay importable from here.
+from station.settings import MAX_RATE as MAX_RATE
+from station.settings import MIN_FACE as MIN_FACE
+from station.settings import RAY_ADDRESS as RAY_ADDRESS
+from station.settings import RETENTION_DAYS as RETENTION_DAYS
+from station.settings import THRESHOLD as THRESHOLD
+from station.settings import UNKNOWN_ALERTS as UNKNOWN_ALERTS
+from station.settings import calibrated_threshold as calibrated_threshold
 from storage.gallery import Gallery
 from vision.matcher import DEFAULT_MARGIN, Matcher
 from vision.results import FrameResult, RecognitionStats
@@ -24,60 +36,50 @@ from vision.types import FloatArray, ImageBGR
 
 log = logging.getLogger(__name__)
 
-# Keys of the settings the operator changes (stored in the gallery, so they survive restarts).
-THRESHOLD = "recognition.threshold"
-MIN_FACE = "recognition.min_face_px"
-MAX_RATE = "recognition.max_rate_hz"
-RETENTION_DAYS = "retention.days"
-UNKNOWN_ALERTS = "alerts.unknown"
-RAY_ADDRESS = "recognition.ray_address"  # a Ray cluster for recognition; read at start
-
-
-def calibrated_threshold(model: str) -> float:
-    """The model's calibrated 1:N threshold (``default_threshold``: at most 1% of strangers named on the
-    calibration splits, see vision/calibration.py); importing the class loads no model."""
-    if model == "facenet-512":
-        from vision.embedders.facenet import FaceNetEmbedder
-
-        return float(FaceNetEmbedder.default_threshold)
-    if model == "dlib-128":
-        from vision.embedders.dlib_resnet import DlibResNetEmbedder
-
-        return float(DlibResNetEmbedder.default_threshold)
-    if model == "vggface2-2048":
-        from vision.embedders.vggface import VggFace2Embedder
-
-        return float(VggFace2Embedder.default_threshold)
-    raise ValueError(f"unknown model {model!r}")
+RECOGNITION_SETTINGS = ("threshold", "min_face_px", "max_rate_hz")  # the table's settings the recogniser takes
 
 
 @dataclass(frozen=True)
 class RecognitionSettings:
-    """What the operator tunes; ``max_rate_hz`` None means as fast as the workers go."""
+    """What the operator tunes, checked by the settings table (station/settings.py).
+
+    ``max_rate_hz`` None (or 0, the table's "no limit") means as fast as the workers go.
+    """
 
     threshold: float
     margin: float = DEFAULT_MARGIN
-    min_face_px: float = 40.0
-    max_rate_hz: float | None = 5.0
+    min_face_px: float = float(table.setting("min_face_px").default_for(""))
+    max_rate_hz: float | None = float(table.setting("max_rate_hz").default_for(""))
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"the recognition threshold must be between 0 and 1, not {self.threshold}")
-        if not 0.0 <= self.min_face_px <= 2000.0:
-            raise ValueError(f"the minimum face size must be 0..2000 px, not {self.min_face_px}")
-        if self.max_rate_hz is not None and not 0.0 < self.max_rate_hz <= 100.0:
-            raise ValueError(f"the recognition rate must be 0..100 per second, not {self.max_rate_hz}")
+        table.parse("threshold", self.threshold)
+        table.parse("min_face_px", self.min_face_px)
+        if self.max_rate_hz is not None and table.parse("max_rate_hz", self.max_rate_hz) == 0:
+            object.__setattr__(self, "max_rate_hz", None)
+
+    @classmethod
+    def from_values(
+        cls, values: table.SettingValues | Mapping[str, object], base: RecognitionSettings
+    ) -> RecognitionSettings:
+        """``base`` with the recognition values of ``values`` (by setting name or gallery key) applied, checked."""
+        given = values.as_dict() if isinstance(values, table.SettingValues) else dict(values)
+        changes: dict[str, Any] = {}
+        for name_or_key, raw in given.items():
+            s = table.setting(name_or_key)
+            if s.name in RECOGNITION_SETTINGS:
+                value = s.parse(raw)
+                changes[s.name] = None if s.name == "max_rate_hz" and value == 0 else float(value)
+        return replace(base, **changes) if changes else base
 
     @classmethod
     def from_gallery(cls, gallery: Gallery, model: str, **overrides: Any) -> RecognitionSettings:
-        """The settings stored in the gallery, the model's calibrated threshold where none is stored."""
-        stored = cls(
-            threshold=float(gallery.get_setting(THRESHOLD, calibrated_threshold(model))),
-            min_face_px=float(gallery.get_setting(MIN_FACE, 40.0)),
-            max_rate_hz=_rate(gallery.get_setting(MAX_RATE, 5.0)),
-        )
+        """The settings stored in the gallery, the model's calibrated threshold where none is stored;
+        ``overrides`` (by setting name, e.g. from ``settings.cli_overrides(args)``) that are not None win.
+        Raises SettingError (a ValueError) naming a stored or given value the table refuses."""
+        stored = table.load(gallery.get_setting, model, RECOGNITION_SETTINGS)
         given = {k: v for k, v in overrides.items() if v is not None}
-        return replace(stored, **given) if given else stored
+        base = cls(threshold=stored.number("threshold"))
+        return cls.from_values({**stored.as_dict(), **given}, base)
 
 
 def load_matcher(gallery: Gallery, model: str, settings: RecognitionSettings) -> Matcher:
@@ -89,13 +91,6 @@ def load_matcher(gallery: Gallery, model: str, settings: RecognitionSettings) ->
         threshold=settings.threshold,
         margin=settings.margin,
     )
-
-
-def _rate(value: object) -> float | None:
-    if value is None:
-        return None
-    rate = float(str(value))
-    return None if rate <= 0 else rate
 
 
 class FacePipelineLike(Protocol):
@@ -246,7 +241,10 @@ class Recogniser:
     def _record(self, records: Sequence[TrackRecord]) -> None:
         if not records:
             return
-        self.gallery.record_sightings([to_new_sighting(r) for r in records])
+        # The track's best quality goes with its sighting, so a sample named from it later keeps it.
+        self.gallery.record_sightings(
+            [replace(to_new_sighting(r), quality=r.quality if math.isfinite(r.quality) else None) for r in records]
+        )
         self.recorded += len(records)
         for record in records:
             for listener in self._listeners:

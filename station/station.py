@@ -23,7 +23,7 @@ from network.addresses import Address
 from network.discovery import Browser, DiscoveredSender
 from network.udp_receiver import ReceiverConfig, UdpReceiver
 from station.lazy_pipeline import LazyPipeline
-from station.runtime import RAY_ADDRESS, RETENTION_DAYS, Recogniser, RecognitionSettings, calibrated_threshold
+from station.runtime import RAY_ADDRESS, Recogniser, RecognitionSettings, calibrated_threshold
 from station.schedule import Schedule
 from storage import locations
 from storage.errors import GalleryError
@@ -269,7 +269,9 @@ class Station:
         gallery = self.gallery
         if gallery is None:
             return None
-        days = float(str(gallery.get_setting(RETENTION_DAYS, 90)))
+        from station import settings as table
+
+        days = table.load(gallery.get_setting, DEFAULT_MODEL, ["retention_days"], strict=False).number("retention_days")
         if days <= 0:
             return None
         result = gallery.apply_retention(days)

@@ -51,7 +51,7 @@ FORMATS = ("json", "csv")
 
 def sighting_dict(s: Sighting, crop_name: str | None = None) -> dict[str, Any]:
     """One sighting as plain values, times in ISO 8601 UTC. ``crop`` is the crop's file name in an archive,
-    or whether there is a crop."""
+    or whether there is a crop. ``score`` is null (empty in CSV) where there was no one to compare the face with."""
     return {
         "id": s.id,
         "camera": s.camera,
@@ -59,7 +59,7 @@ def sighting_dict(s: Sighting, crop_name: str | None = None) -> dict[str, Any]:
         "end": iso(s.end),
         "person": s.person,
         "person_id": s.person_id,
-        "score": round(s.score, 6),
+        "score": None if s.compared_score is None else round(s.compared_score, 6),  # null: compared with no one
         "box_x": s.box[0],
         "box_y": s.box[1],
         "box_w": s.box[2],

@@ -16,7 +16,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -195,14 +195,17 @@ class Gallery:
         crop_jpeg: bytes,
         source: str,
         quality: float,
+        audit: Mapping[str, Any] | None = None,
     ) -> int:
-        """Store one face sample of ``person`` (created if new); returns the sample id. Audited."""
+        """Store one face sample of ``person`` (created if new); returns the sample id. Audited, with ``audit``'s
+        entries added to the enrol entry (e.g. why a weak sample was enrolled below the quality bar)."""
         name = check_text(person, "person name")
         model_name = check_text(model, "model name", max_len=100)
         emb = as_embedding(embedding)
         crop = check_jpeg(crop_jpeg, "the crop")
         src = check_text(source, "source", max_len=1000, allow_empty=True)
         q = check_number(quality, "quality")
+        extra = {str(k): v for k, v in (audit or {}).items() if k not in ("person", "person_id", "sample_id")}
 
         def run(conn: sqlite3.Connection) -> int:
             found = people.find(conn, name)
@@ -210,7 +213,7 @@ class Gallery:
             people.ensure_model(conn, model_name, emb.shape[0])
             sample_id = people.add_sample(conn, pid, model_name, to_blob(emb), crop, src, q)
             details = {"person": name, "person_id": pid, "new_person": found is None, "sample_id": sample_id}
-            self._changed(conn, "enrol", {**details, "model": model_name, "source": src})
+            self._changed(conn, "enrol", {**details, "model": model_name, "source": src, "quality": q, **extra})
             return sample_id
 
         return self._write(run, "enrolment")
@@ -458,6 +461,14 @@ class Gallery:
         """The sightings with these ids that still exist, in the order given."""
         wanted = [int(i) for i in ids]
         return self.read(lambda conn: history_rows.by_ids(conn, wanted)) if wanted else []
+
+    def sighting_of_track(self, camera: str, track: str, *, since: TimeLike | None = None) -> Sighting | None:
+        """The sighting of ``camera``'s track ``track`` (e.g. an alert's), once the track has ended and been
+        recorded; ``since`` (default: a day ago) bounds the search to the camera's recent sightings."""
+        cam = check_text(camera, "camera")
+        tid = check_text(track, "track")
+        t0 = time.time() - 86_400 if since is None else to_epoch(since, "since")
+        return self.read(lambda conn: history_rows.of_track(conn, cam, tid, t0))
 
     def count_sightings(self) -> int:
         return self.read(history_rows.count)

@@ -86,7 +86,8 @@ def prepare_sightings(items: Sequence[NewSighting]) -> list[PreparedSighting]:
                 raise GalleryError(f"sighting {i} embedding is not numeric: {exc}") from None
             if emb.ndim != 1 or not 0 < emb.shape[0] <= MAX_DIM:
                 raise GalleryError(f"sighting {i} embedding must be 1-D with 1..{MAX_DIM} values, got {emb.shape}")
-        rows.append(((camera, start, end, pid, score, x, y, w, h, model, track), crop_bytes, model))
+        quality = None if it.quality is None else _numbers((it.quality,), f"sighting {i} quality")[0]
+        rows.append(((camera, start, end, pid, score, x, y, w, h, model, track, quality), crop_bytes, model))
         arrays.append(emb)
     _check_embeddings(arrays)
     return [

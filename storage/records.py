@@ -9,6 +9,10 @@ import numpy.typing as npt
 
 Box = tuple[float, float, float, float]
 
+# The score of a face compared with no one (an empty gallery): vision.matcher.NO_SCORE, the lowest cosine.
+# Stored as recorded; shown and exported as no score. (storage does not import vision; a test ties the two.)
+NO_SCORE = -1.0
+
 
 @dataclass(frozen=True)
 class NewSighting:
@@ -27,6 +31,7 @@ class NewSighting:
     embedding: npt.NDArray[np.float32] | None
     model: str
     track: str
+    quality: float | None = None  # the best crop's quality score (vision/quality.py), None when not measured
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,11 @@ class Sighting:
     has_crop: bool
     model: str
     track: str
+
+    @property
+    def compared_score(self) -> float | None:
+        """``score``, or None where the face was compared with no one (``score <= NO_SCORE``)."""
+        return None if self.score <= NO_SCORE else self.score
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX sighting_embeddings_model ON sighting_embeddings (model, sighting_id)",
         ),
     ),
+    Migration(
+        3,
+        "sighting quality",
+        (
+            # The quality (vision/quality.py's score, 0..1) of the sighting's best crop, as measured when it
+            # was recognised; a sample made from the sighting keeps it. NULL: recorded before version 3.
+            "ALTER TABLE sightings ADD COLUMN quality REAL",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -137,6 +137,16 @@ def by_ids(conn: sqlite3.Connection, ids: Sequence[int]) -> list[Sighting]:
     return [found[i] for i in wanted if i in found]
 
 
+def of_track(conn: sqlite3.Connection, camera: str, track: str, since: float) -> Sighting | None:
+    """The sighting recorded for ``camera``'s track ``track`` (started at or after ``since``), if any yet."""
+    row = conn.execute(
+        f"SELECT {SIGHTING_COLUMNS} FROM {SIGHTING_FROM} WHERE s.camera = ? AND s.started >= ? AND s.track = ? "
+        "ORDER BY s.started DESC LIMIT 1",
+        (camera, since, track),
+    ).fetchone()
+    return None if row is None else sighting_from_row(row)
+
+
 def count(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM sightings").fetchone()[0])
 
@@ -183,7 +193,7 @@ def insert(conn: sqlite3.Connection, items: Sequence[PreparedSighting]) -> None:
             embeddings.append((sid, it.model, it.embedding))
     conn.executemany(
         "INSERT INTO sightings (id, camera, started, ended, person_id, score, box_x, box_y, box_w, box_h, model, "
-        "track) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "track, quality) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [(sid, *it.row) for sid, it in enumerate(items, start=base + 1)],
     )
     conn.executemany("INSERT INTO sighting_crops (sighting_id, jpeg) VALUES (?, ?)", crop_rows)

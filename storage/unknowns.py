@@ -8,11 +8,15 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from storage import clusters, people
 from storage.codec import blobs_to_matrix, normalise_rows
 from storage.errors import GalleryError
 from storage.records import Cluster
 from storage.timeutil import iso
+
+NEAR_DUPLICATE = 0.97  # cosine over which two faces of one cluster are the same picture for enrolment
 
 
 def newest_unknown(
@@ -56,13 +60,15 @@ def group(rows: Sequence[tuple[Any, ...]], dim: int, threshold: float, min_size:
 
 def promote(conn: sqlite3.Connection, ids: Sequence[int], name: str, samples: int) -> tuple[int, int]:
     """Make person ``name`` from unknown sightings ``ids``: they become theirs, and up to ``samples`` of them
-    (with an embedding, newest first) become samples with their crops. Returns (person id, samples made)."""
+    (with an embedding; the best measured quality first, then the newest, skipping near-duplicates of a face
+    already taken) become samples with their crops and that quality. The sightings keep the score they were
+    recorded with. Returns (person id, samples made)."""
     if people.find(conn, name) is not None:
         raise GalleryError(f"a person named {name!r} already exists")
     found = {}
     for sid in ids:
         r = conn.execute(
-            "SELECT s.person_id, s.camera, s.started, s.score, e.model, e.embedding, c.jpeg FROM sightings s "
+            "SELECT s.person_id, s.camera, s.started, s.quality, e.model, e.embedding, c.jpeg FROM sightings s "
             "LEFT JOIN sighting_embeddings e ON e.sighting_id = s.id "
             "LEFT JOIN sighting_crops c ON c.sighting_id = s.id WHERE s.id = ?",
             (sid,),
@@ -75,10 +81,17 @@ def promote(conn: sqlite3.Connection, ids: Sequence[int], name: str, samples: in
     pid = people.create(conn, name)
     conn.executemany("UPDATE sightings SET person_id = ? WHERE id = ?", [(pid, sid) for sid in ids])
     enrolled = 0
-    for sid in sorted(found, reverse=True):
-        _, camera, started, _score, model, emb, crop = found[sid]
+    taken: list[np.ndarray] = []
+    # Best quality first (sightings recorded before it was stored have none: they come last), then newest.
+    for sid in sorted(found, key=lambda i: (found[i][3] is not None, found[i][3] or 0.0, i), reverse=True):
+        _, camera, started, quality, model, emb, crop = found[sid]
         if enrolled >= samples or emb is None:
             continue
-        people.add_sample(conn, pid, model, emb, crop, f"sighting {sid} ({camera}, {iso(float(started))})", 0.0)
+        unit = normalise_rows(np.frombuffer(emb, dtype="<f4").reshape(1, -1))[0]
+        if any(len(t) == len(unit) and float(t @ unit) >= NEAR_DUPLICATE for t in taken):
+            continue  # the same face again (a still camera, a looped clip): it adds nothing to the matcher
+        taken.append(unit)
+        source = f"sighting {sid} ({camera}, {iso(float(started))})"
+        people.add_sample(conn, pid, model, emb, crop, source, 0.0 if quality is None else float(quality))
         enrolled += 1
     return pid, enrolled

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt
 from PySide6.QtGui import QDropEvent
-from PySide6.QtWidgets import QLabel
+from PySide6.QtWidgets import QDockWidget, QLabel
 from pytestqt.qtbot import QtBot
 
 from gui.main_window import MainWindow
@@ -62,20 +62,22 @@ def test_discovered_sender_is_subscribed_from_the_panel_and_its_tile_shows_frame
         *("--mdns-interface", "127.0.0.1", "--max-width", "320"),
     )
     panel = console.cameras
+    console.tabs.setCurrentWidget(panel)
     qtbot.waitUntil(lambda: panel.table.rowCount() == 1 and cell(panel, 0, 0) == "porch", timeout=20_000)
-    assert cell(panel, 0, 1) == f"127.0.0.1:{port}"
-    assert cell(panel, 0, 2) == "320×240"
-    assert cell(panel, 0, 4) == "available"
+    assert [cell(panel, 0, c) for c in (1, 2, 3, 5)] == ["available", "discovered", f"127.0.0.1:{port}", "320×240"]
     assert "porch" not in console.grid.tiles, "nothing streams before the operator subscribes"
 
     panel.table.selectRow(0)
     qtbot.mouseClick(panel.subscribe_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: "porch" in console.grid.tiles, timeout=10_000)
+    qtbot.waitUntil(lambda: cell(panel, 0, 1) == "receiving", timeout=10_000)
+    assert cell(panel, 0, 2) == "discovered" and panel.table.rowCount() == 1
+    qtbot.mouseClick(panel.show_button, Qt.MouseButton.LeftButton)  # to the Live page, the tile maximised
+    assert console.tabs.currentWidget() is console.grid and console.grid.maximised == "porch"
+    console.grid.toggle_maximise("porch")
     tile = console.grid.tiles["porch"]
     qtbot.waitUntil(lambda: tile.frames_painted >= 3 and tile.badge is not None, timeout=10_000)
     assert tile.image is not None and tile.source_size == (320, 240)
     assert tile.online
-    qtbot.waitUntil(lambda: cell(panel, 0, 4) == "streaming", timeout=5_000)
     console.grab().save(str(tmp_path / "live.png"))
 
     # The camera vanishes without a goodbye: its tile turns offline and an alert is raised.
@@ -86,6 +88,7 @@ def test_discovered_sender_is_subscribed_from_the_panel_and_its_tile_shows_frame
 
 def test_manual_add_rejects_a_bad_address_with_a_message(qtbot: QtBot, console: MainWindow) -> None:
     panel = console.cameras
+    console.tabs.setCurrentWidget(panel)
     panel.address_edit.setText("not-an-address")
     qtbot.mouseClick(panel.add_button, Qt.MouseButton.LeftButton)
     assert "Not a camera address" in panel.message.text()
@@ -95,6 +98,61 @@ def test_manual_add_rejects_a_bad_address_with_a_message(qtbot: QtBot, console: 
     qtbot.mouseClick(panel.add_button, Qt.MouseButton.LeftButton)
     assert console.services.receiver.subscriptions() == [("127.0.0.1", port)]
     assert "--key-file" in panel.command and "--station" in panel.command
+    assert [cell(panel, 0, c) for c in (0, 1, 2, 3)] == [
+        f"127.0.0.1:{port}",
+        "subscribed, waiting for frames",
+        "added",
+        f"127.0.0.1:{port}",
+    ]
+
+
+def test_the_cameras_page_lists_every_camera_with_its_state_and_source(
+    qtbot: QtBot, console: MainWindow, start_sender: SenderFactory
+) -> None:
+    """Three cameras reach the station three ways; before, the table listed only what mDNS found (none here)."""
+    host, port = console.services.receiver.address
+    start_sender(
+        "--source", "demo", "--name", "gate", "--station", f"{host}:{port}", "--fps", "8", "--max-width", "320"
+    )
+    added_port, found_port = free_udp_port(), free_udp_port()
+    start_sender(
+        *("--source", "demo", "--name", "yard", "--port", str(added_port), "--no-announce", "--bind", "127.0.0.1"),
+        *("--fps", "8", "--max-width", "320"),
+    )
+    porch = start_sender(
+        *("--source", "demo", "--name", "porch", "--port", str(found_port), "--mdns-interface", "127.0.0.1"),
+        *("--fps", "8", "--max-width", "320"),
+    )
+    panel = console.cameras
+    console.tabs.setCurrentWidget(panel)
+    panel.address_edit.setText(f"127.0.0.1:{added_port}")
+    qtbot.mouseClick(panel.add_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "porch" in [r.name for r in panel.rows], timeout=20_000)
+    assert panel.select("porch")
+    qtbot.mouseClick(panel.subscribe_button, Qt.MouseButton.LeftButton)
+
+    def table() -> dict[str, tuple[str, ...]]:
+        return {cell(panel, r, 0): tuple(cell(panel, r, c) for c in range(1, 6)) for r in range(panel.table.rowCount())}
+
+    qtbot.waitUntil(lambda: [v[0] for v in table().values()] == ["receiving"] * 3, timeout=20_000)
+    got = table()
+    assert sorted(got) == ["gate", "porch", "yard"]
+    assert {name: (v[1], v[4]) for name, v in got.items()} == {
+        "gate": ("pushed", "320×240"),
+        "yard": ("added", "320×240"),
+        "porch": ("discovered", "320×240"),
+    }
+    assert got["yard"][2] == f"127.0.0.1:{added_port}" and got["porch"][2] == f"127.0.0.1:{found_port}"
+    assert all(float(v[3]) > 0 for v in got.values()), got
+    assert "3 camera(s), 3 receiving" in panel.summary.text()
+    assert panel.select("gate") and not panel.unsubscribe_button.isEnabled(), "a pushing camera has no subscription"
+    assert panel.select("yard") and panel.unsubscribe_button.isEnabled()
+
+    porch.kill()
+    qtbot.waitUntil(lambda: table().get("porch", ("",))[0].startswith("offline"), timeout=15_000)
+    # The Cameras page is a tab: the Live, Gallery and History pages get the whole width.
+    assert console.tabs.indexOf(panel) >= 0
+    assert not any(d.widget() is panel for d in console.findChildren(QDockWidget))
 
 
 def test_pushed_camera_tiles_and_hidden_tiles_are_not_decoded(

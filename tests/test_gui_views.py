@@ -30,6 +30,7 @@ from gui.widgets.settings_dialog import SettingsDialog
 from gui.widgets.unknown_view import UnknownView
 from station.enrolment import crop_jpeg
 from station.lazy_pipeline import LazyPipeline
+from station.runtime import calibrated_threshold
 from storage.gallery import Gallery
 from storage.records import NewSighting, Sighting
 from storage.timeutil import iso
@@ -536,17 +537,18 @@ def test_settings_round_trip_validation_and_key(
     qtbot: QtBot, gallery: Gallery, jobs: Jobs, tmp_path: Path, warnings: list[str]
 ) -> None:
     key_hex = "0123456789abcdef" * 4
-    dialog = SettingsDialog(gallery, jobs, default_threshold=0.478, key_file=tmp_path / "station.key", key_hex=key_hex)
+    dialog = SettingsDialog(gallery, jobs, model="facenet-512", key_file=tmp_path / "station.key", key_hex=key_hex)
     qtbot.addWidget(dialog)
     idle(qtbot, dialog)
     d = dialog.values()
-    assert (d.threshold, d.min_face_px, d.max_rate_hz, d.retention_days, d.alerts_unknown) == (
-        0.478,
+    assert [d[n] for n in ("threshold", "min_face_px", "max_rate_hz", "retention_days", "alerts_unknown")] == [
+        calibrated_threshold("facenet-512"),
         40,
-        5.0,
+        15.0,  # the track-first engine's default cap (issue: recognition engine v2)
         90,
         False,
-    )
+    ]
+    assert "default 0.639" in dialog.widgets["threshold"].toolTip()
     assert key_hex not in dialog.key.text() and dialog.key.text().startswith("0123")
     assert "unpair every camera" in dialog.key.toolTip()
     dialog.show_key.setChecked(True)
@@ -554,21 +556,22 @@ def test_settings_round_trip_validation_and_key(
     dialog.copy_key()
     assert QApplication.clipboard().text() == key_hex
 
-    dialog.threshold.setValue(0.0)
-    dialog.min_face.setValue(4)
+    dialog.set_value("threshold", 0.0)
+    dialog.set_value("min_face_px", 4)
     assert dialog.save() is False
-    assert len(warnings) == 1 and "recognition threshold must be between 0.05 and 0.99" in warnings[0]
-    assert "minimum face size (px) must be between 12 and 1000" in warnings[0]
+    shown = dialog.problems_label.text()
+    assert "recognition threshold must be between 0.05 and 0.99" in shown
+    assert "minimum face size must be between 12 and 1000 px" in shown
     assert gallery.get_setting("recognition.threshold") is None, "nothing stored"
 
-    dialog.threshold.setValue(0.55)
-    dialog.min_face.setValue(60)
-    dialog.max_rate.setValue(2.5)
-    dialog.retention.setValue(0)
-    dialog.alerts_unknown.setChecked(True)
-    dialog.ray_address.setText("not an address")
-    assert dialog.values().problems() == ["The Ray cluster address must be HOST:PORT (it is 'not an address')."]
-    dialog.ray_address.setText("10.0.0.5:6379")
+    dialog.set_value("threshold", 0.55)
+    dialog.set_value("min_face_px", 60)
+    dialog.set_value("max_rate_hz", 2.5)
+    dialog.set_value("retention_days", 0)
+    dialog.set_value("alerts_unknown", True)
+    dialog.set_value("ray_address", "not an address")
+    assert dialog.problems() == ["The Ray cluster address must be HOST:PORT (it is 'not an address')."]
+    dialog.set_value("ray_address", "10.0.0.5:6379")
     with qtbot.waitSignal(dialog.settings_changed, timeout=WAIT_MS) as signal:
         assert dialog.save() is True
     expected = {
@@ -583,12 +586,12 @@ def test_settings_round_trip_validation_and_key(
     assert {k: gallery.get_setting(k) for k in expected} == expected
     assert dialog.result() == SettingsDialog.DialogCode.Accepted
 
-    again = SettingsDialog(gallery, jobs, default_threshold=0.478)
+    again = SettingsDialog(gallery, jobs, model="facenet-512")
     qtbot.addWidget(again)
     idle(qtbot, again)
     assert again.values() == dialog.values()
-    assert again.retention.text() == "keep forever"
-    assert len(warnings) == 1
+    assert again.widgets["retention_days"].text() == "keep forever"
+    assert warnings == []
 
 
 # -------------------------------------------------------------------- errors
@@ -624,7 +627,7 @@ def test_a_locked_database_gives_a_message_and_the_views_stay_usable(
     qtbot.addWidget(view)
     view.select_person(colin)
     idle(qtbot, view)
-    settings = SettingsDialog(gallery, jobs, default_threshold=0.478)
+    settings = SettingsDialog(gallery, jobs, model="facenet-512")
     qtbot.addWidget(settings)
     idle(qtbot, settings)
 
@@ -637,7 +640,7 @@ def test_a_locked_database_gives_a_message_and_the_views_stay_usable(
         idle(qtbot, settings)
         assert len(warnings) == 2 and all("is locked by another process" in w for w in warnings)
         assert "\n" not in warnings[0] and "Traceback" not in warnings[0]
-        assert settings.result() != SettingsDialog.DialogCode.Accepted and settings.buttons.isEnabled()
+        assert settings.result() != SettingsDialog.DialogCode.Accepted and settings.save_button.isEnabled()
     finally:
         other.execute("ROLLBACK")
         other.close()
@@ -647,5 +650,5 @@ def test_a_locked_database_gives_a_message_and_the_views_stay_usable(
     assert gallery.person(colin).name == "Colin Powell" and view.title.text() == "Colin Powell"
     with qtbot.waitSignal(settings.settings_changed, timeout=WAIT_MS):
         settings.save()
-    assert gallery.get_setting("recognition.threshold") == 0.478
+    assert gallery.get_setting("recognition.threshold") == calibrated_threshold("facenet-512")
     assert len(warnings) == 2

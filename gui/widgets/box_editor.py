@@ -25,6 +25,7 @@ class BoxEditor(QWidget):
         self.image = image
         self.detections: list[Box] = []
         self.boxes: list[Box] = []
+        self.labels: list[str] = []  # the number drawn on each box (default: its position, from 1)
         self.selected = -1
         self._drag_from: QPointF | None = None
         self._drag_to: QPointF | None = None
@@ -57,6 +58,14 @@ class BoxEditor(QWidget):
         return QRectF(r.x() + x * sx, r.y() + y * sy, w * sx, h * sy)
 
     # ------------------------------------------------------------- state
+
+    def set_image(self, image: QImage, boxes: list[Box], selected: int = -1) -> None:
+        """Show another picture (another frame of the same camera) with its own chosen boxes."""
+        self.image = image
+        self.boxes = list(boxes)
+        self.detections = []
+        self.selected = selected
+        self.update()
 
     def set_detections(self, boxes: list[Box]) -> None:
         self.detections = list(boxes)
@@ -133,7 +142,7 @@ class BoxEditor(QWidget):
             label = QRectF(rect.left(), rect.top() - 18, 22, 18)
             p.fillRect(label, colour)
             p.setPen(QColor(0, 0, 0))
-            p.drawText(label, Qt.AlignmentFlag.AlignCenter, str(i + 1))
+            p.drawText(label, Qt.AlignmentFlag.AlignCenter, self.labels[i] if i < len(self.labels) else str(i + 1))
         if self._drag_from is not None and self._drag_to is not None:
             p.setPen(QPen(QColor(255, 255, 255), 1.5, Qt.PenStyle.DotLine))
             p.drawRect(QRectF(self._drag_from, self._drag_to).normalized())

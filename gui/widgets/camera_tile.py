@@ -119,7 +119,7 @@ class CameraTile(QWidget):
             p.setPen(QPen(colour, 2))
             p.setBrush(Qt.BrushStyle.NoBrush)
             p.drawRect(rect)
-            text = f"{face.label} {face.score:.2f}" if face.score else face.label
+            text = face.label if face.score is None else f"{face.label} {face.score:.2f}"
             metrics = p.fontMetrics()
             tw, th = metrics.horizontalAdvance(text) + 6, metrics.height() + 2
             ty = rect.top() - th if rect.top() - th >= target.top() else rect.bottom()

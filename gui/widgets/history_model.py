@@ -16,6 +16,7 @@ import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QIcon
 
+from gui.scores import score_text
 from gui.widgets.thumbnails import to_pixmap
 from storage.records import Sighting
 
@@ -103,5 +104,5 @@ class HistoryModel(QAbstractTableModel):
         if col == PERSON:
             return s.person if s.person is not None else "unknown"
         if col == SCORE:
-            return f"{row.similarity if row.similarity is not None else s.score:.3f}"
+            return score_text(row.similarity if row.similarity is not None else s.score)  # "—": compared with no one
         return "" if col == FACE else None

@@ -393,7 +393,8 @@ class HistoryView(QWidget):
         gallery = self.gallery
         self.crop_text.setText(
             f"{local_time(s.start)} – {time.strftime('%H:%M:%S', time.localtime(s.end))}\n"
-            f"camera {s.camera}\n{s.person or 'unknown'} (score {s.score:.3f})"
+            f"camera {s.camera}\n{s.person or 'unknown'}"
+            + ("" if s.compared_score is None else f" (score {s.compared_score:.3f})")
         )
         self.work.run(lambda: CropDetail(s, decode_thumbnail(gallery.crop(s.id), DETAIL_PX)), self._crop_loaded)
 
@@ -405,6 +406,28 @@ class HistoryView(QWidget):
             self.crop.setText("no crop stored")
         else:
             self.crop.setPixmap(scaled(to_pixmap(detail.image), DETAIL_PX))
+
+    def show_sighting(self, sighting_id: int) -> None:
+        """Show one sighting (e.g. an alert's) alone in the table, selected, with its crop and detail."""
+        gallery = self.gallery
+
+        def run() -> HistoryPage:
+            found = gallery.sightings_by_id([sighting_id])
+            if not found:
+                raise ValueError(f"sighting {sighting_id} is no longer in the history")
+            return HistoryPage(
+                _rows(gallery, found), 0, False, f"sighting {sighting_id} (Search lists the filter again)"
+            )
+
+        self._ticket += 1
+        ticket = self._ticket
+
+        def done(page: HistoryPage) -> None:
+            self._show(page, face_search=False, ticket=ticket)
+            if ticket == self._ticket:
+                self.select_row(0)
+
+        self.work.run(run, done)
 
     # ------------------------------------------------------ face search
 

@@ -1,18 +1,20 @@
-"""The station's settings, stored in the gallery: recognition threshold, minimum face size, the
-maximum recognition rate per camera, retention, unknown-face alerts; and the station key (shown,
-never regenerated here: a new key would unpair every camera).
+"""The station's settings, stored in the gallery: every setting of the table in station/settings.py
+(recognition threshold, minimum face size, the maximum recognition rate per camera, retention,
+unknown-face alerts, the Ray cluster); and the station key (shown, never regenerated here: a new
+key would unpair every camera).
 
-Loading and saving run in background jobs; values are checked before anything is stored.
+The form is built from that table, and checked by it, so what this dialog accepts the recogniser and
+the command line accept too. Loading and saving run in background jobs; values are checked before
+anything is stored.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QApplication,
     QCheckBox,
     QDialog,
@@ -23,7 +25,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QMessageBox,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -32,90 +33,44 @@ from PySide6.QtWidgets import (
 
 from gui.jobs import Jobs
 from gui.widgets.thumbnails import ViewJobs
+from station import settings as table
+from station.settings import Setting, SettingError, SettingValues
 from storage.gallery import Gallery
 
-KEYS = {
-    "threshold": "recognition.threshold",
-    "min_face_px": "recognition.min_face_px",
-    "max_rate_hz": "recognition.max_rate_hz",
-    "retention_days": "retention.days",
-    "alerts_unknown": "alerts.unknown",
-    "ray_address": "recognition.ray_address",
-}
-# Accepted ranges (inclusive). The spin boxes allow a little more, so an out-of-range value is
-# refused with a message rather than silently clamped.
-RANGES: dict[str, tuple[float, float]] = {
-    "threshold": (0.05, 0.99),
-    "min_face_px": (12, 1000),
-    "max_rate_hz": (0.1, 60.0),
-    "retention_days": (0, 36500),
-}
-LABELS = {
-    "threshold": "recognition threshold",
-    "min_face_px": "minimum face size (px)",
-    "max_rate_hz": "maximum recognition rate per camera (Hz)",
-    "retention_days": "retention (days)",
-}
 KEY_TOOLTIP = (
     "The key that pairs cameras with this station. It cannot be regenerated here: a new key "
     "would unpair every camera until each one is given the new key."
 )
+SettingWidget = QDoubleSpinBox | QSpinBox | QCheckBox | QLineEdit
 
 
-@dataclass(frozen=True)
-class ConsoleSettings:
-    threshold: float
-    min_face_px: int = 40
-    max_rate_hz: float = 5.0
-    retention_days: int = 90  # 0 keeps sightings forever
-    alerts_unknown: bool = False
-    ray_address: str = ""  # empty: recognise on this PC; applies at the next start
-
-    def problems(self) -> list[str]:
-        """One readable line per value outside its range (empty when all are fine)."""
-        out = []
-        values = asdict(self)
-        for field, (low, high) in RANGES.items():
-            v = values[field]
-            if not low <= v <= high:
-                out.append(f"The {LABELS[field]} must be between {low:g} and {high:g} (it is {v:g}).")
-        if self.ray_address and not _looks_like_hostport(self.ray_address):
-            out.append(f"The Ray cluster address must be HOST:PORT (it is {self.ray_address!r}).")
-        return out
-
-    def as_settings(self) -> dict[str, Any]:
-        """The settings under their gallery keys."""
-        return {KEYS[k]: v for k, v in asdict(self).items()}
-
-    @classmethod
-    def load(cls, gallery: Gallery, default_threshold: float) -> ConsoleSettings:
-        """The stored settings, with the defaults for those unset (runs in a job)."""
-        d = cls(threshold=default_threshold)
-
-        def num(key: str, default: float) -> float:
-            value = gallery.get_setting(key, default)
-            return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
-
-        return cls(
-            threshold=num(KEYS["threshold"], d.threshold),
-            min_face_px=int(num(KEYS["min_face_px"], d.min_face_px)),
-            max_rate_hz=num(KEYS["max_rate_hz"], d.max_rate_hz),
-            retention_days=int(num(KEYS["retention_days"], d.retention_days)),
-            alerts_unknown=bool(gallery.get_setting(KEYS["alerts_unknown"], d.alerts_unknown)),
-            ray_address=str(gallery.get_setting(KEYS["ray_address"], "") or ""),
-        )
-
-    def save(self, gallery: Gallery) -> None:
-        problems = self.problems()
-        if problems:
-            raise ValueError(problems[0])
-        for key, value in self.as_settings().items():
-            gallery.set_setting(key, value)
-
-
-def _looks_like_hostport(text: str) -> bool:
-    host, _, port = text.rpartition(":")
-    return bool(host) and port.isdigit() and 0 < int(port) < 65536 and " " not in text
+def _widget(s: Setting) -> SettingWidget:
+    """The editor of one setting. Spin boxes allow more than the setting accepts, so an out-of-range
+    value is refused with a message naming the range rather than silently clamped."""
+    if s.kind is bool:
+        box = QCheckBox(s.title)
+        return box
+    if s.kind is str:
+        edit = QLineEdit()
+        if s.empty_means:
+            edit.setPlaceholderText(f"empty: {s.empty_means}")
+        return edit
+    assert s.low is not None and s.high is not None
+    spin: QDoubleSpinBox | QSpinBox
+    if s.kind is float:
+        spin = QDoubleSpinBox()
+        spin.setDecimals(s.decimals)
+        spin.setRange(min(0.0, s.low), s.high * 2)
+        spin.setSingleStep(s.step)
+    else:
+        spin = QSpinBox()
+        spin.setRange(int(min(0, s.low)), int(s.high * 2))
+    if s.unit:
+        spin.setSuffix(f" {s.unit}")
+    if s.zero_means:
+        spin.setSpecialValueText(s.zero_means)
+    spin.setCorrectionMode(QAbstractSpinBox.CorrectionMode.CorrectToNearestValue)
+    return spin
 
 
 def masked(key_hex: str) -> str:
@@ -123,7 +78,11 @@ def masked(key_hex: str) -> str:
 
 
 class SettingsDialog(QDialog):
-    """Edit the settings; Save checks them, stores them and emits ``settings_changed``."""
+    """Edit the settings; Save checks them, stores them and emits ``settings_changed``.
+
+    ``model`` is the embedding model the station recognises with: the threshold's default is its
+    calibrated one (resolved in the loading job).
+    """
 
     settings_changed = Signal(dict)  # the saved settings under their gallery keys
 
@@ -132,7 +91,7 @@ class SettingsDialog(QDialog):
         gallery: Gallery,
         jobs: Jobs,
         *,
-        default_threshold: float,
+        model: str,
         key_file: Path | None = None,
         key_hex: str = "",
         parent: QWidget | None = None,
@@ -140,47 +99,27 @@ class SettingsDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.gallery = gallery
-        self.default_threshold = default_threshold
+        self.model = model
         self.key_hex = key_hex
         self.work = ViewJobs(jobs, self, "Settings")
-        self.loaded: ConsoleSettings | None = None
-        self.saved: ConsoleSettings | None = None
+        self.loaded: SettingValues | None = None
+        self.saved: SettingValues | None = None
+        self.defaults: SettingValues | None = None
 
-        self.threshold = QDoubleSpinBox()
-        self.threshold.setRange(0.0, 1.0)
-        self.threshold.setDecimals(3)
-        self.threshold.setSingleStep(0.01)
-        self.threshold.setToolTip(
-            "Cosine similarity a face needs to be recognised "
-            f"(the model's calibrated default: {default_threshold:.3f}). "
-            "Higher: fewer false matches, more faces left unknown."
-        )
-        self.min_face = QSpinBox()
-        self.min_face.setRange(0, 10_000)
-        self.min_face.setSuffix(" px")
-        self.max_rate = QDoubleSpinBox()
-        self.max_rate.setRange(0.0, 1000.0)
-        self.max_rate.setDecimals(1)
-        self.max_rate.setSuffix(" Hz")
-        self.retention = QSpinBox()
-        self.retention.setRange(0, 100_000)
-        self.retention.setSuffix(" days")
-        self.retention.setSpecialValueText("keep forever")
-        self.alerts_unknown = QCheckBox("Alert on new unknown faces")
-        self.ray_address = QLineEdit()
-        self.ray_address.setPlaceholderText("empty: recognise on this PC")
-        self.ray_address.setToolTip(
-            "HOST:PORT of a Ray cluster whose workers do the recognition (docs/scaling.md). "
-            "Takes effect the next time the console starts."
-        )
-
+        self.widgets: dict[str, SettingWidget] = {}
         form = QFormLayout()
-        form.addRow("Recognition threshold", self.threshold)
-        form.addRow("Minimum face size", self.min_face)
-        form.addRow("Max recognition rate per camera", self.max_rate)
-        form.addRow("Keep sightings for", self.retention)
-        form.addRow("", self.alerts_unknown)
-        form.addRow("Ray cluster (next start)", self.ray_address)
+        for s in table.SETTINGS:
+            widget = _widget(s)
+            widget.setToolTip(s.describe())
+            self.widgets[s.name] = widget
+            label = "" if s.kind is bool else s.title + (f" ({s.applies})" if s.applies != "at once" else "")
+            form.addRow(label, widget)
+        self.form_box = QWidget()
+        self.form_box.setLayout(form)
+        self.notes = QLabel("")
+        self.notes.setWordWrap(True)
+        self.notes.setStyleSheet("color: #b36b00;")
+        self.notes.hide()
 
         key_box = QGroupBox("Station key")
         key_box.setToolTip(KEY_TOOLTIP)
@@ -210,65 +149,115 @@ class SettingsDialog(QDialog):
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.accepted.connect(self.save)
         self.buttons.rejected.connect(self.reject)
+        self.problems_label = QLabel("")
+        self.problems_label.setWordWrap(True)
+        self.problems_label.setStyleSheet("color: #c0392b;")
+        self.problems_label.hide()
         layout = QVBoxLayout(self)
-        layout.addLayout(form)
+        layout.addWidget(self.form_box)
+        layout.addWidget(self.notes)
+        layout.addWidget(self.problems_label)
         layout.addWidget(key_box)
         layout.addWidget(self.buttons)
-        self._put(ConsoleSettings(threshold=default_threshold))
-        self.buttons.setEnabled(False)
+        self.form_box.setEnabled(False)  # until the stored values are in
+        self.buttons.button(QDialogButtonBox.StandardButton.Save).setEnabled(False)
         self.refresh()
 
     @property
     def busy(self) -> int:
         return self.work.busy
 
+    @property
+    def save_button(self) -> QPushButton:
+        return self.buttons.button(QDialogButtonBox.StandardButton.Save)
+
     def refresh(self) -> None:
-        """Load the stored settings into the form."""
-        gallery, default = self.gallery, self.default_threshold
-        self.work.run(
-            lambda: ConsoleSettings.load(gallery, default), self._loaded, failed=lambda _: self.buttons.setEnabled(True)
-        )
+        """Load the stored settings (the defaults where none) into the form."""
+        gallery, model = self.gallery, self.model
 
-    def _loaded(self, settings: ConsoleSettings) -> None:
-        self.loaded = settings
-        self._put(settings)
-        self.buttons.setEnabled(True)
+        def load() -> tuple[SettingValues, SettingValues]:
+            return table.load(gallery.get_setting, model, strict=False), table.defaults(model)
 
-    def _put(self, s: ConsoleSettings) -> None:
-        self.threshold.setValue(s.threshold)
-        self.min_face.setValue(s.min_face_px)
-        self.max_rate.setValue(s.max_rate_hz)
-        self.retention.setValue(s.retention_days)
-        self.alerts_unknown.setChecked(s.alerts_unknown)
-        self.ray_address.setText(s.ray_address)
+        self.work.run(load, self._loaded, failed=lambda _: self._ready())
 
-    def values(self) -> ConsoleSettings:
-        return ConsoleSettings(
-            threshold=round(self.threshold.value(), 3),
-            min_face_px=self.min_face.value(),
-            max_rate_hz=round(self.max_rate.value(), 1),
-            retention_days=self.retention.value(),
-            alerts_unknown=self.alerts_unknown.isChecked(),
-            ray_address=self.ray_address.text().strip(),
-        )
+    def _loaded(self, result: tuple[SettingValues, SettingValues]) -> None:
+        self.loaded, self.defaults = result
+        for name, default in self.defaults:
+            self.widgets[name].setToolTip(table.setting(name).describe(default))
+        self.put(self.loaded)
+        if self.loaded.problems:
+            self.notes.setText("\n".join(self.loaded.problems))
+            self.notes.show()
+        self._ready()
+
+    def _ready(self) -> None:
+        self.form_box.setEnabled(True)
+        self.save_button.setEnabled(True)
+
+    def put(self, values: SettingValues) -> None:
+        for name, value in values:
+            self.set_value(name, value)
+
+    def set_value(self, name: str, value: object) -> None:
+        w = self.widgets[name]
+        if isinstance(w, QCheckBox):
+            w.setChecked(bool(value))
+        elif isinstance(w, QLineEdit):
+            w.setText(str(value))
+        elif isinstance(w, QDoubleSpinBox):
+            w.setValue(float(str(value)))
+        else:
+            w.setValue(int(float(str(value))))
+
+    def raw_values(self) -> dict[str, object]:
+        """What the form holds, by setting name, unchecked."""
+        out: dict[str, object] = {}
+        for name, w in self.widgets.items():
+            if isinstance(w, QCheckBox):
+                out[name] = w.isChecked()
+            elif isinstance(w, QLineEdit):
+                out[name] = w.text().strip()
+            elif isinstance(w, QDoubleSpinBox):
+                out[name] = round(w.value(), w.decimals())
+            else:
+                out[name] = w.value()
+        return out
+
+    def problems(self) -> list[str]:
+        """One readable line per value the settings table refuses (empty when all are fine)."""
+        try:
+            SettingValues.checked(self.raw_values())
+        except SettingError as exc:
+            return str(exc).splitlines()
+        return []
+
+    def values(self) -> SettingValues:
+        """The form's values, checked by the table (SettingError listing every problem)."""
+        return SettingValues.checked(self.raw_values())
 
     def save(self) -> bool:
-        """Check the form; refuse with a message, or store it in a job and close. False when refused."""
-        settings = self.values()
-        problems = settings.problems()
-        if problems:
-            QMessageBox.warning(self, "Settings", "\n".join(problems))
+        """Check the form; refuse with the problems shown, or store it in a job and close. False when refused."""
+        try:
+            settings = self.values()
+        except SettingError as exc:
+            self.problems_label.setText(str(exc))
+            self.problems_label.show()
             return False
+        self.problems_label.hide()
         gallery = self.gallery
-        self.buttons.setEnabled(False)
+        self.save_button.setEnabled(False)
+
+        def store() -> None:
+            for key, value in settings.by_key().items():
+                gallery.set_setting(key, value)
 
         def done(_: object) -> None:
             self.saved = settings
-            self.buttons.setEnabled(True)
-            self.settings_changed.emit(settings.as_settings())
+            self.save_button.setEnabled(True)
+            self.settings_changed.emit(settings.by_key())
             self.accept()
 
-        self.work.run(lambda: settings.save(gallery), done, failed=lambda _: self.buttons.setEnabled(True))
+        self.work.run(store, done, failed=lambda _: self.save_button.setEnabled(True))
         return True
 
     def _toggle_key(self, show: bool) -> None:
