@@ -7,7 +7,6 @@ gallery and a face pipeline, so what the operator sees is what the server record
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -242,9 +241,7 @@ class Recogniser:
         if not records:
             return
         # The track's best quality goes with its sighting, so a sample named from it later keeps it.
-        self.gallery.record_sightings(
-            [replace(to_new_sighting(r), quality=r.quality if math.isfinite(r.quality) else None) for r in records]
-        )
+        self.gallery.record_sightings([to_new_sighting(r) for r in records])
         self.recorded += len(records)
         for record in records:
             for listener in self._listeners:

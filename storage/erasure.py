@@ -1,6 +1,6 @@
 """Erasure and retention: deleting a person, a sample, or sightings past their retention period, with every
-copy of the face data storage holds for them (sample and negative crops and embeddings, sighting crops and
-embeddings; the schema has no snapshot column).
+copy of the face data storage holds for them (sample and negative crops and embeddings, sighting crops,
+embeddings and evidence snapshots).
 
 Deleted rows must not linger as bytes on disk either. The write connection runs with ``secure_delete`` on
 (connection.py), so SQLite overwrites deleted content and freed pages with zeros; the old page versions in
@@ -23,6 +23,7 @@ def erase_person(conn: sqlite3.Connection, pid: int, *, erase_sightings: bool) -
     mine = "(SELECT id FROM sightings WHERE person_id = ?)"
     crops = conn.execute(f"DELETE FROM sighting_crops WHERE sighting_id IN {mine}", (pid,)).rowcount
     embeddings = conn.execute(f"DELETE FROM sighting_embeddings WHERE sighting_id IN {mine}", (pid,)).rowcount
+    snapshots = conn.execute(f"DELETE FROM sighting_snapshots WHERE sighting_id IN {mine}", (pid,)).rowcount
     if erase_sightings:
         sightings = conn.execute("DELETE FROM sightings WHERE person_id = ?", (pid,)).rowcount
     else:
@@ -36,6 +37,7 @@ def erase_person(conn: sqlite3.Connection, pid: int, *, erase_sightings: bool) -
         "sightings": int(sightings),
         "sighting_crops": int(crops),
         "sighting_embeddings": int(embeddings),
+        "sighting_snapshots": int(snapshots),
     }
 
 
@@ -54,8 +56,8 @@ def _expired(keep_watchlist: bool) -> str:
 
 
 def delete_expired(conn: sqlite3.Connection, cutoff: float, *, keep_watchlist: bool, limit: int) -> int:
-    """Delete up to ``limit`` sightings that started before ``cutoff``; their crops and embeddings go with
-    them (ON DELETE CASCADE, foreign keys are on). Returns how many were deleted."""
+    """Delete up to ``limit`` sightings that started before ``cutoff``; their crops, embeddings and snapshots
+    go with them (ON DELETE CASCADE, foreign keys are on). Returns how many were deleted."""
     n = conn.execute(
         f"DELETE FROM sightings WHERE id IN (SELECT id FROM sightings WHERE {_expired(keep_watchlist)} LIMIT ?)",
         (cutoff, int(limit)),

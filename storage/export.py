@@ -45,13 +45,15 @@ FIELDS = (
     "model",
     "track",
     "crop",
+    "snapshot",
 )
 FORMATS = ("json", "csv")
 
 
-def sighting_dict(s: Sighting, crop_name: str | None = None) -> dict[str, Any]:
-    """One sighting as plain values, times in ISO 8601 UTC. ``crop`` is the crop's file name in an archive,
-    or whether there is a crop. ``score`` is null (empty in CSV) where there was no one to compare the face with."""
+def sighting_dict(s: Sighting, crop_name: str | None = None, snapshot_name: str | None = None) -> dict[str, Any]:
+    """One sighting as plain values, times in ISO 8601 UTC. ``crop`` and ``snapshot`` are the files' names
+    in an archive, or whether there is one. ``score`` is null (empty in CSV) where there was no one to
+    compare the face with."""
     return {
         "id": s.id,
         "camera": s.camera,
@@ -67,6 +69,7 @@ def sighting_dict(s: Sighting, crop_name: str | None = None) -> dict[str, Any]:
         "model": s.model,
         "track": s.track,
         "crop": crop_name if crop_name is not None else s.has_crop,
+        "snapshot": snapshot_name if snapshot_name is not None else s.has_snapshot,
     }
 
 
@@ -90,8 +93,8 @@ class _Table:
         elif document is not None:
             out.write(json.dumps(document)[:-1] + ', "sightings": [\n')
 
-    def row(self, s: Sighting, crop_name: str | None = None) -> None:
-        d = sighting_dict(s, crop_name)
+    def row(self, s: Sighting, crop_name: str | None = None, snapshot_name: str | None = None) -> None:
+        d = sighting_dict(s, crop_name, snapshot_name)
         if self._csv is not None:
             self._csv.writerow({k: "" if v is None else v for k, v in d.items()})
         else:
@@ -130,7 +133,8 @@ def export_history(
 ) -> ExportSummary:
     """Write every sighting matching the filters, oldest first, from one consistent snapshot, to ``dest``:
     a ``fmt`` file, or (``archive``; by default when ``dest`` ends in ``.zip``) a zip holding
-    ``history.<fmt>`` and, with ``crops``, ``crops/<id>.jpg``. Owner-only, put in place when complete
+    ``history.<fmt>`` and, with ``crops``, ``crops/<id>.jpg`` and the evidence snapshots
+    ``snapshots/<id>.jpg``. Owner-only, put in place when complete
     (``overwrite`` replaces an existing file). Audited."""
     _check_format(fmt)
     target = Path(dest)
@@ -176,6 +180,7 @@ def _write_zip(
     conn: sqlite3.Connection, fh: IO[bytes], q: sightings.HistoryQuery, fmt: str, doc: dict[str, Any], crops: bool
 ) -> tuple[int, int]:
     with_crops: list[int] = []
+    with_snapshots: list[int] = []
     with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
         with (
             zf.open(f"history.{fmt}", "w", force_zip64=True) as raw,
@@ -186,11 +191,16 @@ def _write_zip(
                 crop_name = f"crops/{s.id}.jpg" if crops and s.has_crop else ""
                 if crop_name:
                     with_crops.append(s.id)
-                table.row(s, crop_name)
+                snapshot_name = f"snapshots/{s.id}.jpg" if crops and s.has_snapshot else ""
+                if snapshot_name:
+                    with_snapshots.append(s.id)
+                table.row(s, crop_name, snapshot_name)
             table.close()
         for sid, jpeg in sightings.crops(conn, with_crops):
             # JPEG does not deflate: store it as it is.
             zf.writestr(f"crops/{sid}.jpg", jpeg, compress_type=zipfile.ZIP_STORED)
+        for sid, jpeg in sightings.snapshots(conn, with_snapshots):
+            zf.writestr(f"snapshots/{sid}.jpg", jpeg, compress_type=zipfile.ZIP_STORED)
     return table.count, len(with_crops)
 
 

@@ -46,6 +46,7 @@ from storage.records import (
     Sample,
     SampleMatrix,
     Sighting,
+    Snapshot,
     WriterError,
 )
 from storage.sightings import MAX_PAGE, SightingFilter
@@ -476,6 +477,10 @@ class Gallery:
     def crop(self, sighting_id: int) -> bytes | None:
         """The best crop (JPEG) of a sighting, or None."""
         return self.read(lambda conn: history_rows.crop(conn, sighting_id))
+
+    def snapshot(self, sighting_id: int) -> Snapshot | None:
+        """The evidence snapshot of a sighting: the full frame (JPEG) of its best moment and the face's box in it."""
+        return self.read(lambda conn: history_rows.snapshot(conn, sighting_id))
 
     def sighting_embedding(self, sighting_id: int) -> tuple[str, npt.NDArray[np.float32]] | None:
         """The stored (model, embedding) of a sighting, or None when it has none (or no longer exists),

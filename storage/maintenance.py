@@ -9,7 +9,7 @@ from pathlib import Path
 from storage import private
 from storage.errors import GalleryError
 
-COUNTED = ("persons", "samples", "negatives", "sightings", "sighting_crops", "audit")
+COUNTED = ("persons", "samples", "negatives", "sightings", "sighting_crops", "sighting_snapshots", "audit")
 
 
 def backup(src: sqlite3.Connection, target: Path, *, overwrite: bool, pages: int) -> Path:

@@ -23,13 +23,18 @@ _NUMBERS = (int, float, np.floating, np.integer)
 
 @dataclass(frozen=True, slots=True)
 class PreparedSighting:
-    """One sighting as the writer stores it: the row (without its id), the crop and the embedding blob."""
+    """One sighting as the writer stores it: the row (without its id), the crop, the embedding blob and the
+    evidence snapshot with the face's box in it."""
 
     row: tuple[Any, ...]
     crop: bytes | None
     model: str
     embedding: bytes | None
     dim: int
+    snapshot: tuple[bytes, tuple[float, float, float, float]] | None = None
+
+
+MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024  # a 960 px wide JPEG is far smaller
 
 
 def _text(value: object, what: str, *, allow_empty: bool = False) -> str:
@@ -56,6 +61,7 @@ def prepare_sightings(items: Sequence[NewSighting]) -> list[PreparedSighting]:
     """Check every sighting and build its row; the first bad one raises GalleryError naming it."""
     rows: list[tuple[tuple[Any, ...], bytes | None, str]] = []
     arrays: list[npt.NDArray[np.float32] | None] = []
+    snapshots: list[tuple[bytes, tuple[float, float, float, float]] | None] = []
     for i, it in enumerate(items):
         if not isinstance(it, NewSighting):
             raise GalleryError(f"sighting {i} is a {type(it).__name__}, not a NewSighting")
@@ -89,6 +95,7 @@ def prepare_sightings(items: Sequence[NewSighting]) -> list[PreparedSighting]:
         quality = None if it.quality is None else _numbers((it.quality,), f"sighting {i} quality")[0]
         rows.append(((camera, start, end, pid, score, x, y, w, h, model, track, quality), crop_bytes, model))
         arrays.append(emb)
+        snapshots.append(_snapshot(it, i))
     _check_embeddings(arrays)
     return [
         PreparedSighting(
@@ -97,9 +104,28 @@ def prepare_sightings(items: Sequence[NewSighting]) -> list[PreparedSighting]:
             model=model,
             embedding=None if a is None else a.astype("<f4", copy=False).tobytes(),
             dim=0 if a is None else int(a.shape[0]),
+            snapshot=snap,
         )
-        for (row, crop, model), a in zip(rows, arrays, strict=True)
+        for (row, crop, model), a, snap in zip(rows, arrays, snapshots, strict=True)
     ]
+
+
+def _snapshot(it: NewSighting, i: int) -> tuple[bytes, tuple[float, float, float, float]] | None:
+    data = it.snapshot_jpeg
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise GalleryError(f"sighting {i} snapshot must be JPEG bytes, got {type(data).__name__}")
+    jpeg = bytes(data)
+    if not jpeg:
+        return None
+    if not jpeg.startswith(b"\xff\xd8"):
+        raise GalleryError(f"sighting {i} snapshot is not a JPEG (it does not start with FF D8)")
+    if len(jpeg) > MAX_SNAPSHOT_BYTES:
+        raise GalleryError(f"sighting {i} snapshot is {len(jpeg)} bytes, over {MAX_SNAPSHOT_BYTES}")
+    box = it.snapshot_box
+    if not isinstance(box, tuple) or len(box) != 4:
+        raise GalleryError(f"sighting {i} snapshot needs the face's box (x, y, w, h) in its pixels")
+    x, y, w, h = _numbers(box, f"sighting {i} snapshot box")
+    return jpeg, (x, y, w, h)
 
 
 def _check_embeddings(arrays: list[npt.NDArray[np.float32] | None]) -> None:

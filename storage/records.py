@@ -32,6 +32,18 @@ class NewSighting:
     model: str
     track: str
     quality: float | None = None  # the best crop's quality score (vision/quality.py), None when not measured
+    # The evidence snapshot: the whole frame of the track's best moment as JPEG (at most 960 px wide), and
+    # the face's box in the snapshot's pixels. Empty bytes: none (a remote worker, a frame not kept).
+    snapshot_jpeg: bytes = b""
+    snapshot_box: Box | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A sighting's evidence snapshot: the full frame of its best moment, and where the face is in it."""
+
+    jpeg: bytes
+    box: Box
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,7 @@ class Sighting:
     has_crop: bool
     model: str
     track: str
+    has_snapshot: bool = False
 
     @property
     def compared_score(self) -> float | None:

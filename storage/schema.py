@@ -118,6 +118,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE sightings ADD COLUMN quality REAL",
         ),
     ),
+    Migration(
+        4,
+        "evidence snapshots",
+        (
+            # One full-frame JPEG per sighting, of the track's best moment (at most 960 px wide), with the
+            # face's box in its pixels. Beside the rows like the crops; deleted with the sighting (cascade)
+            # and by erasure (storage/erasure.py).
+            """CREATE TABLE sighting_snapshots (
+                sighting_id INTEGER PRIMARY KEY REFERENCES sightings (id) ON DELETE CASCADE,
+                jpeg BLOB NOT NULL,
+                box_x REAL NOT NULL,
+                box_y REAL NOT NULL,
+                box_w REAL NOT NULL,
+                box_h REAL NOT NULL)""",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -18,7 +18,7 @@ from storage.codec import check_number, check_text, is_int
 from storage.errors import GalleryError
 from storage.people import PersonRef
 from storage.prepare import PreparedSighting
-from storage.records import Sighting
+from storage.records import Sighting, Snapshot
 from storage.timeutil import TimeLike, iso, to_epoch
 
 MAX_PAGE = 10_000
@@ -26,7 +26,8 @@ _CHUNK = 500
 
 SIGHTING_COLUMNS = (
     "s.id, s.camera, s.started, s.ended, s.person_id, p.name, s.score, s.box_x, s.box_y, s.box_w, s.box_h, "
-    "EXISTS (SELECT 1 FROM sighting_crops c WHERE c.sighting_id = s.id), s.model, s.track"
+    "EXISTS (SELECT 1 FROM sighting_crops c WHERE c.sighting_id = s.id), s.model, s.track, "
+    "EXISTS (SELECT 1 FROM sighting_snapshots v WHERE v.sighting_id = s.id)"
 )
 SIGHTING_FROM = "sightings s LEFT JOIN persons p ON p.id = s.person_id"
 
@@ -44,6 +45,7 @@ def sighting_from_row(row: Sequence[Any]) -> Sighting:
         has_crop=bool(row[11]),
         model=str(row[12]),
         track=str(row[13]),
+        has_snapshot=bool(row[14]),
     )
 
 
@@ -167,6 +169,29 @@ def crops(conn: sqlite3.Connection, ids: Sequence[int]) -> Iterator[tuple[int, b
             yield int(sid), bytes(jpeg)
 
 
+def snapshot(conn: sqlite3.Connection, sighting_id: int) -> Snapshot | None:
+    """The evidence snapshot of a sighting (the full frame of its best moment, the face's box in it), or None."""
+    row = conn.execute(
+        "SELECT jpeg, box_x, box_y, box_w, box_h FROM sighting_snapshots WHERE sighting_id = ?", (int(sighting_id),)
+    ).fetchone()
+    if row is None:
+        return None
+    return Snapshot(bytes(row[0]), (float(row[1]), float(row[2]), float(row[3]), float(row[4])))
+
+
+def snapshots(conn: sqlite3.Connection, ids: Sequence[int]) -> Iterator[tuple[int, bytes]]:
+    """(sighting id, snapshot JPEG) for those of ``ids`` that have one, a chunk of ids per query."""
+    for start in range(0, len(ids), _CHUNK):
+        chunk = [int(i) for i in ids[start : start + _CHUNK]]
+        marks = ",".join("?" * len(chunk))
+        yield from (
+            (int(r[0]), bytes(r[1]))
+            for r in conn.execute(
+                f"SELECT sighting_id, jpeg FROM sighting_snapshots WHERE sighting_id IN ({marks})", chunk
+            )
+        )
+
+
 def embedding(conn: sqlite3.Connection, sighting_id: int) -> tuple[str, bytes] | None:
     """The stored (model, embedding blob) of a sighting, or None."""
     row = conn.execute(
@@ -181,9 +206,12 @@ def insert(conn: sqlite3.Connection, items: Sequence[PreparedSighting]) -> None:
     dims: dict[str, int] = {}
     crop_rows: list[tuple[int, bytes]] = []
     embeddings: list[tuple[int, str, bytes]] = []
+    snapshot_rows: list[tuple[int, bytes, float, float, float, float]] = []
     for sid, it in enumerate(items, start=base + 1):
         if it.crop is not None:
             crop_rows.append((sid, it.crop))
+        if it.snapshot is not None:
+            snapshot_rows.append((sid, it.snapshot[0], *it.snapshot[1]))
         if it.embedding is not None:
             if it.model not in dims:
                 people.ensure_model(conn, it.model, it.dim)
@@ -198,3 +226,7 @@ def insert(conn: sqlite3.Connection, items: Sequence[PreparedSighting]) -> None:
     )
     conn.executemany("INSERT INTO sighting_crops (sighting_id, jpeg) VALUES (?, ?)", crop_rows)
     conn.executemany("INSERT INTO sighting_embeddings (sighting_id, model, embedding) VALUES (?, ?, ?)", embeddings)
+    conn.executemany(
+        "INSERT INTO sighting_snapshots (sighting_id, jpeg, box_x, box_y, box_w, box_h) VALUES (?, ?, ?, ?, ?, ?)",
+        snapshot_rows,
+    )

@@ -63,7 +63,9 @@ def test_every_filter_reaches_the_zip_and_the_file_export_alike(tmp_path: Path) 
         assert (csv_summary.archive, zip_summary.archive) == (False, True)
         with zipfile.ZipFile(tmp_path / "out.zip") as zf:
             zipped = list(csv.DictReader(io.StringIO(zf.read("history.csv").decode())))
-            assert [{**r, "crop": ""} for r in zipped] == [{**r, "crop": ""} for r in expected]
+            assert [{**r, "crop": "", "snapshot": ""} for r in zipped] == [
+                {**r, "crop": "", "snapshot": ""} for r in expected
+            ]
             with_crops = [r for r in zipped if r["crop"]]
             assert [r["crop"] != "" for r in zipped] == [r["crop"] == "True" for r in expected]
             for r in with_crops:

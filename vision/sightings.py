@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
 
-from storage.records import NewSighting
+from storage.records import Box, NewSighting
+from vision.results import FrameRef
 from vision.tracker import TrackRecord
 
 log = logging.getLogger(__name__)
 
 CROP_JPEG_QUALITY = 90
+SNAPSHOT_JPEG_QUALITY = 85
+SNAPSHOT_MAX_WIDTH = 960
 
 
 def encode_crop(crop: np.ndarray | None) -> bytes:
@@ -24,9 +28,36 @@ def encode_crop(crop: np.ndarray | None) -> bytes:
     return buf.tobytes() if ok else b""
 
 
+def snapshot_of(record: TrackRecord, max_width: int = SNAPSHOT_MAX_WIDTH) -> tuple[bytes, Box | None]:
+    """The evidence snapshot of an ended track: the whole frame of its best moment as JPEG, at most
+    ``max_width`` pixels wide, and the face's box in the snapshot's pixels; (b"", None) when the frame
+    was not kept. A received JPEG that is narrow enough is kept as it came (no second encoding)."""
+    ref = record.frame
+    if not isinstance(ref, FrameRef):
+        return b"", None
+    x, y, w, h = (float(v) for v in record.box)
+    if ref.jpeg is not None and 0 < ref.width <= max_width:
+        return ref.jpeg, (x, y, w, h)
+    image: np.ndarray | None = ref.image
+    if image is None and ref.jpeg is not None:
+        image = cv2.imdecode(np.frombuffer(ref.jpeg, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None or image.size == 0:
+        return b"", None
+    height, width = image.shape[:2]
+    scale = min(1.0, max_width / float(width))
+    if scale < 1.0:
+        image = cv2.resize(image, (max_width, max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, SNAPSHOT_JPEG_QUALITY])
+    if not ok:
+        log.warning("the snapshot of track %s would not encode", record.track_id)
+        return b"", None
+    return buf.tobytes(), (x * scale, y * scale, w * scale, h * scale)
+
+
 def to_new_sighting(record: TrackRecord) -> NewSighting:
-    """One ended track as a ``NewSighting`` for ``Gallery.record_sightings``."""
+    """One ended track as a ``NewSighting`` for ``Gallery.record_sightings``, with its evidence snapshot."""
     embedding = None if record.embedding is None else np.asarray(record.embedding, dtype=np.float32).reshape(-1)
+    snapshot, snapshot_box = snapshot_of(record)
     return NewSighting(
         camera=record.camera,
         start=float(record.start),
@@ -38,6 +69,9 @@ def to_new_sighting(record: TrackRecord) -> NewSighting:
         embedding=embedding,
         model=record.model,
         track=record.track_id,
+        quality=float(record.quality) if math.isfinite(record.quality) else None,
+        snapshot_jpeg=snapshot,
+        snapshot_box=snapshot_box,
     )
 
 

@@ -18,11 +18,13 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QDateTime, QSize, Qt, Signal
+from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
     QDateTimeEdit,
+    QDialog,
     QDoubleSpinBox,
     QFileDialog,
     QGridLayout,
@@ -40,7 +42,7 @@ from gui.jobs import Jobs
 from gui.services import FaceAnalyser
 from gui.widgets.gallery_view import IMAGE_FILTER, face_from_file
 from gui.widgets.history_model import ROW_PX, HistoryModel, HistoryRow, local_time
-from gui.widgets.thumbnails import ViewJobs, decode_thumbnail, scaled, to_pixmap
+from gui.widgets.thumbnails import ViewJobs, decode_thumbnail, scaled, snapshot_with_box, to_pixmap
 from storage.export import export_history
 from storage.gallery import Gallery
 from storage.records import Sighting
@@ -49,6 +51,17 @@ __all__ = ["PAGE", "HistoryFilter", "HistoryPage", "HistoryRow", "HistoryView", 
 
 PAGE = 100
 DETAIL_PX = 240
+SNAPSHOT_PX = 280  # the snapshot beside the crop
+SNAPSHOT_FULL_PX = 960  # enlarged
+
+
+class SnapshotLabel(QLabel):
+    """The evidence snapshot; a double-click enlarges it."""
+
+    double_clicked = Signal()
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+        self.double_clicked.emit()
 
 
 @dataclass(frozen=True)
@@ -86,6 +99,7 @@ class HistoryPage:
 class CropDetail:
     sighting: Sighting
     image: np.ndarray | None
+    snapshot: np.ndarray | None = None  # the full frame of the best moment, the face's box drawn
 
 
 @dataclass(frozen=True)
@@ -222,6 +236,13 @@ class HistoryView(QWidget):
         self.crop.setStyleSheet("QLabel { background: #202020; color: #aaa; }")
         self.crop_text = QLabel("")
         self.crop_text.setWordWrap(True)
+        self.snapshot = SnapshotLabel()
+        self.snapshot.setToolTip("The whole frame of the moment the face was seen best; double-click to enlarge")
+        self.snapshot.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.snapshot.setMinimumSize(SNAPSHOT_PX, SNAPSHOT_PX * 9 // 16)
+        self.snapshot.setStyleSheet("QLabel { background: #202020; color: #aaa; }")
+        self.snapshot.double_clicked.connect(self._enlarge_snapshot)
+        self.snapshot_image: np.ndarray | None = None
         self.search_face_button = QPushButton("Search by this face")
         self.search_face_button.clicked.connect(self._search_selected)
         self.search_image_button = QPushButton("Search by image file…")
@@ -238,6 +259,7 @@ class HistoryView(QWidget):
         side = QVBoxLayout()
         side.addWidget(self.crop)
         side.addWidget(self.crop_text)
+        side.addWidget(self.snapshot)
         side.addWidget(self.search_face_button)
         side.addWidget(self.wrong_button)
         side.addSpacing(12)
@@ -396,7 +418,13 @@ class HistoryView(QWidget):
             f"camera {s.camera}\n{s.person or 'unknown'}"
             + ("" if s.compared_score is None else f" (score {s.compared_score:.3f})")
         )
-        self.work.run(lambda: CropDetail(s, decode_thumbnail(gallery.crop(s.id), DETAIL_PX)), self._crop_loaded)
+
+        def load() -> CropDetail:
+            snap = gallery.snapshot(s.id) if s.has_snapshot else None
+            frame = None if snap is None else snapshot_with_box(snap.jpeg, snap.box, SNAPSHOT_FULL_PX)
+            return CropDetail(s, decode_thumbnail(gallery.crop(s.id), DETAIL_PX), frame)
+
+        self.work.run(load, self._crop_loaded)
 
     def _crop_loaded(self, detail: CropDetail) -> None:
         if self.selected() != detail.sighting:
@@ -406,6 +434,23 @@ class HistoryView(QWidget):
             self.crop.setText("no crop stored")
         else:
             self.crop.setPixmap(scaled(to_pixmap(detail.image), DETAIL_PX))
+        self.snapshot_image = detail.snapshot
+        if detail.snapshot is None:
+            self.snapshot.clear()
+            self.snapshot.setText("no snapshot stored")
+        else:
+            self.snapshot.setPixmap(scaled(to_pixmap(detail.snapshot), SNAPSHOT_PX))
+
+    def _enlarge_snapshot(self) -> None:
+        if self.snapshot_image is None:
+            return
+        dialog = QDialog(self)
+        dialog.setWindowTitle("Evidence snapshot")
+        label = QLabel()
+        label.setPixmap(to_pixmap(self.snapshot_image))
+        QVBoxLayout(dialog).addWidget(label)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
 
     def show_sighting(self, sighting_id: int) -> None:
         """Show one sighting (e.g. an alert's) alone in the table, selected, with its crop and detail."""

@@ -40,6 +40,21 @@ def decode_thumbnail(jpeg: bytes | None, size: int = THUMB_PX) -> np.ndarray | N
     return np.ascontiguousarray(image)
 
 
+def snapshot_with_box(jpeg: bytes | None, box: tuple[float, float, float, float], width: int) -> np.ndarray | None:
+    """An evidence snapshot decoded, scaled to ``width`` at most, with the face's box drawn (worker side)."""
+    image = decode_thumbnail(jpeg, 10_000)
+    if image is None:
+        return None
+    h, w = image.shape[:2]
+    scale = min(1.0, width / float(w))
+    if scale < 1.0:
+        image = cv2.resize(image, (width, max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    x, y, bw, bh = (v * scale for v in box)
+    thick = max(2, round(image.shape[1] / 320))
+    cv2.rectangle(image, (round(x), round(y)), (round(x + bw), round(y + bh)), (0, 200, 255), thick)
+    return image
+
+
 def to_pixmap(image: np.ndarray | None, size: int = THUMB_PX) -> QPixmap:
     """A decoded BGR image as a QPixmap (GUI thread); a grey placeholder of ``size`` when there is none."""
     if image is None:
