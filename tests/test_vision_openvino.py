@@ -129,10 +129,28 @@ def test_pnet_is_compiled_for_a_recurring_pyramid_shape(ov_detector: MtcnnDetect
     nets = ov_detector.nets
     assert isinstance(nets, mtcnn_ov.OvNets)
     image = np.full((97, 131, 3), 80, np.uint8)  # a size no other test uses
+    first = ov_detector.detect(image)
+    for _ in range(6):
+        ov_detector.detect(image)
+    assert (1, 58, 78, 3) not in nets.pnet.shapes  # still on the dynamic model
     ov_detector.detect(image)
-    assert (1, 58, 78, 3) not in nets.pnet.shapes  # first sighting: the dynamic model
-    ov_detector.detect(image)
-    assert (1, 58, 78, 3) in nets.pnet.shapes  # 97×131 at 12/20 px
+    assert (1, 58, 78, 3) in nets.pnet.shapes  # 97×131 at 12/20 px, compiled at its 8th sighting
+    assert ov_detector.detect(image) == first
+
+
+def test_shaped_models_keep_a_bounded_set_without_thrashing() -> None:
+    model = mtcnn_ov.load_models()["pnet"].model
+    shaped = ov_runtime.ShapedModels(model, CpuSettings(streams=1), capacity=2, compile_after=2)
+    levels = {k: np.zeros((1, 12 + k, 12, 3), np.float32) for k in range(3)}
+    for k in (0, 0, 1, 1):
+        shaped.infer(levels[k])
+    assert shaped.shapes == ((1, 12, 12, 3), (1, 13, 12, 3))
+    shaped.infer(levels[2])
+    assert len(shaped.shapes) == 2 and (1, 14, 12, 3) not in shaped.shapes  # one sighting: dynamic
+    shaped.infer(levels[2])
+    assert shaped.shapes == ((1, 13, 12, 3), (1, 14, 12, 3))  # the least recently used went
+    shaped.infer(levels[0])
+    assert (1, 12, 12, 3) not in shaped.shapes  # a dropped shape must recur again first
 
 
 def test_opencv_crops_match_tf_crop_and_resize(tf_detector: MtcnnDetector) -> None:

@@ -2,13 +2,12 @@
 
 The Keras nets (vision.mtcnn_tf.keras_nets) are converted in process on the first start and the
 IR cached (vision.model_cache), so later starts load the IR and never build Keras models or import
-TensorFlow. P-Net takes any image size: a pyramid level seen for the first time runs on a
-dynamic-shape compiled model, and from its second sighting on a model compiled for exactly that
-shape (vision.ov_runtime.ShapedModels; a camera's pyramid shapes repeat every frame, a photo's
-seldom do). R-Net and O-Net take batches of 24×24 / 48×48 patches (padded to a few bucket sizes,
-so those shapes recur too), cut with one ``cv2.remap`` per stage
-at the same sample points as TensorFlow's ``crop_and_resize`` (bilinear, zero outside the image), so
-boxes and landmarks match the TF runtime's.
+TensorFlow. P-Net takes any image size: a pyramid level runs on a dynamic-shape compiled model
+until its shape has recurred a few times, then on a model compiled for exactly that shape
+(vision.ov_runtime.ShapedModels; a camera's pyramid shapes repeat every frame, a photo's seldom
+do). R-Net and O-Net take batches of 24×24 / 48×48 patches (padded to a few bucket sizes, so those
+shapes recur too), cut with one ``cv2.remap`` per stage at the same sample points as TensorFlow's
+``crop_and_resize`` (bilinear, zero outside the image), so boxes and landmarks match the TF runtime's.
 
 Thread-safe: every compiled model is shared and each thread has its own infer requests.
 """
@@ -36,7 +35,7 @@ INPUTS = {"pnet": [1, -1, -1, 3], "rnet": [-1, 24, 24, 3], "onet": [-1, 48, 48, 
 # Last dimension of each output, in the Keras nets' output order: regression, (landmarks,) classes.
 OUTPUTS = {"pnet": (4, 2), "rnet": (4, 2), "onet": (4, 10, 2)}
 RECIPE = "keras->ov.convert_model input={input} v1"
-STATIC_SHAPES = 48  # P-Net models compiled for one shape, least recently used dropped first
+STATIC_SHAPES = 64  # models compiled for one shape per net, least recently used dropped first
 # cv2.remap needs maps under 32767 rows; 48-px patches stacked in groups of this many stay under it.
 _REMAP_GROUP = 600
 

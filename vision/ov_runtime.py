@@ -196,18 +196,23 @@ class Requests:
 
 
 class ShapedModels:
-    """A model with free dimensions, compiled for each concrete input shape that recurs.
+    """A model with free dimensions, compiled for each concrete input shape that keeps recurring.
 
-    OpenVINO runs a model compiled for one exact shape 10-30% faster than a dynamic-shape one,
-    and compiling costs ~10-20 ms. So a shape's first request runs on the dynamic model, and its
-    second compiles a model for that shape, kept for later (at most ``capacity`` shapes, least
-    recently used dropped first). A camera's shapes recur every frame; a photo's mostly do not.
+    OpenVINO runs a model compiled for one exact shape 10-30% faster than a dynamic-shape one
+    (0.1-0.7 ms a P-Net level), but compiling one costs 10-20 ms, so it only pays after tens of
+    uses. A shape runs on the dynamic model until it has been seen ``compile_after`` times, then
+    gets a model of its own, kept for later: a camera's pyramid shapes recur every frame and are
+    compiled within a second, while photos of assorted sizes (enrolment) stay on the dynamic
+    model instead of each paying for compiles it never earns back. At most ``capacity`` shapes
+    are kept, least recently used dropped first; a dropped shape must recur ``compile_after``
+    times again, so sizes cycling through more than ``capacity`` shapes cannot thrash compiles.
     """
 
-    def __init__(self, model: Any, cpu: CpuSettings, capacity: int = 48) -> None:
+    def __init__(self, model: Any, cpu: CpuSettings, capacity: int = 64, compile_after: int = 8) -> None:
         self._model = model
         self._cpu = cpu
         self._capacity = capacity
+        self._compile_after = compile_after
         self.dynamic = Requests(compile_model(model, cpu))
         self._lock = threading.Lock()
         self._static: OrderedDict[tuple[int, ...], Requests] = OrderedDict()
@@ -220,17 +225,17 @@ class ShapedModels:
             return tuple(self._static)
 
     def requests(self, shape: tuple[int, ...]) -> Requests:
-        """The compiled model to run an input of ``shape`` on (compiling one for it on its second sighting)."""
+        """The compiled model to run an input of ``shape`` on (compiling one once the shape has recurred)."""
         with self._lock:
             static = self._static.get(shape)
             if static is not None:
                 self._static.move_to_end(shape)
                 return static
+            if len(self._seen) >= 64 * self._capacity:
+                self._seen.clear()  # bounded: a long run of one-off sizes only restarts the counts
             seen = self._seen.get(shape, 0) + 1
-            if len(self._seen) >= 16 * self._capacity:
-                self._seen.clear()
             self._seen[shape] = seen
-        if seen < 2:
+        if seen < self._compile_after:
             return self.dynamic
         model = self._model.clone()
         model.reshape(list(shape))
@@ -238,6 +243,7 @@ class ShapedModels:
         with self._lock:
             compiled = self._static.setdefault(shape, compiled)
             self._static.move_to_end(shape)
+            self._seen.pop(shape, None)
             while len(self._static) > self._capacity:
                 self._static.popitem(last=False)
         return compiled
