@@ -151,11 +151,16 @@ def constant(values: npt.NDArray[Any]) -> Any:
 
 
 def core() -> Any:
-    """The process's ``ov.Core`` (one per process: it owns the CPU plugin and its thread pools)."""
+    """The process's ``ov.Core`` (one per process: it owns the CPU plugin and its thread pools), set up
+    with the default CPU settings."""
     ov = openvino()
+    defaults = CpuSettings.from_env().properties()  # before the lock: it calls openvino() too
     with _lock:
         if not _core:
-            _core.append(ov.Core())
+            new = ov.Core()
+            # also the defaults of any compile that names no settings: no pinning, bounded threads
+            new.set_property("CPU", defaults)
+            _core.append(new)
         return _core[0]
 
 
