@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +23,14 @@ from network.udp_receiver import ReceiverConfig, UdpReceiver
 from vision.tf_runtime import quiet_native_logs
 
 quiet_native_logs()  # the in-process tests import TensorFlow too (none of the imports above does)
+
+# Converted models (OpenVINO IR, vision.model_cache) go to a folder of this test run, not the user's
+# data folder; the CLI and service processes the tests start inherit it, so they convert nothing.
+# Set FACESTATION_MODEL_CACHE yourself to keep them between runs.
+if not os.environ.get("FACESTATION_MODEL_CACHE"):
+    _model_cache = tempfile.mkdtemp(prefix="facestation-test-models-")
+    os.environ["FACESTATION_MODEL_CACHE"] = _model_cache
+    atexit.register(shutil.rmtree, _model_cache, True)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"

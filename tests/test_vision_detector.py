@@ -123,9 +123,10 @@ def test_nms_keeps_the_best_of_overlapping_boxes() -> None:
     assert nms(np.empty((0, 4)), np.empty(0), 0.5).tolist() == []
 
 
-def test_images_of_any_size_never_retrace_the_networks(detector: MtcnnDetector) -> None:
+def test_images_of_any_size_never_retrace_the_networks() -> None:
     from vision.detector import _Nets
 
+    detector = MtcnnDetector(runtime="tf")  # the TensorFlow runtime's tf.functions (OpenVINO: test_vision_openvino)
     nets = _Nets.get()
     for path in ("2008_001009.jpg", "2007_007763.jpg", "kit_with_rose.jpg"):
         image = read_image(need(GROUP / path))

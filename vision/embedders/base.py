@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from abc import ABC, abstractmethod
 
@@ -26,7 +27,8 @@ class BaseEmbedder(ABC):
     the same person (1:1); ``default_threshold`` is the higher one vision.matcher uses for 1:N
     identification, where a stranger meets every enrolled sample at once. How each was measured is
     in :mod:`vision.calibration`. ``batch_size`` bounds one
-    forward pass. ``embed`` is thread-safe (one forward pass at a time per model).
+    forward pass. ``embed`` is thread-safe: one forward pass at a time per model, unless the
+    back-end sets ``concurrent`` (its forward passes may run in several threads at once).
     """
 
     name: str
@@ -36,6 +38,7 @@ class BaseEmbedder(ABC):
     verification_threshold: float
     default_threshold: float
     batch_size: int = 32
+    concurrent: bool = False
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -49,7 +52,7 @@ class BaseEmbedder(ABC):
         if len(crops) == 0:
             return np.empty((0, self.dim), np.float32)
         parts = []
-        with self._lock:
+        with contextlib.nullcontext() if self.concurrent else self._lock:
             for start in range(0, len(crops), self.batch_size):
                 parts.append(self._forward(crops[start : start + self.batch_size]))
         out = l2_normalise(np.concatenate(parts))

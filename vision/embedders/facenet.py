@@ -91,7 +91,13 @@ def batchable_graph_def(raw: bytes) -> Any:
     return graph_def
 
 
-class FaceNetEmbedder(BaseEmbedder):
+class FaceNetModel(BaseEmbedder):
+    """What both FaceNet runtimes share: the name, the crop template and the calibrated thresholds.
+
+    The TensorFlow (:class:`FaceNetEmbedder`) and OpenVINO (vision.embedders.facenet_ov) runtimes
+    run the same graph and agree at cosine >= 0.999, so their embeddings share one model name.
+    """
+
     name = "facenet-512"
     dim = 512
     crop_size = 160
@@ -101,6 +107,13 @@ class FaceNetEmbedder(BaseEmbedder):
     # 1:N (vision.matcher): at most 1% of strangers named, on held-out splits of the identities people
     # (vision.calibration identification --model facenet-512).
     default_threshold = 0.639
+    runtime: str
+
+
+class FaceNetEmbedder(FaceNetModel):
+    """FaceNet on TensorFlow: the batch-free GraphDef wrapped as one pruned function."""
+
+    runtime = "tf"
 
     def __init__(self) -> None:
         super().__init__()
