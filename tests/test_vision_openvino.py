@@ -152,6 +152,13 @@ def test_shaped_models_keep_a_bounded_set_without_thrashing() -> None:
     shaped.infer(levels[0])
     assert (1, 12, 12, 3) not in shaped.shapes  # a dropped shape must recur again first
 
+    sparse = ov_runtime.ShapedModels(model, CpuSettings(streams=1), compile_after=2, window=3)
+    for _ in range(3):  # a photo size coming back after many others: never worth a compile
+        sparse.infer(levels[0])
+        for _ in range(4):
+            sparse.infer(levels[1])
+    assert sparse.shapes == ((1, 13, 12, 3),)
+
 
 def test_opencv_crops_match_tf_crop_and_resize(tf_detector: MtcnnDetector) -> None:
     tf = mtcnn_tf.TfNets.get().tf

@@ -205,23 +205,27 @@ class ShapedModels:
 
     OpenVINO runs a model compiled for one exact shape 10-30% faster than a dynamic-shape one
     (0.1-0.7 ms a P-Net level), but compiling one costs 10-20 ms, so it only pays after tens of
-    uses. A shape runs on the dynamic model until it has been seen ``compile_after`` times, then
-    gets a model of its own, kept for later: a camera's pyramid shapes recur every frame and are
-    compiled within a second, while photos of assorted sizes (enrolment) stay on the dynamic
-    model instead of each paying for compiles it never earns back. At most ``capacity`` shapes
-    are kept, least recently used dropped first; a dropped shape must recur ``compile_after``
-    times again, so sizes cycling through more than ``capacity`` shapes cannot thrash compiles.
+    uses. A shape runs on the dynamic model until it has been seen ``compile_after`` times with no
+    more than ``window`` other inferences between sightings, then gets a model of its own: a
+    camera's pyramid shapes recur every frame and are compiled within a second, while photos of
+    assorted sizes (enrolment, a folder of group photos) stay on the dynamic model instead of
+    paying for compiles they never earn back. At most ``capacity`` shapes are kept, least recently
+    used dropped first; a dropped shape has to earn its compile again.
     """
 
-    def __init__(self, model: Any, cpu: CpuSettings, capacity: int = 64, compile_after: int = 8) -> None:
+    def __init__(
+        self, model: Any, cpu: CpuSettings, capacity: int = 64, compile_after: int = 8, window: int = 128
+    ) -> None:
         self._model = model
         self._cpu = cpu
         self._capacity = capacity
         self._compile_after = compile_after
+        self._window = window
         self.dynamic = Requests(compile_model(model, cpu))
         self._lock = threading.Lock()
         self._static: OrderedDict[tuple[int, ...], Requests] = OrderedDict()
-        self._seen: dict[tuple[int, ...], int] = {}
+        self._seen: dict[tuple[int, ...], tuple[int, int]] = {}  # shape -> (recent sightings, last call)
+        self._calls = 0
 
     @property
     def shapes(self) -> tuple[tuple[int, ...], ...]:
@@ -230,21 +234,29 @@ class ShapedModels:
             return tuple(self._static)
 
     def requests(self, shape: tuple[int, ...]) -> Requests:
-        """The compiled model to run an input of ``shape`` on (compiling one once the shape has recurred)."""
+        """The compiled model to run an input of ``shape`` on (compiling one once the shape keeps recurring)."""
         with self._lock:
+            self._calls += 1
             static = self._static.get(shape)
             if static is not None:
                 self._static.move_to_end(shape)
                 return static
-            if len(self._seen) >= 64 * self._capacity:
-                self._seen.clear()  # bounded: a long run of one-off sizes only restarts the counts
-            seen = self._seen.get(shape, 0) + 1
-            self._seen[shape] = seen
+            count, last = self._seen.get(shape, (0, self._calls))
+            seen = count + 1 if self._calls - last <= self._window else 1
+            if len(self._seen) >= 16 * self._capacity:  # bounded: forget shapes not seen for a while
+                self._seen = {k: v for k, v in self._seen.items() if self._calls - v[1] <= self._window}
+            self._seen[shape] = (seen, self._calls)
         if seen < self._compile_after:
             return self.dynamic
-        model = self._model.clone()
-        model.reshape(list(shape))
-        compiled = Requests(compile_model(model, self._cpu))
+        try:
+            model = self._model.clone()
+            model.reshape(list(shape))
+            compiled = Requests(compile_model(model, self._cpu))
+        except (RuntimeError, VisionError) as exc:  # the dynamic model still works: stay on it for this shape
+            log.warning("OpenVINO cannot compile for shape %s (%s); it stays on the dynamic-shape model", shape, exc)
+            with self._lock:
+                self._seen[shape] = (-(10**9), self._calls)
+            return self.dynamic
         with self._lock:
             compiled = self._static.setdefault(shape, compiled)
             self._static.move_to_end(shape)
