@@ -15,6 +15,7 @@ import numpy as np
 from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QMouseEvent
 from PySide6.QtWidgets import (
+    QDialog,
     QDockWidget,
     QFileDialog,
     QLabel,
@@ -26,6 +27,14 @@ from PySide6.QtWidgets import (
 )
 
 from gui.display_decoder import DisplayDecoder
+from gui.investigation import (
+    VIDEO_FILTER,
+    ScanOptionsDialog,
+    choose_roster,
+    history_button,
+    import_roster_dialog,
+    scan_dialog,
+)
 from gui.jobs import Jobs
 from gui.live_painter import LivePainter, OverlaySource, RecognitionRates
 from gui.recognition_feed import RecognitionFeed
@@ -35,8 +44,9 @@ from gui.widgets.camera_grid import CameraGrid
 from gui.widgets.cameras_panel import CamerasPanel
 from gui.widgets.enrol_dialog import EnrolDialog
 from gui.widgets.gallery_view import GalleryView, read_image_file
-from gui.widgets.history_view import HistoryView
+from gui.widgets.history_view import HistoryFilter, HistoryView
 from gui.widgets.settings_dialog import SettingsDialog
+from gui.widgets.task_dialog import TaskDialog
 from gui.widgets.unknown_view import UnknownView
 from network.frames import CameraEvent
 from station import settings as table
@@ -148,11 +158,21 @@ class MainWindow(QMainWindow):
             for page in (self.gallery_view, self.history_view, self.unknown_view):
                 page.gallery_changed.connect(self._gallery_changed)
             self.tabs.currentChanged.connect(self._tab_shown)
+            roster = QAction("&Import a roster…", self)
+            roster.setToolTip("A folder with one folder of photos per person, or a CSV of name,path")
+            roster.triggered.connect(self._choose_roster)
+            faces_menu.addAction(roster)
             settings = QAction("&Settings…", self)
             settings.setShortcut(QKeySequence("Ctrl+,"))
             settings.triggered.connect(self.open_settings)
             faces_menu.addAction(settings)
             faces_menu.setEnabled(True)
+            footage = self.menuBar().addMenu("F&ootage")
+            scan = QAction("&Scan a video file…", self)
+            scan.setToolTip("Recorded footage through the recognition engine; its sightings go into History")
+            scan.triggered.connect(self._choose_scan)
+            footage.addAction(scan)
+            footage.setEnabled(services.faces is not None)
             # Retention is the station's own hourly job (station/station.py), headless or not; the
             # window only asks for a run now when the operator changes the setting.
             model = self.model()
@@ -270,6 +290,52 @@ class MainWindow(QMainWindow):
         self.enrol_dialog = dialog
         dialog.open()
         return dialog
+
+    # ------------------------------------------------ roster, footage
+
+    def _choose_roster(self) -> None:
+        path = choose_roster(self)
+        if path is not None:
+            self.import_roster(path)
+
+    def import_roster(self, path: Path) -> TaskDialog | None:
+        """Enrol a roster folder or CSV in the background, with a progress bar and a summary of refusals."""
+        gallery, faces = self.services.gallery, self.services.faces
+        if gallery is None or faces is None:
+            return None
+        dialog = import_roster_dialog(path, gallery, faces, self.jobs, self)
+        if dialog is not None:
+            dialog.finished_with.connect(lambda _r: self._gallery_changed())
+        return dialog
+
+    def _choose_scan(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Scan a video file", "", VIDEO_FILTER)
+        if not path:
+            return
+        options = ScanOptionsDialog(Path(path), self)
+        if options.exec() == QDialog.DialogCode.Accepted:
+            camera, start = options.values()
+            self.scan(Path(path), camera, start)
+
+    def scan(self, path: Path, camera: str, start: float) -> TaskDialog | None:
+        """Scan recorded footage in the background; when done, History can show its sightings."""
+        gallery, faces = self.services.gallery, self.services.faces
+        if gallery is None or faces is None:
+            return None
+        recogniser = self.services.recogniser
+        model = recogniser.model if recogniser is not None else faces.model
+        settings = recogniser.settings if recogniser is not None else None
+        if settings is None:
+            settings = RecognitionSettings(threshold=table.calibrated_threshold(model))
+        dialog = scan_dialog(path, camera, start, gallery, faces, settings, self.jobs, self)  # type: ignore[arg-type]
+        history_button(dialog, lambda: self._show_camera_history(camera or path.stem))
+        return dialog
+
+    def _show_camera_history(self, camera: str) -> None:
+        if self.history_view is None:
+            return
+        self.tabs.setCurrentWidget(self.history_view)
+        self.history_view.set_filter(HistoryFilter(camera=camera))
 
     # ----------------------------------------------------- files, backup
 

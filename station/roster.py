@@ -173,12 +173,16 @@ def enrol_person(
     limits: QualityLimits | None = None,
     problems: Sequence[tuple[str, str]] = (),
     progress: Callable[[Path], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> PersonResult:
-    """Enrol the largest face of each file as a sample of ``name`` (created if new)."""
+    """Enrol the largest face of each file as a sample of ``name`` (created if new); stops before the
+    next file once ``cancelled`` says so."""
     limits = limits or QualityLimits()
     enrolled: list[str] = []
     rejected = list(problems)
     for path in files:
+        if cancelled is not None and cancelled():
+            break
         try:
             image = read_image(path)
             if image is None:
@@ -199,3 +203,56 @@ def enrol_person(
                 progress(path)
     samples = next((p.samples for p in gallery.persons() if p.name.casefold() == name.casefold()), 0)
     return PersonResult(name, pipeline.model, tuple(enrolled), tuple(rejected), samples)
+
+
+def import_roster(
+    gallery: Gallery,
+    pipeline: Observer,
+    entries: Sequence[RosterEntry],
+    *,
+    limits: QualityLimits | None = None,
+    progress: Callable[[float, str], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> tuple[list[PersonResult], RosterSummary]:
+    """Enrol every person of a roster, reporting the share of photos done; stops between photos when
+    ``cancelled`` says so (what was enrolled stays). The console's "Import a roster…" runs this."""
+    total = sum(len(e.files) for e in entries) or 1
+    done = 0
+    results: list[PersonResult] = []
+    summary = RosterSummary()
+    for entry in entries:
+        if cancelled is not None and cancelled():
+            break
+
+        def step(path: Path, name: str = entry.name) -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(done / total, f"{name}: {path.name}")
+
+        result = enrol_person(
+            gallery,
+            pipeline,
+            entry.name,
+            entry.files,
+            limits=limits,
+            problems=entry.problems,
+            progress=step,
+            cancelled=cancelled,
+        )
+        results.append(result)
+        summary.add(result)
+    return results, summary
+
+
+def summary_text(results: Sequence[PersonResult], summary: RosterSummary) -> str:
+    """The closing summary an operator reads: totals, then each refusal with why."""
+    lines = [
+        f"{summary.persons} people, {summary.enrolled} photos enrolled, {summary.rejected} refused.",
+    ]
+    if summary.persons_without_samples:
+        lines.append("No usable photo for: " + ", ".join(summary.persons_without_samples))
+    for r in results:
+        for path, reason in r.rejected:
+            lines.append(f"  {r.person}: {Path(path).name}: {reason}")
+    return "\n".join(lines)
