@@ -556,8 +556,9 @@ def evaluate_identification(
     """Run the open-set protocol of the module docstring on DIR (and DIR2) with one model.
 
     ``pipeline`` (detector + embedder) is built for ``model`` when not given; ``threshold`` and
-    ``margin`` default to the embedder's calibrated ``default_threshold`` and ``default_margin``. ``cache_dir`` keeps the embeddings per
-    (model, file hash) between runs; without it they are kept in memory for this run only.
+    ``margin`` default to the embedder's calibrated ``default_threshold`` and ``default_margin``.
+    ``cache_dir`` keeps the embeddings per (model, file hash) between runs; without it they are
+    kept in memory for this run only.
     Raises ProtocolError for unusable folders and VisionError for a missing model.
     """
     if enrol_n < 1:

