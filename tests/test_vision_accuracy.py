@@ -121,12 +121,13 @@ def open_set_figures(data: IdentityEmbeddings, threshold: float, margin: float) 
 
 @pytest.mark.slow
 def test_fused_model_top1_and_strangers(fused_identities: IdentityEmbeddings) -> None:
-    """fusion-640 at its calibrated operating point (0.872, margin 0.015, fixed on the calibration pool).
+    """fusion-640 at its calibrated operating point (mean template, 0.879, margin 0.015: all fixed on
+    the calibration pool, which leaves these people out).
 
-    The issue's target is at most 2% of strangers accepted. Measured 5% (5/100): three photos of
-    Junichiro Koizumi named Roh Moo-hyun and two of Vicente Fox named Saddam Hussein, two look-alike
-    pairs that FaceNet alone also confuses. The target is missed; this guards the measured level.
-    Known faces: 96.9% named right (FaceNet at its threshold: 95.8%), none named wrong.
+    The issue's target is at most 2% of strangers accepted. Measured 3% (3/100): two photos of
+    Junichiro Koizumi named Roh Moo-hyun and one of Vicente Fox named Saddam Hussein, look-alike
+    pairs that FaceNet alone confuses too. The target is missed by one photo; this guards the
+    measured level. Known faces: 97.7% named right (FaceNet at its threshold: 95.8%), none wrong.
     """
     data = fused_identities
     people = sorted(set(data.names))
@@ -137,6 +138,6 @@ def test_fused_model_top1_and_strangers(fused_identities: IdentityEmbeddings) ->
     assert top1 >= 0.99, f"top-1 {top1:.4f}"
     embedder = load_embedder("fusion-640")
     accepted, correct, wrong = open_set_figures(data, resolve_threshold(embedder), embedder.default_margin)
-    assert accepted <= 0.05, f"{accepted:.3f} of unknown faces accepted (target 0.02)"
+    assert accepted <= 0.03, f"{accepted:.3f} of unknown faces accepted (target 0.02)"
     assert wrong <= 0.01, f"{wrong:.3f} of known faces named as someone else"
-    assert correct >= 0.95, f"only {correct:.3f} of known faces recognised"
+    assert correct >= 0.97, f"only {correct:.3f} of known faces recognised"

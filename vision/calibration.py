@@ -24,6 +24,9 @@ own split:
   is the 95% upper bound over 1,000 resamples of the people (seed 0); the margin is ignored (it
   only names fewer). The operating-points table (threshold → expected FPIR, its upper bound, and
   the pool's FNIR) is for the Settings dialog.
+* **Scoring** (``scoring``, how vision.matcher scores a person): the per-person rule each model
+  was chosen with in bench/accuracy.py (fusion-640: the mean template); the 1:N threshold is
+  calibrated with it.
 * **Margin** (over the runner-up, ``default_margin``): FaceNet's 0.05, scaled for every other model
   by the spread (standard deviation) of its different-person cosines over FaceNet's, so a margin
   means the same separation in every model's units.
@@ -50,7 +53,8 @@ import numpy.typing as npt
 
 from vision.detector import MtcnnDetector
 from vision.embedders.calibrated import ModelCalibration, OperatingPoint
-from vision.fpir_estimate import ThresholdEstimate, estimate_threshold, fnir_at, template_comparisons
+from vision.embedders.calibrated import calibration as calibration_of
+from vision.fpir_estimate import SCORES, ThresholdEstimate, estimate_threshold, fnir_at, template_comparisons
 from vision.lfw import best_threshold, pick_central
 from vision.pipeline import central_box, landmarks_in_box, read_image
 from vision.types import Detection, FloatArray, ImageBGR
@@ -227,10 +231,10 @@ def scaled_margin(data: PoolEmbeddings, facenet: PoolEmbeddings) -> float:
 
 
 def identification_estimate(
-    data: PoolEmbeddings, *, gallery: int = GALLERY, fpir: float = TARGET_FPIR
+    data: PoolEmbeddings, *, scoring: str = "best-sample", gallery: int = GALLERY, fpir: float = TARGET_FPIR
 ) -> tuple[ThresholdEstimate, int, int, list[OperatingPoint]]:
     """The 1:N threshold estimate, the comparison counts and the operating-points table."""
-    comparisons = template_comparisons(data.person, data.rows, ENROL)
+    comparisons = template_comparisons(data.person, data.rows, ENROL, SCORES[scoring])
     estimate = estimate_threshold(comparisons, gallery=gallery, fpir=fpir)
     chosen = math.ceil(estimate.upper * 1000) / 1000
     step = max(0.005, round(estimate.point_model.beta / 0.005) * 0.005)
@@ -250,7 +254,9 @@ def calibrate(model: str) -> tuple[ModelCalibration, dict[str, object]]:
     data, facenet = embedded[model], embedded["facenet-512"]
     weight = fusion_weight(facenet, embedded["dlib-128"]) if model == "fusion-640" else 1.0
     verification = verification_threshold(data)
-    estimate, impostors, genuines, points = identification_estimate(data)
+    shipped = calibration_of(model)
+    scoring = shipped.scoring if shipped is not None else "best-sample"
+    estimate, impostors, genuines, points = identification_estimate(data, scoring=scoring)
     calibration = ModelCalibration(
         model=model,
         identification_threshold=math.ceil(estimate.upper * 1000) / 1000,
@@ -262,6 +268,7 @@ def calibrate(model: str) -> tuple[ModelCalibration, dict[str, object]]:
         genuine_comparisons=genuines,
         operating_points=tuple(points),
         facenet_weight=weight,
+        scoring=scoring,
     )
     evidence: dict[str, object] = {
         "model": model,
@@ -289,6 +296,7 @@ def as_python(c: ModelCalibration) -> str:
         f"        OperatingPoint({p.threshold}, {p.fpir}, {p.fpir_upper}, {p.fnir}),\n" for p in c.operating_points
     )
     weight = f"    facenet_weight={c.facenet_weight},\n" if c.facenet_weight != 1.0 else ""
+    weight += f"    scoring={json.dumps(c.scoring)},\n" if c.scoring != "best-sample" else ""
     return (
         f"ModelCalibration(\n    model={json.dumps(c.model)},\n"
         f"    identification_threshold={c.identification_threshold},\n"

