@@ -85,7 +85,7 @@ def test_missing_facenet_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatc
 
 
 def test_registry_names_and_errors(facenet: BaseEmbedder) -> None:
-    assert MODEL_NAMES == ("facenet-512", "dlib-128", "vggface2-2048")
+    assert MODEL_NAMES == ("facenet-512", "dlib-128", "fusion-640", "vggface2-2048")
     assert load_embedder() is facenet  # one per process
     assert (facenet.name, facenet.dim, facenet.crop_size) == ("facenet-512", 512, 160)
     assert 0.0 < facenet.verification_threshold < 1.0

@@ -105,9 +105,10 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
 def test_lfw_fold1_accuracy_at_the_fixed_threshold() -> None:
     """Fold 1 from the raw photos at the threshold calibrated on the identities photos.
 
-    The issue's target is 98.5% at the fixed threshold. Measured: 98.17% at 0.39 (fixed), 98.50% at
-    the best threshold (0.33, optimistic). The fixed-threshold target is missed by two pairs, so this
-    asserts 98.0% and records the miss rather than moving the threshold onto fold 1.
+    The issue's target was 98.5%, now 99.0%, at the fixed threshold. Measured: 98.17% at 0.39
+    (fixed, recalibrated on the pool: unchanged), 98.50% at the best threshold (0.33, optimistic).
+    FaceNet alone misses it, so this asserts 98.0% and records the miss rather than moving the
+    threshold onto fold 1; fusion-640 (below) comes within one pair.
     """
     proc = run_main(
         "evaluate", "lfw", "--pairs", str(need(FOLD1 / "pairs_fold1.txt")), "--images", str(FOLD1 / "images")
@@ -126,3 +127,34 @@ def test_lfw_fold1_accuracy_at_the_fixed_threshold() -> None:
     assert result["accuracy"] >= 0.98, result
     assert result["best_accuracy"] >= max(result["accuracy"], 0.985), result
     assert result["auc"] >= 0.99
+
+
+@pytest.mark.slow
+def test_lfw_fold1_fused_model_at_its_fixed_threshold() -> None:
+    """fusion-640 on fold 1 at its verification threshold, calibrated on the pool (fold 1's photos left out).
+
+    The issue's target is 99.0% at a threshold fixed before the run. Measured 98.83% (593/600) at
+    0.798, best 99.17% at 0.794 (optimistic), AUC 0.9996, TAR at FAR 1e-3 0.977 (FaceNet: 0.893):
+    the target is missed by one pair, so this asserts the level reached (less one pair of numeric
+    slack) rather than moving the threshold onto fold 1.
+    """
+    pytest.importorskip("dlib")
+    proc = run_main(
+        "evaluate",
+        "lfw",
+        "--pairs",
+        str(need(FOLD1 / "pairs_fold1.txt")),
+        "--images",
+        str(FOLD1 / "images"),
+        "--model",
+        "fusion-640",
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    from vision.embedders.fusion import FusionEmbedder
+
+    assert result["model"] == "fusion-640" and result["pairs"] == 600
+    assert result["threshold"] == pytest.approx(FusionEmbedder.verification_threshold, abs=1e-4)
+    assert result["accuracy"] >= 0.9865, result
+    assert result["best_accuracy"] >= 0.99, result
+    assert result["auc"] >= 0.999, result

@@ -192,3 +192,24 @@ def test_batch_equals_a_plain_loop_reference(seed: int, persons: int, threshold:
         accepted = top_s >= threshold and top_s - runner >= margin
         if abs(top_s - threshold) > 1e-5 and abs(top_s - runner - margin) > 1e-5:
             assert (match.person_id == top_p) if accepted else (match.person_id is None)
+
+
+def test_mean_template_scoring_scores_a_person_by_the_mean_of_their_samples() -> None:
+    rows = np.stack([E[0], E[1], E[2]])  # Ann: e0 and e1; Bob: e2
+    kw = {"threshold": 0.9, "margin": 0.0}
+    mean = Matcher(MODEL, [7, 7, 9], ["Ann", "Ann", "Bob"], rows, scoring="mean-template", **kw)  # type: ignore[arg-type]
+    best = Matcher(MODEL, [7, 7, 9], ["Ann", "Ann", "Bob"], rows, **kw)  # type: ignore[arg-type]
+    between = unit(1, 1)  # Ann's template exactly
+    assert mean.person_scores(between[None], model=MODEL)[0] == pytest.approx([1.0, 0.0], abs=1e-6)
+    assert best.person_scores(between[None], model=MODEL)[0] == pytest.approx([np.sqrt(0.5), 0.0], abs=1e-6)
+    assert mean.match_one(between, model=MODEL).person == "Ann" and best.match_one(between, model=MODEL).person is None
+    assert mean.person_scores(E[0][None], model=MODEL)[0, 0] == pytest.approx(np.sqrt(0.5), abs=1e-6)
+    assert (best.scoring, mean.scoring) == ("best-sample", "mean-template")
+    # the default is what the model was calibrated with
+    assert Matcher("fusion-640", [1], ["A"], E[:1], threshold=0.5).scoring == "mean-template"
+    assert Matcher("facenet-512", [1], ["A"], E[:1], threshold=0.5).scoring == "best-sample"
+    with pytest.raises(ValueError, match="scoring must be one of"):
+        Matcher(MODEL, [1], ["A"], E[:1], threshold=0.5, scoring="median")
+    # an empty gallery still answers
+    empty = Matcher(MODEL, [], [], np.zeros((0, DIM), np.float32), threshold=0.5, scoring="mean-template")
+    assert empty.match(E[:1], model=MODEL) == [Match(None, None, NO_SCORE, NO_SCORE)]

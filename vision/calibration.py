@@ -1,20 +1,40 @@
-"""How the alignment templates and verification thresholds in vision/ were derived (an offline step).
+"""How the constants in vision/ were measured (an offline step), and the way to measure them again.
 
-Nothing here runs in the station; it is the record of, and the way to redo, two measured constants:
+Nothing here runs in the station. Every figure comes from ../shared/faces and never from a test's
+own split:
 
+* **The calibration pool**: the identities photos (62 LFW people × 10) less the ten people
+  tests/test_vision_accuracy.py leaves out as strangers (``people[5::6]``, :data:`TEST_STRANGERS`)
+  and less the 16 photos that LFW fold 1 (tests/test_vision_lfw.py) also uses: 52 people, 509
+  photos. Each photo gives the face nearest its centre, through the one pipeline.
 * **Templates** (``vision.align``): each model was trained on crops framed a particular way around a
-  face detector's box. Running our MTCNN on ../shared/faces/identities (62 people × 10 LFW photos),
-  reproducing each model's own crop, and averaging where the five landmarks land inside it gives a
-  template; a similarity warp to it reproduces that framing from landmarks alone.
-* **Thresholds** (``verification_threshold`` on each embedder): the cosine similarity that best
-  separates same-person from different-person pairs among the identities photos (all 2,790
-  same-person pairs; 2,790 different-person pairs drawn with a fixed seed). LFW fold 1 is not used,
-  so ``main.py evaluate lfw`` on fold 1 runs at a threshold fixed before it.
+  face detector's box. Running our MTCNN on the identities photos, reproducing each model's own
+  crop, and averaging where the five landmarks land inside it gives a template; a similarity warp
+  to it reproduces that framing from landmarks alone (``templates``; measured on all 620 photos
+  before this pool existed: landmark positions, not identities).
+* **Verification threshold** (1:1, ``verification_threshold``, what ``evaluate lfw`` uses on one
+  fold): the cosine that best separates the pool's same-person pairs (all of them) from as many
+  different-person pairs (drawn with seed 1). LFW fold 1 plays no part, so it runs at a threshold
+  fixed before it.
+* **Identification threshold** (1:N, ``default_threshold``): every pool photo against every
+  template of 3 photos (each person once per rotation of their photos; 3 is what the open-set
+  protocol enrols), and the threshold at which a 200-person watchlist would name 1% of strangers,
+  from an exponential tail of the impostor scores (vision.fpir_estimate). Calibrated on 52
+  well-photographed people, the point estimate is optimistic for other people, so the threshold
+  is the 95% upper bound over 1,000 resamples of the people (seed 0); the margin is ignored (it
+  only names fewer). The operating-points table (threshold → expected FPIR, its upper bound, and
+  the pool's FNIR) is for the Settings dialog.
+* **Scoring** (``scoring``, how vision.matcher scores a person): the per-person rule each model
+  was chosen with in bench/accuracy.py (fusion-640: the mean template); the 1:N threshold is
+  calibrated with it.
+* **Margin** (over the runner-up, ``default_margin``): FaceNet's 0.05, scaled for every other model
+  by the spread (standard deviation) of its different-person cosines over FaceNet's, so a margin
+  means the same separation in every model's units.
+* **Fusion weight** (``fusion-640``): the z-score rule, each cosine over its different-person spread:
+  w(FaceNet) = s(dlib) / (s(FaceNet) + s(dlib)), rounded to 0.05.
 
-* **Identification threshold** (``default_threshold``, what vision.matcher uses for 1:N): see
-  :func:`derive_identification_threshold`.
-
-Run: ``.venv/bin/python -m vision.calibration [templates|threshold|identification] [--model NAME]``.
+Run: ``.venv/bin/python -m vision.calibration calibrate --model NAME`` (prints JSON and the Python
+literal for vision/embedders/calibrated.py; a few minutes per model on 2 cores), or ``templates``.
 """
 
 from __future__ import annotations
@@ -22,7 +42,9 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -30,16 +52,40 @@ import numpy as np
 import numpy.typing as npt
 
 from vision.detector import MtcnnDetector
+from vision.embedders.calibrated import ModelCalibration, OperatingPoint
+from vision.embedders.calibrated import calibration as calibration_of
+from vision.fpir_estimate import SCORES, ThresholdEstimate, estimate_threshold, fnir_at, template_comparisons
 from vision.lfw import best_threshold, pick_central
-from vision.pipeline import read_image
+from vision.pipeline import central_box, landmarks_in_box, read_image
 from vision.types import Detection, FloatArray, ImageBGR
 
-IDENTITIES = Path(__file__).resolve().parent.parent.parent / "shared" / "faces" / "identities"
+FACES = Path(__file__).resolve().parent.parent.parent / "shared" / "faces"
+IDENTITIES = FACES / "identities"
+FOLD1_IMAGES = FACES / "lfw_pairs_fold1" / "images"
+ENROL = 3  # photos per calibration template: what the open-set protocol enrols
+GALLERY = 200  # the watchlist size the 1:N threshold is calibrated for
+TARGET_FPIR = 0.01
+FACENET_MARGIN = 0.05
 
 
 def identity_images(root: Path = IDENTITIES) -> list[tuple[str, Path]]:
     """(person, path) for every photo under ``root``, sorted."""
     return [(p.parent.name, p) for p in sorted(root.glob("*/*.jpg"))]
+
+
+def test_strangers(people: list[str]) -> list[str]:
+    """The people tests/test_vision_accuracy.py leaves out of its gallery as strangers (sorted names)."""
+    return people[5::6][:10]
+
+
+def calibration_pool(root: Path = IDENTITIES, fold1: Path = FOLD1_IMAGES) -> list[tuple[str, Path]]:
+    """The pool of the module docstring: identities photos less the test strangers and fold 1's photos."""
+    photos = identity_images(root)
+    left_out = set(test_strangers(sorted({person for person, _ in photos})))
+    in_fold1 = {p.relative_to(fold1).as_posix() for p in fold1.glob("*/*.jpg")} if fold1.is_dir() else set()
+    return [
+        (person, path) for person, path in photos if person not in left_out and f"{person}/{path.name}" not in in_fold1
+    ]
 
 
 def _mean_landmarks_in_box_crop(
@@ -100,93 +146,177 @@ def derive_templates(limit: int = 620) -> dict[str, list[list[float]]]:
     return out
 
 
-def derive_threshold(model: str, seed: int = 1) -> dict[str, float | int]:
-    """The best-accuracy cosine threshold over identities pairs (balanced same/different)."""
+@dataclass(frozen=True, slots=True)
+class PoolEmbeddings:
+    """One model's unit embedding of every pool photo (the face nearest the centre, else the central box)."""
+
+    model: str
+    people: tuple[str, ...]  # sorted names; ``person`` indexes them
+    person: tuple[int, ...]
+    rows: FloatArray
+
+
+def pool_embeddings(models: list[str], pool: list[tuple[str, Path]] | None = None) -> dict[str, PoolEmbeddings]:
+    """Embed the pool with each model, detecting each photo once."""
     from vision.embedders import load_embedder
     from vision.pipeline import FacePipeline
 
-    pipeline = FacePipeline(embedder=load_embedder(model))
-    people: dict[str, list[npt.NDArray[np.float32]]] = {}
-    for person, path in identity_images():
+    items = calibration_pool() if pool is None else pool
+    detector = MtcnnDetector()
+    pipelines = {m: FacePipeline(detector=detector, embedder=load_embedder(m)) for m in models}
+    people = tuple(sorted({person for person, _ in items}))
+    index = {p: i for i, p in enumerate(people)}
+    person: list[int] = []
+    rows: dict[str, list[FloatArray]] = {m: [] for m in models}
+    for name, path in items:
         image = read_image(path)
-        if image is not None:
-            people.setdefault(person, []).append(pipeline.central_faces([image])[0].embedding)
-    same = [float(a @ b) for embs in people.values() for a, b in itertools.combinations(embs, 2)]
-    names = sorted(people)
+        if image is None:
+            continue
+        height, width = image.shape[:2]
+        found = pick_central(detector.detect(image), width, height)
+        if found is None:
+            box = central_box(width, height)
+            found = Detection(box=box, landmarks=landmarks_in_box(box), confidence=0.0)
+        person.append(index[name])
+        for m, pipeline in pipelines.items():
+            rows[m].append(pipeline.observe_detections(image, [found])[0].embedding)
+    return {
+        m: PoolEmbeddings(m, people, tuple(person), np.asarray(rows[m], dtype=np.float32).reshape(len(person), -1))
+        for m in models
+    }
+
+
+def pair_scores(data: PoolEmbeddings, seed: int = 1) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """Every same-person pair and as many different-person pairs (drawn with ``seed``): scores, labels."""
+    labels = np.asarray(data.person)
+    groups = [np.flatnonzero(labels == k) for k in range(len(data.people))]
+    same = [float(data.rows[a] @ data.rows[b]) for g in groups for a, b in itertools.combinations(g, 2)]
     rng = np.random.default_rng(seed)
     diff: list[float] = []
     while len(diff) < len(same):
-        i, j = rng.choice(len(names), 2, replace=False)
-        a, b = people[names[i]], people[names[j]]
-        diff.append(float(a[rng.integers(len(a))] @ b[rng.integers(len(b))]))
-    scores = np.asarray(same + diff)
-    labels = np.asarray([True] * len(same) + [False] * len(diff))
-    thr, acc = best_threshold(scores, labels)
-    return {"threshold": round(thr, 4), "accuracy": acc, "same_pairs": len(same), "different_pairs": len(diff)}
+        i, j = rng.choice(len(groups), 2, replace=False)
+        a, b = groups[i], groups[j]
+        if len(a) and len(b):
+            diff.append(float(data.rows[a[rng.integers(len(a))]] @ data.rows[b[rng.integers(len(b))]]))
+    return np.asarray(same + diff), np.asarray([True] * len(same) + [False] * len(diff))
 
 
-def identity_embeddings(model: str) -> tuple[list[str], FloatArray]:
-    """(person per row, unit embeddings) of every identities photo, through the one pipeline."""
-    from vision.embedders import load_embedder
-    from vision.pipeline import FacePipeline
-
-    pipeline = FacePipeline(embedder=load_embedder(model))
-    names: list[str] = []
-    rows: list[FloatArray] = []
-    items = identity_images()
-    for start in range(0, len(items), 32):
-        chunk = [(person, read_image(path)) for person, path in items[start : start + 32]]
-        loaded = [(person, image) for person, image in chunk if image is not None]
-        for (person, _), obs in zip(loaded, pipeline.central_faces([i for _, i in loaded]), strict=True):
-            names.append(person)
-            rows.append(obs.embedding)
-    return names, np.asarray(rows, dtype=np.float32)
+def verification_threshold(data: PoolEmbeddings) -> dict[str, float | int]:
+    """The best-accuracy 1:1 threshold on the pool pairs."""
+    scores, labels = pair_scores(data)
+    threshold, accuracy = best_threshold(scores, labels)
+    return {"threshold": threshold, "accuracy": accuracy, "pairs": len(scores)}
 
 
-def derive_identification_threshold(model: str, accept: float = 0.01) -> dict[str, float | int]:
-    """The 1:N threshold (``default_threshold``) at which at most ``accept`` of strangers are named.
+def impostor_spread(data: PoolEmbeddings) -> float:
+    """Standard deviation of the cosines between photos of different pool people."""
+    labels = np.asarray(data.person)
+    sims = data.rows @ data.rows.T
+    upper = np.triu(np.ones(sims.shape, dtype=bool), 1) & (labels[:, None] != labels[None, :])
+    return float(np.std(sims[upper]))
 
-    A face of someone not enrolled is compared with every enrolled sample, so the best of many
-    different-person scores must stay under the threshold: it sits far above the 1:1
-    ``verification_threshold``. Five stranger splits of the identities people (persons ``k::6``,
-    k = 0..4, ten each) are left out in turn, the others are enrolled with their first 5 photos,
-    and the threshold is the (1 - accept) quantile of the strangers' best-person scores, pooled.
-    Split k = 5 is never used here: tests/test_vision_accuracy.py leaves those people out.
-    """
-    names, rows = identity_embeddings(model)
-    people = sorted(set(names))
-    best_scores: list[float] = []
-    for k in range(5):
-        strangers = set(people[k::6][:10])
-        gallery_rows = []
-        gallery_people = []
-        seen: dict[str, int] = {}
-        for name, row in zip(names, rows, strict=True):
-            if name not in strangers and seen.get(name, 0) < 5:
-                seen[name] = seen.get(name, 0) + 1
-                gallery_rows.append(row)
-                gallery_people.append(name)
-        gallery = np.asarray(gallery_rows)
-        owners = np.asarray(gallery_people)
-        for name, row in zip(names, rows, strict=True):
-            if name in strangers:
-                scores = gallery @ row
-                best_scores.append(float(max(scores[owners == p].max() for p in set(gallery_people))))
-    threshold = float(np.quantile(np.asarray(best_scores), 1.0 - accept))
-    return {"default_threshold": round(threshold, 3), "strangers": len(best_scores), "accept": accept}
+
+def fusion_weight(facenet: PoolEmbeddings, dlib: PoolEmbeddings) -> float:
+    """The z-score weight of FaceNet's cosine in the fusion, rounded to 0.05."""
+    sf, sd = impostor_spread(facenet), impostor_spread(dlib)
+    return round(sd / (sf + sd) / 0.05) * 0.05
+
+
+def scaled_margin(data: PoolEmbeddings, facenet: PoolEmbeddings) -> float:
+    """FaceNet's margin in ``data``'s units (rounded to 0.005, at least 0.005)."""
+    if data.model == facenet.model:
+        return FACENET_MARGIN
+    ratio = impostor_spread(data) / impostor_spread(facenet)
+    return max(0.005, round(FACENET_MARGIN * ratio / 0.005) * 0.005)
+
+
+def identification_estimate(
+    data: PoolEmbeddings, *, scoring: str = "best-sample", gallery: int = GALLERY, fpir: float = TARGET_FPIR
+) -> tuple[ThresholdEstimate, int, int, list[OperatingPoint]]:
+    """The 1:N threshold estimate, the comparison counts and the operating-points table."""
+    comparisons = template_comparisons(data.person, data.rows, ENROL, SCORES[scoring])
+    estimate = estimate_threshold(comparisons, gallery=gallery, fpir=fpir)
+    chosen = math.ceil(estimate.upper * 1000) / 1000
+    step = max(0.005, round(estimate.point_model.beta / 0.005) * 0.005)
+    points = []
+    for k in range(-3, 4):
+        t = round(chosen + k * step, 3)
+        point, upper = estimate.fpir_at(t)
+        points.append(OperatingPoint(t, round(point, 4), round(upper, 4), round(fnir_at(comparisons, t), 4)))
+    return estimate, len(comparisons.impostor), len(comparisons.genuine), points
+
+
+def calibrate(model: str) -> tuple[ModelCalibration, dict[str, object]]:
+    """Every calibrated figure of ``model``, and the evidence (as JSON) behind them."""
+    parts = ["facenet-512", "dlib-128"] if model == "fusion-640" else []
+    needed = sorted({model, "facenet-512", *parts})
+    embedded = pool_embeddings(needed)
+    data, facenet = embedded[model], embedded["facenet-512"]
+    weight = fusion_weight(facenet, embedded["dlib-128"]) if model == "fusion-640" else 1.0
+    verification = verification_threshold(data)
+    shipped = calibration_of(model)
+    scoring = shipped.scoring if shipped is not None else "best-sample"
+    estimate, impostors, genuines, points = identification_estimate(data, scoring=scoring)
+    calibration = ModelCalibration(
+        model=model,
+        identification_threshold=math.ceil(estimate.upper * 1000) / 1000,
+        margin=scaled_margin(data, facenet),
+        verification_threshold=round(float(verification["threshold"]), 3),
+        gallery=GALLERY,
+        people=len(data.people),
+        impostor_comparisons=impostors,
+        genuine_comparisons=genuines,
+        operating_points=tuple(points),
+        facenet_weight=weight,
+        scoring=scoring,
+    )
+    evidence: dict[str, object] = {
+        "model": model,
+        "photos": len(data.person),
+        "people": len(data.people),
+        "verification": verification,
+        "identification_point_estimate": round(estimate.point, 4),
+        "identification_upper_95": round(estimate.upper, 4),
+        "tail": {"u": estimate.point_model.u, "beta": estimate.point_model.beta, "p_u": estimate.point_model.p_u},
+        "resamples": estimate.resamples,
+        "impostor_spread": impostor_spread(data),
+        "facenet_impostor_spread": impostor_spread(facenet),
+    }
+    if model == "fusion-640":
+        from vision.embedders.fusion import FusionEmbedder
+
+        evidence["derived_facenet_weight"] = weight
+        evidence["shipped_facenet_weight"] = FusionEmbedder.facenet_weight
+    return calibration, evidence
+
+
+def as_python(c: ModelCalibration) -> str:
+    """The calibration as the literal that vision/embedders/calibrated.py holds."""
+    points = "".join(
+        f"        OperatingPoint({p.threshold}, {p.fpir}, {p.fpir_upper}, {p.fnir}),\n" for p in c.operating_points
+    )
+    weight = f"    facenet_weight={c.facenet_weight},\n" if c.facenet_weight != 1.0 else ""
+    weight += f"    scoring={json.dumps(c.scoring)},\n" if c.scoring != "best-sample" else ""
+    return (
+        f"ModelCalibration(\n    model={json.dumps(c.model)},\n"
+        f"    identification_threshold={c.identification_threshold},\n"
+        f"    margin={c.margin},\n    verification_threshold={c.verification_threshold},\n    gallery={c.gallery},\n"
+        f"    people={c.people},\n    impostor_comparisons={c.impostor_comparisons},\n"
+        f"    genuine_comparisons={c.genuine_comparisons},\n    operating_points=(\n{points}    ),\n{weight})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vision.calibration", description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=["templates", "threshold", "identification"])
+    parser.add_argument("what", choices=["templates", "calibrate"])
     parser.add_argument("--model", default="facenet-512")
     args = parser.parse_args(argv)
     if args.what == "templates":
         print(json.dumps(derive_templates()))
-    elif args.what == "identification":
-        print(json.dumps(derive_identification_threshold(args.model)))
-    else:
-        print(json.dumps(derive_threshold(args.model)))
+        return 0
+    calibration, evidence = calibrate(args.model)
+    print(json.dumps(evidence))
+    print(as_python(calibration))
     return 0
 
 

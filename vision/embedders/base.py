@@ -37,6 +37,9 @@ class BaseEmbedder(ABC):
     template: Template
     verification_threshold: float
     default_threshold: float
+    # 1:N: how far the best person must beat the runner-up, in this model's own score units (dlib's
+    # cosines spread over a quarter of FaceNet's range, so one margin cannot serve every model).
+    default_margin: float = 0.05
     batch_size: int = 32
     concurrent: bool = False
 

