@@ -102,13 +102,15 @@ def open_gallery(args: argparse.Namespace, actor: str) -> Any:
         raise CliError(str(exc)) from None
 
 
-def load_pipeline(model: str | None = None) -> Any:
-    """The face pipeline for ``model`` (the default when None), or CliError naming what is missing."""
-    from vision.embedders import load_embedder
+def load_pipeline(model: str | None = None, *, detector: Any = None) -> Any:
+    """The face pipeline for ``model`` (the live model when None), or CliError naming what is missing."""
+    from vision.embedders import MODEL_NAMES, load_embedder
     from vision.pipeline import FacePipeline
     from vision.types import VisionError
 
+    if model is not None and model not in MODEL_NAMES:
+        raise CliError(f"--model must be one of {', '.join(MODEL_NAMES)}, not {model!r}")
     try:
-        return FacePipeline(embedder=load_embedder(model) if model else None)
+        return FacePipeline(detector=detector, embedder=load_embedder(model) if model else None)
     except VisionError as exc:
         raise CliError(str(exc)) from None

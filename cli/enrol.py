@@ -19,7 +19,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
         "--folders", metavar="DIR", help="a roster: each subfolder of DIR is one person, named after the folder"
     )
     p.add_argument("paths", nargs="*", metavar="PATH", help="image files or folders of images (with --name)")
-    p.add_argument("--model", help="embedding model (default facenet-512)")
+    p.add_argument(
+        "--model",
+        help="store samples of this model only (default: the live model facenet-512 and the photo model fusion-640)",
+    )
     p.add_argument("--min-face", type=float, default=40.0, metavar="PX", help="refuse faces smaller than this")
     p.set_defaults(func=run)
 
@@ -34,6 +37,7 @@ def _progress_bar(total: int, what: str) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from station.models import enrolment_models
     from station.roster import RosterError, RosterSummary, enrol_person, list_images, read_roster
     from vision.quality import QualityLimits
 
@@ -58,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     gallery = open_gallery(args, "cli")
     try:
         pipeline = load_pipeline(args.model)
+        others = [] if args.model else enrolment_models()[1:]  # the photo model, beside the live one
+        companions = [load_pipeline(m, detector=pipeline.detector) for m in others]
         limits = QualityLimits(min_face=args.min_face)
         bar = _progress_bar(sum(len(f) for _, f, _ in entries), "enrolling")
         summary = RosterSummary()
@@ -73,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
                     limits=limits,
                     problems=problems,
                     progress=(lambda _p: bar.update(1)) if bar is not None else None,
+                    companions=companions,
                 )
                 summary.add(result)
                 emit(result.as_json())

@@ -91,6 +91,7 @@ def build_services(options: ConsoleOptions) -> tuple[ConsoleServices, list[Calla
         cameras=lambda: [c.name for c in gallery.cameras()],
         recogniser=station.recogniser,
         retention=station.apply_retention,
+        companions=station.companions,
     )
     return services, [station.stop, *options.extra_cleanup]
 

@@ -7,14 +7,16 @@ someone else above the recognition threshold: the operator decides.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from station.enrolment import enrol_observation
+from station.enrolment import Companion, enrol_observation
 from storage.gallery import Gallery
 from vision.pipeline import FaceObservation
 from vision.quality import QualityLimits
+from vision.types import ImageBGR
 
 DUPLICATE_SIMILARITY = 0.95  # cosine; two photos of one face from one session score ~0.8-0.9
 
@@ -71,9 +73,27 @@ def assess(
     )
 
 
-def enrol(gallery: Gallery, person: str, assessment: FaceAssessment, source: str, *, anyway: bool = False) -> int:
-    """Store one assessed face as a sample of ``person``. A face below the quality limits is refused,
-    unless ``anyway``: then it is stored as a weak sample and the audit log says why it was below the bar."""
+def enrol(
+    gallery: Gallery,
+    person: str,
+    assessment: FaceAssessment,
+    source: str,
+    *,
+    anyway: bool = False,
+    image: ImageBGR | None = None,
+    companions: Sequence[Companion] = (),
+) -> int:
+    """Store one assessed face as a sample of ``person`` (and, given the ``image`` it was found in, a
+    sample of each companion model). A face below the quality limits is refused, unless ``anyway``: then
+    it is stored as a weak sample and the audit log says why it was below the bar."""
     if assessment.reject_reason and not anyway:
         raise ValueError(f"not enrolled: {assessment.reject_reason}")
-    return enrol_observation(gallery, person, assessment.observation, source, below_bar=assessment.reject_reason)
+    return enrol_observation(
+        gallery,
+        person,
+        assessment.observation,
+        source,
+        below_bar=assessment.reject_reason,
+        image=image,
+        companions=companions,
+    )

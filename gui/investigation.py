@@ -9,6 +9,7 @@ History like any camera's).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from gui.jobs import Jobs
 from gui.widgets.task_dialog import Progress, TaskDialog, open_task
+from station.enrolment import Companion
 from station.roster import PersonResult, RosterError, RosterSummary, import_roster, read_roster, summary_text
 from station.runtime import FacePipelineLike, RecognitionSettings
 from station.scan import ScanSummary, scan_file
@@ -58,7 +60,13 @@ def choose_roster(parent: QWidget) -> Path | None:
 
 
 def import_roster_dialog(
-    path: Path, gallery: Gallery, faces: object, jobs: Jobs, parent: QWidget | None = None
+    path: Path,
+    gallery: Gallery,
+    faces: object,
+    jobs: Jobs,
+    parent: QWidget | None = None,
+    *,
+    companions: Sequence[Companion] = (),
 ) -> TaskDialog | None:
     """Read the roster now (a bad one is one message), then enrol it in the background with a progress bar."""
     try:
@@ -75,6 +83,7 @@ def import_roster_dialog(
             entries,
             progress=progress.update,
             cancelled=progress.cancelled.is_set,
+            companions=companions,
         )
 
     def summarise(result: tuple[list[PersonResult], RosterSummary]) -> str:

@@ -149,7 +149,7 @@ class MainWindow(QMainWindow):
         self.unknown_view: UnknownView | None = None
         if services.gallery is not None:
             g = services.gallery
-            self.gallery_view = GalleryView(g, self.jobs, services.faces)
+            self.gallery_view = GalleryView(g, self.jobs, services.faces, companions=services.companions)
             self.history_view = HistoryView(g, self.jobs, services.faces)
             self.unknown_view = UnknownView(g, self.jobs, services.faces)
             self.tabs.addTab(self.gallery_view, "Gallery")
@@ -283,6 +283,7 @@ class MainWindow(QMainWindow):
             source=source,
             frames=frames,
             recent=self.recent,
+            companions=self.services.companions,
             parent=self,
         )
         dialog.enrolled.connect(lambda ids: self.statusBar().showMessage(f"enrolled {len(ids)} face(s)", 5000))
@@ -303,7 +304,7 @@ class MainWindow(QMainWindow):
         gallery, faces = self.services.gallery, self.services.faces
         if gallery is None or faces is None:
             return None
-        dialog = import_roster_dialog(path, gallery, faces, self.jobs, self)
+        dialog = import_roster_dialog(path, gallery, faces, self.jobs, self, companions=self.services.companions)
         if dialog is not None:
             dialog.finished_with.connect(lambda _r: self._gallery_changed())
         return dialog

@@ -11,6 +11,7 @@ from network.discovery import DiscoveredSender
 from network.udp_receiver import UdpReceiver
 
 if TYPE_CHECKING:
+    from station.enrolment import Companion
     from station.recent_frames import RecentFrames
     from station.runtime import Recogniser
     from storage.gallery import Gallery
@@ -53,3 +54,4 @@ class ConsoleServices:
     recogniser: Recogniser | None = None
     retention: Callable[[], object] | None = None  # apply the retention setting now (the station's own job)
     recent_frames: RecentFrames | None = None
+    companions: tuple[Companion, ...] = ()  # the photo model's pipeline (station/models.py): enrolments store both

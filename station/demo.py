@@ -8,11 +8,12 @@ person who already has a sample of the running model is left as the operator mad
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from network.demo_senders import demo_media_dir
-from station.enrolment import Observer, enrol_observation
+from station.enrolment import Companion, Observer, enrol_observation
 from storage.gallery import Gallery
 from vision.pipeline import read_image
 
@@ -42,7 +43,7 @@ def missing_demo_people(gallery: Gallery, model: str) -> list[DemoPerson]:
     return [p for p in DEMO_PEOPLE if p.name.casefold() not in have]
 
 
-def enrol_demo_people(gallery: Gallery, pipeline: Observer) -> list[str]:
+def enrol_demo_people(gallery: Gallery, pipeline: Observer, companions: Sequence[Companion] = ()) -> list[str]:
     """Enrol each missing demo person from their reference photo (largest face); returns who was added.
 
     A photo that is gone or shows no face is logged and skipped: the demo still runs.
@@ -59,7 +60,7 @@ def enrol_demo_people(gallery: Gallery, pipeline: Observer) -> list[str]:
             log.warning("no face found in demo photo %s: %s is not enrolled", path, person.name)
             continue
         face = max(faces, key=lambda o: o.detection.box[2] * o.detection.box[3])
-        enrol_observation(gallery, person.name, face, f"demo:{person.photo}")
+        enrol_observation(gallery, person.name, face, f"demo:{person.photo}", image=image, companions=companions)
         if person.watchlist:
             gallery.set_watchlist(person.name, True)
         added.append(person.name)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from typing import Protocol
 
 import cv2
 
 from storage.gallery import Gallery
 from vision.pipeline import FaceObservation
-from vision.types import ImageBGR
+from vision.types import Detection, ImageBGR, VisionError
+
+log = logging.getLogger(__name__)
 
 SAMPLE_JPEG_QUALITY = 92
 
@@ -22,6 +26,15 @@ class Observer(Protocol):
     def observe(self, image: ImageBGR) -> list[FaceObservation]: ...
 
 
+class Companion(Protocol):
+    """Another model's pipeline, for the sample an enrolment stores beside the live model's (station/models.py)."""
+
+    @property
+    def model(self) -> str: ...
+
+    def observe_detections(self, image: ImageBGR, detections: list[Detection]) -> list[FaceObservation]: ...
+
+
 def crop_jpeg(observation: FaceObservation, quality: int = SAMPLE_JPEG_QUALITY) -> bytes:
     """The aligned crop as JPEG bytes, or ValueError when it will not encode."""
     ok, buf = cv2.imencode(".jpg", observation.crop, [cv2.IMWRITE_JPEG_QUALITY, quality])
@@ -31,13 +44,38 @@ def crop_jpeg(observation: FaceObservation, quality: int = SAMPLE_JPEG_QUALITY) 
 
 
 def enrol_observation(
-    gallery: Gallery, person: str, observation: FaceObservation, source: str, *, below_bar: str | None = None
+    gallery: Gallery,
+    person: str,
+    observation: FaceObservation,
+    source: str,
+    *,
+    below_bar: str | None = None,
+    image: ImageBGR | None = None,
+    companions: Sequence[Companion] = (),
 ) -> int:
     """Store ``observation`` as a sample of ``person`` (created if new); returns the sample id.
 
     ``below_bar`` is the reason the face failed the enrolment quality checks when the operator enrolled
-    it anyway ("face too small"); the audit log records it with the measured quality.
+    it anyway ("face too small"); the audit log records it with the measured quality. With the
+    ``image`` the face was found in, each of ``companions`` (the photo model) aligns and embeds the
+    same detection and stores its own sample too; one that cannot (its model failed to load) is logged
+    and the live sample stays.
     """
+    sample = _enrol(gallery, person, observation, source, below_bar)
+    if image is not None:
+        for companion in companions:
+            if companion.model == observation.model:
+                continue
+            try:
+                (other,) = companion.observe_detections(image, [observation.detection])
+            except (VisionError, ValueError) as exc:
+                log.warning("no %s sample for %s from %s: %s", companion.model, person, source, exc)
+                continue
+            _enrol(gallery, person, other, source, below_bar)
+    return sample
+
+
+def _enrol(gallery: Gallery, person: str, observation: FaceObservation, source: str, below_bar: str | None) -> int:
     return gallery.enrol_sample(
         person,
         model=observation.model,

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from station.enrolment import Observer, enrol_observation
+from station.enrolment import Companion, Observer, enrol_observation
 from storage.gallery import Gallery
 from vision.pipeline import read_image
 from vision.quality import QualityLimits
@@ -44,7 +44,8 @@ class PersonResult:
     model: str
     enrolled: tuple[str, ...]
     rejected: tuple[tuple[str, str], ...]
-    samples: int  # the person's samples of every model after this enrolment
+    samples: int  # the person's samples of ``model`` (the live model) after this enrolment
+    models: tuple[str, ...] = ()  # every model a sample was stored for (the live one, then the photo one)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -53,6 +54,7 @@ class PersonResult:
             "model": self.model,
             "enrolled": len(self.enrolled),
             "samples": self.samples,
+            "models": list(self.models or (self.model,)),
             "files": list(self.enrolled),
             "rejected": [{"path": p, "reason": r} for p, r in self.rejected],
         }
@@ -174,6 +176,7 @@ def enrol_person(
     problems: Sequence[tuple[str, str]] = (),
     progress: Callable[[Path], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
+    companions: Sequence[Companion] = (),
 ) -> PersonResult:
     """Enrol the largest face of each file as a sample of ``name`` (created if new); stops before the
     next file once ``cancelled`` says so."""
@@ -194,15 +197,17 @@ def enrol_person(
             reason = face.quality.reject_reason(limits)
             if reason is not None:
                 raise ValueError(reason)
-            enrol_observation(gallery, name, face, str(path))
+            enrol_observation(gallery, name, face, str(path), image=image, companions=companions)
             enrolled.append(str(path))
         except ValueError as exc:
             rejected.append((str(path), str(exc)))
         finally:
             if progress is not None:
                 progress(path)
-    samples = next((p.samples for p in gallery.persons() if p.name.casefold() == name.casefold()), 0)
-    return PersonResult(name, pipeline.model, tuple(enrolled), tuple(rejected), samples)
+    person = next((p for p in gallery.persons() if p.name.casefold() == name.casefold()), None)
+    samples = 0 if person is None else sum(1 for s in gallery.samples(person.id) if s.model == pipeline.model)
+    models = (pipeline.model, *(c.model for c in companions if c.model != pipeline.model))
+    return PersonResult(name, pipeline.model, tuple(enrolled), tuple(rejected), samples, models)
 
 
 def import_roster(
@@ -213,6 +218,7 @@ def import_roster(
     limits: QualityLimits | None = None,
     progress: Callable[[float, str], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
+    companions: Sequence[Companion] = (),
 ) -> tuple[list[PersonResult], RosterSummary]:
     """Enrol every person of a roster, reporting the share of photos done; stops between photos when
     ``cancelled`` says so (what was enrolled stays). The console's "Import a roster…" runs this."""
@@ -239,6 +245,7 @@ def import_roster(
             problems=entry.problems,
             progress=step,
             cancelled=cancelled,
+            companions=companions,
         )
         results.append(result)
         summary.add(result)

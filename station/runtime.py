@@ -77,8 +77,13 @@ class RecognitionSettings:
         Raises SettingError (a ValueError) naming a stored or given value the table refuses."""
         stored = table.load(gallery.get_setting, model, RECOGNITION_SETTINGS)
         given = {k: v for k, v in overrides.items() if v is not None}
-        base = cls(threshold=stored.number("threshold"))
+        base = cls(threshold=stored.number("threshold"), margin=table.calibrated_margin(model, DEFAULT_MARGIN))
         return cls.from_values({**stored.as_dict(), **given}, base)
+
+    @classmethod
+    def for_model(cls, model: str) -> RecognitionSettings:
+        """The model's calibrated decision (threshold and margin) with the table's defaults for the rest."""
+        return cls(threshold=table.calibrated_threshold(model), margin=table.calibrated_margin(model, DEFAULT_MARGIN))
 
 
 def load_matcher(gallery: Gallery, model: str, settings: RecognitionSettings) -> Matcher:

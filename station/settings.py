@@ -51,21 +51,26 @@ CALIBRATED: Final = _Calibrated()
 
 
 def calibrated_threshold(model: str) -> float:
-    """The model's calibrated 1:N threshold (``default_threshold``: at most 1% of strangers named on the
-    calibration splits, see vision/calibration.py); importing the class loads no model."""
-    if model == "facenet-512":
-        from vision.embedders.facenet import FaceNetEmbedder
+    """The model's calibrated 1:N threshold (at most 1% of strangers named, by the documented procedure of
+    vision/calibration.py; the figures are in vision/embedders/calibrated.py); loads no model."""
+    from vision.embedders.calibrated import calibration
 
-        return float(FaceNetEmbedder.default_threshold)
-    if model == "dlib-128":
-        from vision.embedders.dlib_resnet import DlibResNetEmbedder
-
-        return float(DlibResNetEmbedder.default_threshold)
+    found = calibration(model)
+    if found is not None:
+        return float(found.identification_threshold)
     if model == "vggface2-2048":
         from vision.embedders.vggface import VggFace2Embedder
 
         return float(VggFace2Embedder.default_threshold)
     raise ValueError(f"unknown model {model!r}")
+
+
+def calibrated_margin(model: str, default: float) -> float:
+    """The model's calibrated margin over the runner-up (in its own score units), else ``default``."""
+    from vision.embedders.calibrated import calibration
+
+    found = calibration(model)
+    return default if found is None else float(found.margin)
 
 
 def looks_like_hostport(text: str) -> bool:

@@ -23,6 +23,7 @@ from network.addresses import Address
 from network.discovery import Browser, DiscoveredSender
 from network.udp_receiver import ReceiverConfig, UdpReceiver
 from station.lazy_pipeline import LazyPipeline
+from station.models import LIVE_MODEL, photo_model
 from station.runtime import RAY_ADDRESS, Recogniser, RecognitionSettings, calibrated_threshold
 from station.schedule import Schedule
 from storage import locations
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "facenet-512"
+DEFAULT_MODEL = LIVE_MODEL
 RETENTION_EVERY_S = 3600.0
 
 
@@ -82,6 +83,7 @@ class Station:
         self.receiver: UdpReceiver | None = None
         self.gallery: Gallery | None = None
         self.pipeline: LazyPipeline | None = None
+        self.photo_pipeline: LazyPipeline | None = None  # the photo model (station/models.py), loaded on first use
         self.recogniser: Recogniser | None = None
         self.ray_pool: RayRecognitionPool | None = None
         self.browser: Browser | None = None
@@ -159,7 +161,10 @@ class Station:
         address = self._ray_address()
         if address:
             self.ray_pool = self._start_ray(address)
-        self.pipeline = LazyPipeline(_load_pipeline, DEFAULT_MODEL, on_loaded=self._models_loaded)
+        photo = photo_model()
+        if photo != LIVE_MODEL:
+            self.photo_pipeline = LazyPipeline(lambda: _load_pipeline(photo), photo)
+        self.pipeline = LazyPipeline(_load_pipeline, LIVE_MODEL, on_loaded=self._models_loaded)
         if self.options.lazy_models:
             self.pipeline.preload()
         elif self.ray_pool is None:
@@ -216,7 +221,7 @@ class Station:
             from station.demo import enrol_demo_people
 
             try:
-                enrol_demo_people(self.gallery, pipeline)
+                enrol_demo_people(self.gallery, pipeline, self.companions)
             except (GalleryError, ValueError) as exc:
                 log.warning("demo people not enrolled: %s", exc)
 
@@ -239,6 +244,11 @@ class Station:
             self._demo = start_demo_senders(self.receiver.address, self.key_file, self.options.demo_cameras)
 
     # --------------------------------------------------------------- running
+
+    @property
+    def companions(self) -> tuple[LazyPipeline, ...]:
+        """The pipelines whose samples an enrolment stores beside the live model's (the photo model)."""
+        return () if self.photo_pipeline is None else (self.photo_pipeline,)
 
     def add_sighting_listener(self, listener: Callable[[Any], None]) -> None:
         """Call ``listener(track_record)`` for every sighting recorded (also those before this call's recogniser)."""
@@ -315,11 +325,12 @@ class Station:
         self.stop()
 
 
-def _load_pipeline() -> Any:
-    """The local face pipeline, warmed up (seconds: TensorFlow and the models load)."""
+def _load_pipeline(model: str = LIVE_MODEL) -> Any:
+    """A local face pipeline for ``model``, warmed up (seconds: the models load)."""
+    from vision.embedders import load_embedder
     from vision.pipeline import FacePipeline
 
-    pipeline = FacePipeline()
+    pipeline = FacePipeline(embedder=load_embedder(model))
     pipeline.warm_up()
     return pipeline
 

@@ -42,6 +42,7 @@ from gui.jobs import Jobs
 from gui.services import FaceAnalyser
 from gui.widgets.box_editor import Box, BoxEditor
 from station import settings as table
+from station.enrolment import Companion
 from station.recent_frames import RecentFrame, RecentFrames, best_of_track, box_iou, track_near
 from storage.gallery import Gallery
 from vision.pipeline import FaceObservation
@@ -59,6 +60,7 @@ class _Candidate:
     person: str = ""
     assessment: FaceAssessment | None = None
     error: str | None = None
+    image: np.ndarray | None = None  # the frame the face is in: the photo model aligns it again at enrolment
 
 
 def qimage_copy(image: np.ndarray) -> QImage:
@@ -86,6 +88,7 @@ class EnrolDialog(QDialog):
         frames: Sequence[RecentFrame] = (),
         frame_index: int | None = None,
         recent: RecentFrames | None = None,
+        companions: Sequence[Companion] = (),
         parent: QWidget | None = None,
     ) -> None:
         """``image`` is the picture shown first: ``frames[frame_index]`` decoded when ``frames`` (one
@@ -99,6 +102,7 @@ class EnrolDialog(QDialog):
         self.gallery = gallery
         self.jobs = jobs
         self.faces = faces
+        self.companions = tuple(companions)  # the photo model's pipeline: its sample is stored too
         self.threshold = threshold  # None: the stored setting (or the model's calibrated one), read in the jobs
         self.source = source
         self.frames: list[RecentFrame] = list(frames)
@@ -414,7 +418,7 @@ class EnrolDialog(QDialog):
 
     def add_box(self, box: Box, person: str = "") -> None:
         person = self._replacing(person)
-        cand = _Candidate(box, self.index, person)
+        cand = _Candidate(box, self.index, person, image=self.image)
         self._add(cand)
         image, faces = self.image, self.faces
         self._run(lambda: assess(faces.observe_box(image, box), self.gallery, self._threshold()), self._assessed(cand))
@@ -424,7 +428,7 @@ class EnrolDialog(QDialog):
         if any(c.box == obs.detection.box and c.frame == self.index for c in self.candidates):
             return
         person = self._replacing(person)
-        cand = _Candidate(obs.detection.box, self.index, person)
+        cand = _Candidate(obs.detection.box, self.index, person, image=self.image)
         self._add(cand)
         self._run(lambda: assess(obs, self.gallery, self._threshold()), self._assessed(cand))
 
@@ -544,11 +548,13 @@ class EnrolDialog(QDialog):
 
     def enrol_all(self) -> None:
         pending = [
-            (c.person.strip(), c.assessment, self._source(c)) for c in self.candidates if c.assessment is not None
+            (c.person.strip(), c.assessment, self._source(c), c.image)
+            for c in self.candidates
+            if c.assessment is not None
         ]
         others = [
             f"{name}: {a.best_match} ({a.best_score:.2f})"
-            for name, a, _ in pending
+            for name, a, _, _ in pending
             if a.best_match is not None and a.best_match != name
         ]
         if others:
@@ -559,10 +565,13 @@ class EnrolDialog(QDialog):
             )
             if answer != QMessageBox.StandardButton.Yes:
                 return
-        gallery, anyway = self.gallery, self.enrol_anyway.isChecked()
+        gallery, anyway, companions = self.gallery, self.enrol_anyway.isChecked(), self.companions
 
         def store() -> list[int]:
-            return [enrol(gallery, name, a, source, anyway=anyway) for name, a, source in pending]
+            return [
+                enrol(gallery, name, a, source, anyway=anyway, image=image, companions=companions)
+                for name, a, source, image in pending
+            ]
 
         def stored(ids: object) -> None:
             assert isinstance(ids, list)

@@ -6,6 +6,7 @@ Every gallery and vision call runs in a background job; the view only paints wha
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from PySide6.QtWidgets import (
 from gui.jobs import Jobs
 from gui.services import FaceAnalyser
 from gui.widgets.thumbnails import ViewJobs, decode_thumbnail, to_pixmap
-from station.enrolment import enrol_observation
+from station.enrolment import Companion, enrol_observation
 from storage.gallery import Gallery
 from storage.records import Person, Sample
 from vision.pipeline import FaceObservation
@@ -52,10 +53,16 @@ def read_image_file(path: Path) -> np.ndarray:
 
 def face_from_file(faces: FaceAnalyser, path: Path) -> FaceObservation:
     """The largest face the detector finds in an image file (runs in a job)."""
-    found = faces.observe(read_image_file(path))
+    return face_and_image(faces, path)[0]
+
+
+def face_and_image(faces: FaceAnalyser, path: Path) -> tuple[FaceObservation, np.ndarray]:
+    """The largest face of an image file, and the image (the photo model aligns it again at enrolment)."""
+    image = read_image_file(path)
+    found = faces.observe(image)
     if not found:
         raise ValueError(f"no face found in {path}")
-    return max(found, key=lambda o: o.detection.box[2] * o.detection.box[3])
+    return max(found, key=lambda o: o.detection.box[2] * o.detection.box[3]), image
 
 
 @dataclass(frozen=True)
@@ -93,13 +100,16 @@ def load_page(gallery: Gallery, person_id: int) -> PersonPage:
     return PersonPage(person, tiles)
 
 
-def enrol_from_file(gallery: Gallery, faces: FaceAnalyser, person: str, path: Path) -> int:
-    """Enrol the largest face of an image file as a sample of ``person``; refuses a poor face."""
-    obs = face_from_file(faces, path)
+def enrol_from_file(
+    gallery: Gallery, faces: FaceAnalyser, person: str, path: Path, companions: Sequence[Companion] = ()
+) -> int:
+    """Enrol the largest face of an image file as a sample of ``person`` (and of each companion model);
+    refuses a poor face."""
+    obs, image = face_and_image(faces, path)
     reason = obs.quality.reject_reason()
     if reason:
         raise ValueError(f"not enrolled ({path.name}): {reason}")
-    return enrol_observation(gallery, person, obs, str(path))
+    return enrol_observation(gallery, person, obs, str(path), image=image, companions=companions)
 
 
 class GalleryView(QWidget):
@@ -107,10 +117,19 @@ class GalleryView(QWidget):
 
     gallery_changed = Signal()  # after any change the view made
 
-    def __init__(self, gallery: Gallery, jobs: Jobs, faces: FaceAnalyser | None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        gallery: Gallery,
+        jobs: Jobs,
+        faces: FaceAnalyser | None,
+        parent: QWidget | None = None,
+        *,
+        companions: Sequence[Companion] = (),
+    ) -> None:
         super().__init__(parent)
         self.gallery = gallery
         self.faces = faces
+        self.companions = tuple(companions)  # the photo model: a sample of it is stored beside the live one
         self.work = ViewJobs(jobs, self, "Gallery")
         self.rows: list[PersonRow] = []
         self.page: PersonPage | None = None
@@ -322,8 +341,10 @@ class GalleryView(QWidget):
             return
         gallery = self.gallery
 
+        companions = self.companions
+
         def enrol() -> int:
-            enrol_from_file(gallery, faces, name, path)
+            enrol_from_file(gallery, faces, name, path, companions)
             return gallery.person(name).id
 
         self.work.run(enrol, self._changed)
