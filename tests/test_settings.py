@@ -146,3 +146,26 @@ def test_stored_values_are_checked_by_the_same_rule(gallery: Gallery) -> None:
         RecognitionSettings.from_gallery(gallery, MODEL)
     lenient = table.load(gallery.get_setting, MODEL, strict=False)
     assert lenient["min_face_px"] == 40 and "recognition.min_face_px" in lenient.problems[0]
+
+
+def test_the_threshold_says_what_it_means_from_the_calibration(qtbot: QtBot, gallery: Gallery, jobs: Jobs) -> None:
+    """Strictness made legible: the shipped threshold names about 1 stranger in 100 (the calibration's
+    95% bound) and says how many enrolled faces it misses; a stricter one names fewer and misses more."""
+    from vision.embedders.calibrated import FACENET_512, expected_at, in_words
+
+    shipped = expected_at("facenet-512", FACENET_512.identification_threshold)
+    assert shipped is not None and shipped.fpir_upper == pytest.approx(0.0098)
+    assert in_words(shipped).startswith("about 1 stranger in 100 named; about 10 in 100 enrolled faces missed")
+    stricter, looser = expected_at("facenet-512", 0.70), expected_at("facenet-512", 0.60)
+    assert stricter is not None and looser is not None
+    assert stricter.fpir_upper < shipped.fpir_upper < looser.fpir_upper
+    assert stricter.fnir > shipped.fnir > looser.fnir
+    assert expected_at("vggface2-2048", 0.5) is None, "an uncalibrated model says nothing rather than guess"
+
+    dialog = SettingsDialog(gallery, jobs, model="facenet-512")
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.busy == 0, timeout=10_000)
+    dialog.set_value("threshold", FACENET_512.identification_threshold)
+    assert dialog.meaning.text().startswith(f"At {FACENET_512.identification_threshold:.3f}: about 1 stranger in 100")
+    dialog.set_value("threshold", 0.70)
+    assert "1 stranger in 500" in dialog.meaning.text()

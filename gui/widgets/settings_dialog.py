@@ -36,6 +36,7 @@ from gui.widgets.thumbnails import ViewJobs
 from station import settings as table
 from station.settings import Setting, SettingError, SettingValues
 from storage.gallery import Gallery
+from vision.embedders.calibrated import expected_at, in_words
 
 KEY_TOOLTIP = (
     "The key that pairs cameras with this station. It cannot be regenerated here: a new key "
@@ -114,6 +115,13 @@ class SettingsDialog(QDialog):
             self.widgets[s.name] = widget
             label = "" if s.kind is bool else s.title + (f" ({s.applies})" if s.applies != "at once" else "")
             form.addRow(label, widget)
+        self.meaning = QLabel("")  # what the threshold means, from the model's calibration
+        self.meaning.setWordWrap(True)
+        self.meaning.setStyleSheet("color: #555;")
+        form.insertRow(1, "", self.meaning)
+        threshold = self.widgets["threshold"]
+        if isinstance(threshold, QDoubleSpinBox):
+            threshold.valueChanged.connect(self._threshold_meaning)
         self.form_box = QWidget()
         self.form_box.setLayout(form)
         self.notes = QLabel("")
@@ -166,6 +174,10 @@ class SettingsDialog(QDialog):
     @property
     def busy(self) -> int:
         return self.work.busy
+
+    def _threshold_meaning(self, value: float) -> None:
+        point = expected_at(self.model, value)
+        self.meaning.setText("" if point is None else f"At {value:.3f}: {in_words(point)}.")
 
     @property
     def save_button(self) -> QPushButton:

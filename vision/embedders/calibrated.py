@@ -8,6 +8,8 @@ enrolled faces missed"). How every figure was measured is in :mod:`vision.calibr
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass
 
 
@@ -115,3 +117,52 @@ CALIBRATIONS: dict[str, ModelCalibration] = {c.model: c for c in (FACENET_512, D
 def calibration(model: str) -> ModelCalibration | None:
     """The calibration of ``model`` (None for an uncalibrated one, e.g. vggface2-2048); loads nothing."""
     return CALIBRATIONS.get(model)
+
+
+def _log_mix(a: float, b: float, f: float) -> float:
+    a, b = max(a, 1e-6), max(b, 1e-6)
+    return float(math.exp(math.log(a) + f * (math.log(b) - math.log(a))))
+
+
+def expected_at(model: str, threshold: float) -> OperatingPoint | None:
+    """What to expect at ``threshold``: the calibration's operating points interpolated (strangers named on a
+    log scale, faces missed linearly) and held at the table's ends; None for an uncalibrated model."""
+    found = calibration(model)
+    if found is None or not found.operating_points:
+        return None
+    points = sorted(found.operating_points, key=lambda p: p.threshold)
+    t = float(threshold)
+    if t <= points[0].threshold:
+        return OperatingPoint(t, points[0].fpir, points[0].fpir_upper, points[0].fnir)
+    if t >= points[-1].threshold:
+        return OperatingPoint(t, points[-1].fpir, points[-1].fpir_upper, points[-1].fnir)
+    for lo, hi in itertools.pairwise(points):
+        if lo.threshold <= t <= hi.threshold:
+            f = (t - lo.threshold) / (hi.threshold - lo.threshold)
+            fnir = lo.fnir + f * (hi.fnir - lo.fnir)
+            return OperatingPoint(t, _log_mix(lo.fpir, hi.fpir, f), _log_mix(lo.fpir_upper, hi.fpir_upper, f), fnir)
+    return None  # pragma: no cover - the loop covers every t between the ends
+
+
+def _readable(n: float) -> int:
+    """A "1 in N" count rounded as a person would say it: 7, 40, 100, 500, 2,000."""
+    if n < 20:
+        return max(1, round(n))
+    step = 10 ** (len(str(int(n))) - 1)
+    step = step // 2 if n / step < 3 else step
+    return int(round(n / step) * step)
+
+
+def in_words(point: OperatingPoint, gallery: int = 200) -> str:
+    """An operating point as an operator reads it: strangers named (the 95% upper bound, rounded up to a
+    readable "1 in N"), and enrolled faces missed."""
+    strangers = max(point.fpir_upper, 1e-6)
+    one_in = _readable(1.0 / strangers)
+    named = f"about 1 stranger in {one_in:,} named" if one_in > 1 else "most strangers named"
+    if strangers >= 0.015:
+        named = f"about {strangers * 100:.0f} strangers in 100 named"
+    missed = max(0.0, point.fnir) * 100
+    missed_text = (
+        f"about {missed:.0f} in 100 enrolled faces missed" if missed >= 1 else "under 1 in 100 enrolled faces missed"
+    )
+    return f"{named}; {missed_text} (for a watchlist of {gallery}; more misses on poor images)"
