@@ -1,4 +1,5 @@
-"""Shared fixtures: real key files, loopback receivers and sender processes."""
+"""Shared fixtures: real key files, loopback receivers and sender processes, a real gallery file in a
+temporary folder, the real face pipeline (loaded once per test session), and the GUI's job pool."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +22,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from network import keys
 from network.frames import Frame
 from network.udp_receiver import ReceiverConfig, UdpReceiver
+from storage.gallery import Gallery
+from vision.pipeline import FacePipeline
 from vision.tf_runtime import quiet_native_logs
 
 quiet_native_logs()  # the in-process tests import TensorFlow too (none of the imports above does)
@@ -43,6 +47,54 @@ def need(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"test data {path} is not here (it lives in ../shared/faces)")
     return path
+
+
+def open_gallery(folder: Path, **options: Any) -> Gallery:
+    """A new gallery file in ``folder`` (the fixture's, or a variant's: e.g. a short busy timeout)."""
+    return Gallery.open(folder / "gallery.db", **{"actor": "tester", **options})
+
+
+@pytest.fixture
+def gallery(tmp_path: Path) -> Iterator[Gallery]:
+    """A real gallery file in the test's temporary folder, closed after the test."""
+    g = open_gallery(tmp_path)
+    try:
+        yield g
+    finally:
+        g.close()
+
+
+@pytest.fixture(scope="session")
+def pipeline() -> FacePipeline:
+    """The real default face pipeline (MTCNN + FaceNet), warmed once for the whole test session."""
+    p = FacePipeline()
+    p.warm_up()
+    return p
+
+
+@pytest.fixture
+def jobs() -> Iterator[Any]:
+    """The console's background job pool (gui/jobs.py); waits for the last jobs after the test."""
+    from gui.jobs import Jobs
+
+    j = Jobs()
+    yield j
+    j.wait(30_000)
+
+
+@pytest.fixture
+def warnings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every QMessageBox.warning the console shows, recorded instead of a modal box."""
+    from PySide6.QtWidgets import QMessageBox
+
+    seen: list[str] = []
+
+    def record(_parent: object, _title: str, text: str, *args: object) -> QMessageBox.StandardButton:
+        seen.append(text)
+        return QMessageBox.StandardButton.Ok
+
+    monkeypatch.setattr(QMessageBox, "warning", record)
+    return seen
 
 
 @pytest.fixture

@@ -57,13 +57,6 @@ def test_a_demo_without_gallery_uses_its_own_gallery() -> None:
     assert named.gallery == "/tmp/somewhere/g.db", "--demo --gallery G uses G"
 
 
-@pytest.fixture(scope="module")
-def pipeline() -> FacePipeline:
-    p = FacePipeline()
-    p.warm_up()
-    return p
-
-
 def test_demo_people_are_enrolled_only_where_the_gallery_lacks_them(tmp_path: Path, pipeline: FacePipeline) -> None:
     with Gallery.open(tmp_path / "g.db") as gallery:
         assert sorted(enrol_demo_people(gallery, pipeline)) == sorted(p.name for p in DEMO_PEOPLE)

@@ -34,13 +34,6 @@ from vision.pipeline import FacePipeline
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def pipeline() -> FacePipeline:
-    p = FacePipeline()
-    p.warm_up()
-    return p
-
-
 @pytest.fixture
 def console(qtbot: QtBot, key: bytes, key_file: Path, tmp_path: Path, pipeline: FacePipeline) -> Iterator[MainWindow]:
     gallery = Gallery.open(tmp_path / "gallery.db")

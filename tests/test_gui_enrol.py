@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
@@ -21,20 +18,6 @@ from vision.pipeline import FacePipeline
 
 pytestmark = pytest.mark.slow
 PEOPLE = FACES / "identities"
-
-
-@pytest.fixture(scope="module")
-def pipeline() -> FacePipeline:
-    return FacePipeline()
-
-
-@pytest.fixture
-def gallery(tmp_path: Path) -> Iterator[Gallery]:
-    g = Gallery.open(tmp_path / "gallery.db")
-    try:
-        yield g
-    finally:
-        g.close()
 
 
 def photo(name: str, i: int) -> np.ndarray:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtWidgets import QDialogButtonBox, QMessageBox, QWidget
+from PySide6.QtWidgets import QDialogButtonBox
 from pytestqt.qtbot import QtBot
 
 from gui.main_window import MainWindow
@@ -21,25 +21,6 @@ from vision.pipeline import FacePipeline
 
 pytestmark = pytest.mark.slow
 T0 = 1_790_000_000.0
-
-
-@pytest.fixture(scope="module")
-def pipeline() -> FacePipeline:
-    p = FacePipeline()
-    p.warm_up()
-    return p
-
-
-@pytest.fixture
-def warnings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    seen: list[str] = []
-
-    def record(_parent: QWidget | None, _title: str, text: str, *args: object) -> QMessageBox.StandardButton:
-        seen.append(text)
-        return QMessageBox.StandardButton.Ok
-
-    monkeypatch.setattr(QMessageBox, "warning", record)
-    return seen
 
 
 @pytest.fixture

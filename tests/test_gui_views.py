@@ -34,7 +34,7 @@ from station.runtime import calibrated_threshold
 from storage.gallery import Gallery
 from storage.records import NewSighting, Sighting
 from storage.timeutil import iso
-from tests.conftest import FACES, need
+from tests.conftest import FACES, need, open_gallery
 from tests.test_storage_reliability import cli
 from vision.pipeline import FaceObservation, FacePipeline, read_image
 from vision.types import ImageBGR
@@ -63,11 +63,6 @@ def cell(t: QTableWidget, row: int, col: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def pipeline() -> FacePipeline:
-    return FacePipeline()
-
-
-@pytest.fixture(scope="module")
 def observed(pipeline: FacePipeline) -> dict[tuple[str, int], FaceObservation]:
     """The central face of each test photo, embedded once for the module."""
     images = [load(photo(n, i)) for n, i in PHOTOS]
@@ -76,31 +71,12 @@ def observed(pipeline: FacePipeline) -> dict[tuple[str, int], FaceObservation]:
 
 @pytest.fixture
 def gallery(tmp_path: Path) -> Iterator[Gallery]:
-    g = Gallery.open(tmp_path / "gallery.db", busy_timeout_s=0.2)
+    """The shared gallery with a short busy timeout, so the locked-database test fails fast."""
+    g = open_gallery(tmp_path, busy_timeout_s=0.2)
     try:
         yield g
     finally:
         g.close()
-
-
-@pytest.fixture
-def jobs() -> Iterator[Jobs]:
-    j = Jobs()
-    yield j
-    j.wait(30_000)
-
-
-@pytest.fixture
-def warnings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every QMessageBox.warning shown (instead of a modal box)."""
-    seen: list[str] = []
-
-    def record(_parent: QWidget | None, _title: str, text: str, *args: object) -> QMessageBox.StandardButton:
-        seen.append(text)
-        return QMessageBox.StandardButton.Ok
-
-    monkeypatch.setattr(QMessageBox, "warning", record)
-    return seen
 
 
 def idle(qtbot: QtBot, view: GalleryView | HistoryView | UnknownView | SettingsDialog) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from pytestqt.qtbot import QtBot
@@ -28,22 +26,6 @@ TRIALS: dict[str, list[object]] = {
     "max_rate_hz": [0.0, 0.05, 0.1, 5.0, 60.0, 60.5, 80.0, 100.0],
     "retention_days": [0, 1, 90, 36500, 36501, 50000],
 }
-
-
-@pytest.fixture
-def gallery(tmp_path: Path) -> Iterator[Gallery]:
-    g = Gallery.open(tmp_path / "gallery.db")
-    try:
-        yield g
-    finally:
-        g.close()
-
-
-@pytest.fixture
-def jobs() -> Iterator[Jobs]:
-    j = Jobs()
-    yield j
-    j.wait(30_000)
 
 
 def table_accepts(name: str, value: object) -> bool:

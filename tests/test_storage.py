@@ -8,7 +8,6 @@ import sqlite3
 import threading
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -66,15 +65,6 @@ def sighting(
         model=MODEL,
         track=track,
     )
-
-
-@pytest.fixture
-def gallery(tmp_path: Path) -> Iterator[Gallery]:
-    g = Gallery.open(tmp_path / "gallery.db", actor="tester")
-    try:
-        yield g
-    finally:
-        g.close()
 
 
 @pytest.fixture
