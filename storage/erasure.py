@@ -11,7 +11,9 @@ the WAL go when it is checkpointed and truncated (:func:`truncate_wal`, after ev
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
+from storage import counters
 from storage.errors import GalleryError
 
 RETENTION_CHUNK = 20_000
@@ -63,6 +65,27 @@ def delete_expired(conn: sqlite3.Connection, cutoff: float, *, keep_watchlist: b
         (cutoff, int(limit)),
     ).rowcount
     return int(n)
+
+
+def delete_expired_in_chunks(
+    write: Callable[[Callable[[sqlite3.Connection], int]], int], cutoff: float, *, keep_watchlist: bool
+) -> int:
+    """Delete every sighting that started before ``cutoff``, RETENTION_CHUNK per write transaction (through
+    the writer, so live inserts interleave), bumping the sightings epoch; returns how many were deleted."""
+    deleted = 0
+    for _ in range(100_000):
+
+        def chunk(conn: sqlite3.Connection) -> int:
+            n = delete_expired(conn, cutoff, keep_watchlist=keep_watchlist, limit=RETENTION_CHUNK)
+            if n:
+                counters.bump(conn, counters.SIGHTINGS_EPOCH)
+            return n
+
+        n = write(chunk)
+        deleted += n
+        if n < RETENTION_CHUNK:
+            break
+    return deleted
 
 
 def watchlist_kept(conn: sqlite3.Connection, cutoff: float) -> int:

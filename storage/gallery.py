@@ -350,19 +350,9 @@ class Gallery:
         if d < 0:
             raise GalleryError("days must be zero or more")
         cutoff = (time.time() if now is None else float(now)) - d * 86400.0
-        deleted = 0
-        for _ in range(100_000):
-
-            def chunk(conn: sqlite3.Connection) -> int:
-                n = erasure.delete_expired(conn, cutoff, keep_watchlist=keep_watchlist, limit=erasure.RETENTION_CHUNK)
-                if n:
-                    counters.bump(conn, counters.SIGHTINGS_EPOCH)
-                return n
-
-            n = self._write(chunk, "retention")
-            deleted += n
-            if n < erasure.RETENTION_CHUNK:
-                break
+        deleted = erasure.delete_expired_in_chunks(
+            lambda fn: self._write(fn, "retention"), cutoff, keep_watchlist=keep_watchlist
+        )
 
         def finish(conn: sqlite3.Connection) -> int:
             kept = erasure.watchlist_kept(conn, cutoff) if keep_watchlist else 0
