@@ -107,7 +107,7 @@ def load_models() -> dict[str, CacheResult]:
                 keras.append(mtcnn_tf.keras_nets())
             net = keras[0][mtcnn_tf.NETS.index(name)]
             try:
-                return ov.convert_model(net, input=[ov.PartialShape(INPUTS[name])])
+                return ov_runtime.convert_model(net, input=[ov.PartialShape(INPUTS[name])])
             except Exception as exc:  # the converter raises its own error classes
                 raise VisionError(f"OpenVINO cannot convert MTCNN's {name}: {exc}") from exc
 
