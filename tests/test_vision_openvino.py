@@ -491,6 +491,42 @@ def test_the_process_exits_cleanly_while_a_daemon_thread_runs_openvino() -> None
         assert result.returncode == 0 and "terminate called" not in result.stderr, (delay, result.stderr[-500:])
 
 
+QT_POOL_CHILD = """
+import sys
+sys.path.insert(0, {root!r})
+from vision.tf_runtime import quiet_native_logs
+quiet_native_logs()
+from PySide6.QtCore import QRunnable, QThreadPool
+from vision.detector import MtcnnDetector
+from vision.embedders import load_embedder
+from vision.pipeline import FacePipeline, read_image
+pipeline = FacePipeline(MtcnnDetector(runtime="openvino"), load_embedder(runtime="openvino"))
+image = read_image({photo!r})
+
+class Job(QRunnable):
+    def run(self):
+        pipeline.observe(image)
+
+pool = QThreadPool()
+for _ in range(12):
+    pool.start(Job())
+pool.waitForDone()
+print("ok")
+"""
+
+
+@pytest.mark.slow
+def test_qt_pool_threads_can_run_the_openvino_pipeline() -> None:
+    # the console's jobs run on QThreadPool threads whose Python state ends with each job; infer
+    # requests kept in a threading.local died with it and crashed or hung the process
+    code = QT_POOL_CHILD.format(root=str(ROOT), photo=str(need(GROUP / "2008_001009.jpg")))
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=90, env=env, check=False
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-500:]
+
+
 def test_nothing_but_ov_runtime_imports_openvino() -> None:
     offenders = []
     for folder in ("vision", "network", "storage", "station", "gui", "bench", "tests", "packaging"):

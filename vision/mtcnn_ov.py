@@ -9,7 +9,7 @@ do). R-Net and O-Net take batches of 24×24 / 48×48 patches (padded to a few bu
 shapes recur too), cut with one ``cv2.remap`` per stage at the same sample points as TensorFlow's
 ``crop_and_resize`` (bilinear, zero outside the image), so boxes and landmarks match the TF runtime's.
 
-Thread-safe: every compiled model is shared and each thread has its own infer requests.
+Thread-safe: every compiled model is shared and concurrent callers get infer requests of their own.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ machine); and there are ``streams`` streams of ``threads`` threads each: by defa
 never oversubscribe them. ``FACESTATION_OV_THREADS``, ``FACESTATION_OV_STREAMS`` and
 ``FACESTATION_OV_PRECISION`` (the embedder's; see vision.embedders.facenet_ov) change the defaults.
 
-**Threads.** A compiled model is shared; :class:`Requests` gives each calling thread its own infer
-request (an infer request is not thread-safe, a compiled model is).
+**Threads.** A compiled model is shared; :class:`Requests` gives each concurrent caller an infer
+request of its own (an infer request is not thread-safe, a compiled model is).
 
 **Exit.** OpenVINO's calls release the GIL. If the process exits while a daemon thread (a
 recognition worker, a model loading in the background) is inside one, that thread is killed as it
@@ -273,29 +273,38 @@ Outputs = list[npt.NDArray[np.float32]]
 
 
 class Requests:
-    """One compiled model shared by all threads, with one infer request per calling thread."""
+    """One compiled model shared by all threads, and a pool of infer requests: one per concurrent caller.
+
+    A caller takes a free request (or creates one), runs it and puts it back, so N threads at once
+    use N requests and never share one (an infer request is not thread-safe). Not a
+    ``threading.local``: its values die with their thread, and an OpenVINO request destroyed while a
+    Qt pool thread's Python state is torn down crashes the process (seen with the enrol dialog's jobs).
+    """
 
     def __init__(self, compiled: Any) -> None:
         self.compiled = compiled
-        self._local = threading.local()
-
-    def _request(self) -> Any:
-        request = getattr(self._local, "request", None)
-        if request is None:
-            with native.call():
-                request = self.compiled.create_infer_request()
-            self._local.request = request
-        return request
+        self._lock = threading.Lock()
+        self._free: list[Any] = []
+        self.created = 0
 
     def infer(self, inputs: Mapping[int, npt.NDArray[np.float32]] | npt.NDArray[np.float32]) -> Outputs:
-        """Run the model on this thread's request; returns copies of the outputs in output order."""
-        request = self._request()
+        """Run the model on a request of its own; returns copies of the outputs in output order."""
         feed = inputs if isinstance(inputs, Mapping) else {0: inputs}
         # share_inputs: the arrays are read in place (the call is synchronous); outputs are copies
         arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in feed.items()}
+        with self._lock:
+            request = self._free.pop() if self._free else None
         with native.call():
-            results = request.infer(arrays, share_inputs=True)
-        return [np.asarray(out, dtype=np.float32) for out in results.to_tuple()]
+            if request is None:
+                request = self.compiled.create_infer_request()
+                with self._lock:
+                    self.created += 1
+            try:
+                results = request.infer(arrays, share_inputs=True)
+                return [np.asarray(out, dtype=np.float32) for out in results.to_tuple()]
+            finally:
+                with self._lock:
+                    self._free.append(request)
 
 
 class ShapedModels:

@@ -8,8 +8,8 @@ request; tests check batched rows equal single-face rows and TF's rows. The batc
 cached as IR (vision.model_cache). If a future graph cannot be freed, faces run one per request.
 
 A batch-1 model is compiled for exactly that shape (the common case live, ~8% faster than the
-dynamic one) beside a dynamic-batch model for the rest. Thread-safe without a lock: each thread
-has its own infer requests (vision.ov_runtime.Requests).
+dynamic one) beside a dynamic-batch model for the rest. Thread-safe without a lock: concurrent callers
+get infer requests of their own (vision.ov_runtime.Requests).
 """
 
 from __future__ import annotations
