@@ -459,6 +459,74 @@ def test_without_openvino_the_default_falls_back_to_tf_with_one_log_line(tmp_pat
     assert "OpenVINO unavailable" in lines[0] and "'openvino' package" in lines[0] and "TensorFlow" in lines[0]
 
 
+EXIT_CHILD = """
+import sys, threading, time
+sys.path.insert(0, {root!r})
+from vision.tf_runtime import quiet_native_logs
+quiet_native_logs()
+from vision.detector import MtcnnDetector
+from vision.embedders import load_embedder
+from vision.pipeline import FacePipeline, read_image
+image = read_image({photo!r})
+
+def work():
+    pipeline = FacePipeline(MtcnnDetector(runtime="openvino"), load_embedder(runtime="openvino"))
+    while True:
+        pipeline.observe(image)
+
+threading.Thread(target=work, daemon=True).start()
+time.sleep(float(sys.argv[1]))  # then the main thread ends, the worker mid-load or mid-frame
+"""
+
+
+@pytest.mark.slow
+def test_the_process_exits_cleanly_while_a_daemon_thread_runs_openvino() -> None:
+    # OpenVINO and OpenCV release the GIL; a daemon thread killed inside one aborted the process
+    # ("terminate called without an active exception") in 7 of 10 such exits before ov_runtime.native
+    code = EXIT_CHILD.format(root=str(ROOT), photo=str(need(GROUP / "2008_001009.jpg")))
+    for delay in ("0.3", "0.9", "1.5", "2.1"):
+        result = subprocess.run(
+            [sys.executable, "-c", code, delay], capture_output=True, text=True, timeout=120, check=False
+        )
+        assert result.returncode == 0 and "terminate called" not in result.stderr, (delay, result.stderr[-500:])
+
+
+QT_POOL_CHILD = """
+import sys
+sys.path.insert(0, {root!r})
+from vision.tf_runtime import quiet_native_logs
+quiet_native_logs()
+from PySide6.QtCore import QRunnable, QThreadPool
+from vision.detector import MtcnnDetector
+from vision.embedders import load_embedder
+from vision.pipeline import FacePipeline, read_image
+pipeline = FacePipeline(MtcnnDetector(runtime="openvino"), load_embedder(runtime="openvino"))
+image = read_image({photo!r})
+
+class Job(QRunnable):
+    def run(self):
+        pipeline.observe(image)
+
+pool = QThreadPool()
+for _ in range(12):
+    pool.start(Job())
+pool.waitForDone()
+print("ok")
+"""
+
+
+@pytest.mark.slow
+def test_qt_pool_threads_can_run_the_openvino_pipeline() -> None:
+    # the console's jobs run on QThreadPool threads whose Python state ends with each job; infer
+    # requests kept in a threading.local died with it and crashed or hung the process
+    code = QT_POOL_CHILD.format(root=str(ROOT), photo=str(need(GROUP / "2008_001009.jpg")))
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=90, env=env, check=False
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-500:]
+
+
 def test_nothing_but_ov_runtime_imports_openvino() -> None:
     offenders = []
     for folder in ("vision", "network", "storage", "station", "gui", "bench", "tests", "packaging"):

@@ -19,6 +19,7 @@ notes a 14×17 px false face at 0.82 on a group photo) and side >= the minimum f
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -29,6 +30,7 @@ import numpy.typing as npt
 
 from vision.mtcnn_tf import TfNets
 from vision.ov_runtime import CpuSettings
+from vision.ov_runtime import native as ov_native
 from vision.runtimes import Runtime, requested, warn_fallback
 from vision.types import Detection, ImageBGR, Landmarks, VisionError
 
@@ -198,11 +200,16 @@ class MtcnnDetector:
     def detect(self, image: ImageBGR) -> list[Detection]:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an H×W×3 uint8 BGR image, got {image.dtype} {image.shape}")
-        height, width = image.shape[:2]
-        cfg = self.config
-        if min(height, width) < 12:
+        if min(image.shape[:2]) < 12:
             return []
         nets = self.nets
+        # OpenVINO's runtime keeps the process from exiting while a thread is in this native work
+        with ov_native.call() if nets.runtime == "openvino" else contextlib.nullcontext():
+            return self._detect(nets, image)
+
+    def _detect(self, nets: MtcnnNets, image: ImageBGR) -> list[Detection]:
+        height, width = image.shape[:2]
+        cfg = self.config
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32)
         rgb -= 127.5
         rgb *= 1.0 / 128.0

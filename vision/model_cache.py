@@ -137,7 +137,7 @@ def load_or_convert(source: ModelSource, convert: Callable[[], Any]) -> CacheRes
         # The converted model's constants may point into its source's buffers (a Keras model's
         # weights are not copied), which can be freed once ``convert`` returns: use the IR just
         # written, which owns its weights.
-        model = ov_runtime.core().read_model(str(folder / MODEL_XML), str(folder / MODEL_BIN))
+        model = ov_runtime.read_model(str(folder / MODEL_XML), str(folder / MODEL_BIN))
     except (OSError, RuntimeError) as exc:
         log.warning("cannot write the model cache entry %s (%s); the converted model is used uncached", folder, exc)
         with _lock:
@@ -162,7 +162,7 @@ def _read_entry(folder: Path, key: str) -> Any:
             raise ValueError(f"{name} is {size} bytes, expected {expected.get('size')}")
         if _digest(path) != expected.get("sha256"):
             raise ValueError(f"{name} does not match its checksum")
-    return ov_runtime.core().read_model(str(folder / MODEL_XML), str(folder / MODEL_BIN))
+    return ov_runtime.read_model(str(folder / MODEL_XML), str(folder / MODEL_BIN))
 
 
 def _private_dir(path: Path) -> None:
@@ -175,9 +175,7 @@ def _write_entry(folder: Path, key: str, source: ModelSource, model: Any) -> Non
     _private_dir(root)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=root))  # mode 0700
     try:
-        ov = ov_runtime.openvino()
-        # compress_to_fp16=False: the IR keeps the f32 weights bit for bit
-        ov.save_model(model, str(tmp / MODEL_XML), compress_to_fp16=False)
+        ov_runtime.save_model(model, str(tmp / MODEL_XML))
         files = {}
         for name in (MODEL_XML, MODEL_BIN):
             path = tmp / name

@@ -9,7 +9,7 @@ do). R-Net and O-Net take batches of 24×24 / 48×48 patches (padded to a few bu
 shapes recur too), cut with one ``cv2.remap`` per stage at the same sample points as TensorFlow's
 ``crop_and_resize`` (bilinear, zero outside the image), so boxes and landmarks match the TF runtime's.
 
-Thread-safe: every compiled model is shared and each thread has its own infer requests.
+Thread-safe: every compiled model is shared and concurrent callers get infer requests of their own.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def load_models() -> dict[str, CacheResult]:
                 keras.append(mtcnn_tf.keras_nets())
             net = keras[0][mtcnn_tf.NETS.index(name)]
             try:
-                return ov.convert_model(net, input=[ov.PartialShape(INPUTS[name])])
+                return ov_runtime.convert_model(net, input=[ov.PartialShape(INPUTS[name])])
             except Exception as exc:  # the converter raises its own error classes
                 raise VisionError(f"OpenVINO cannot convert MTCNN's {name}: {exc}") from exc
 

@@ -16,18 +16,27 @@ machine); and there are ``streams`` streams of ``threads`` threads each: by defa
 never oversubscribe them. ``FACESTATION_OV_THREADS``, ``FACESTATION_OV_STREAMS`` and
 ``FACESTATION_OV_PRECISION`` (the embedder's; see vision.embedders.facenet_ov) change the defaults.
 
-**Threads.** A compiled model is shared; :class:`Requests` gives each calling thread its own infer
-request (an infer request is not thread-safe, a compiled model is).
+**Threads.** A compiled model is shared; :class:`Requests` gives each concurrent caller an infer
+request of its own (an infer request is not thread-safe, a compiled model is).
+
+**Exit.** OpenVINO's calls release the GIL. If the process exits while a daemon thread (a
+recognition worker, a model loading in the background) is inside one, that thread is killed as it
+takes the GIL back, unwinding through C++ frames, and the process aborts with "terminate called
+without an active exception" (OpenCV's calls do the same). Every call into OpenVINO here, and the
+OpenVINO detector's whole ``detect`` with its OpenCV work, therefore goes through :data:`native`,
+and an ``atexit`` hook waits for the calls in flight and parks new ones in Python.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -46,9 +55,62 @@ PRECISION_ENV = "FACESTATION_OV_PRECISION"
 PRECISIONS = ("f32", "bf16")
 PACKAGE = "openvino"
 
+EXIT_WAIT_S = 60.0  # longest an exiting process waits for OpenVINO calls in flight (a conversion)
+
 _lock = threading.Lock()
 _module: list[ModuleType] = []
 _core: list[Any] = []
+
+
+class NativeCalls:
+    """Counts the threads inside OpenVINO's native code, so the process never exits under one."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._inside = 0
+        self._closing = False
+        self._depth = threading.local()
+
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        """Around a call into native code that releases the GIL; re-entrant (a thread inside is not parked)."""
+        depth = getattr(self._depth, "n", 0)
+        if depth:
+            self._depth.n = depth + 1
+            try:
+                yield
+            finally:
+                self._depth.n = depth
+            return
+        with self._cond:
+            while self._closing:  # the process is exiting: wait here, in Python, never in native code
+                self._cond.wait()
+            self._inside += 1
+        self._depth.n = 1
+        try:
+            yield
+        finally:
+            self._depth.n = 0
+            with self._cond:
+                self._inside -= 1
+                self._cond.notify_all()
+                # exiting: stay here rather than run on into other native code (OpenCV) as the process ends
+                while self._closing:
+                    self._cond.wait()
+
+    @property
+    def inside(self) -> int:
+        with self._cond:
+            return self._inside
+
+    def close(self, timeout: float = EXIT_WAIT_S) -> bool:
+        """Let no new call in and wait for those in flight; False if some were still running at ``timeout``."""
+        with self._cond:
+            self._closing = True
+            return self._cond.wait_for(lambda: self._inside == 0, timeout)
+
+
+native = NativeCalls()
 
 
 def block_telemetry() -> None:
@@ -63,6 +125,8 @@ def openvino() -> ModuleType:
             block_telemetry()
             try:
                 import openvino as ov
+
+                atexit.register(native.close)
             except ImportError as exc:
                 raise VisionError(f"the OpenVINO runtime needs the '{PACKAGE}' package: {exc}") from exc
             except Exception as exc:  # a broken install (missing shared library) surfaces as other errors
@@ -157,47 +221,90 @@ def core() -> Any:
     defaults = CpuSettings.from_env().properties()  # before the lock: it calls openvino() too
     with _lock:
         if not _core:
-            new = ov.Core()
-            # also the defaults of any compile that names no settings: no pinning, bounded threads
-            new.set_property("CPU", defaults)
+            with native.call():
+                new = ov.Core()
+                # also the defaults of any compile that names no settings: no pinning, bounded threads
+                new.set_property("CPU", defaults)
             _core.append(new)
         return _core[0]
 
 
 def compile_model(model: Any, settings: CpuSettings) -> Any:
     """Compile an ``ov.Model`` for the CPU with ``settings``; VisionError if the plugin refuses it."""
+    properties = settings.properties()
+    ov_core = core()
     try:
-        return core().compile_model(model, "CPU", settings.properties())
+        with native.call():
+            return ov_core.compile_model(model, "CPU", properties)
     except RuntimeError as exc:
         raise VisionError(f"OpenVINO cannot compile the model for this CPU: {exc}") from exc
+
+
+def read_model(xml: str, weights: str) -> Any:
+    """An IR's ``ov.Model`` (RuntimeError if OpenVINO cannot read it)."""
+    ov_core = core()
+    with native.call():
+        return ov_core.read_model(xml, weights)
+
+
+def save_model(model: Any, xml: str) -> None:
+    """Write ``model`` as IR, its f32 weights kept bit for bit (no fp16 compression)."""
+    ov = openvino()
+    with native.call():
+        ov.save_model(model, xml, compress_to_fp16=False)
+
+
+def reshaped(model: Any, shape: Sequence[int]) -> Any:
+    """A copy of ``model`` with its (one) input fixed to ``shape``."""
+    with native.call():
+        copy = model.clone()
+        copy.reshape(list(shape))
+    return copy
+
+
+def convert_model(source: Any, **options: Any) -> Any:
+    """``ov.convert_model`` (a Keras model, or a path to a TensorFlow .pb)."""
+    ov = openvino()
+    with native.call():
+        return ov.convert_model(source, **options)
 
 
 Outputs = list[npt.NDArray[np.float32]]
 
 
 class Requests:
-    """One compiled model shared by all threads, with one infer request per calling thread."""
+    """One compiled model shared by all threads, and a pool of infer requests: one per concurrent caller.
+
+    A caller takes a free request (or creates one), runs it and puts it back, so N threads at once
+    use N requests and never share one (an infer request is not thread-safe). Not a
+    ``threading.local``: its values die with their thread, and an OpenVINO request destroyed while a
+    Qt pool thread's Python state is torn down crashes the process (seen with the enrol dialog's jobs).
+    """
 
     def __init__(self, compiled: Any) -> None:
         self.compiled = compiled
-        self._local = threading.local()
-
-    def _request(self) -> Any:
-        request = getattr(self._local, "request", None)
-        if request is None:
-            request = self.compiled.create_infer_request()
-            self._local.request = request
-        return request
+        self._lock = threading.Lock()
+        self._free: list[Any] = []
+        self.created = 0
 
     def infer(self, inputs: Mapping[int, npt.NDArray[np.float32]] | npt.NDArray[np.float32]) -> Outputs:
-        """Run the model on this thread's request; returns copies of the outputs in output order."""
-        request = self._request()
+        """Run the model on a request of its own; returns copies of the outputs in output order."""
         feed = inputs if isinstance(inputs, Mapping) else {0: inputs}
         # share_inputs: the arrays are read in place (the call is synchronous); outputs are copies
-        results = request.infer(
-            {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in feed.items()}, share_inputs=True
-        )
-        return [np.asarray(out, dtype=np.float32) for out in results.to_tuple()]
+        arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in feed.items()}
+        with self._lock:
+            request = self._free.pop() if self._free else None
+        with native.call():
+            if request is None:
+                request = self.compiled.create_infer_request()
+                with self._lock:
+                    self.created += 1
+            try:
+                results = request.infer(arrays, share_inputs=True)
+                return [np.asarray(out, dtype=np.float32) for out in results.to_tuple()]
+            finally:
+                with self._lock:
+                    self._free.append(request)
 
 
 class ShapedModels:
@@ -249,9 +356,7 @@ class ShapedModels:
         if seen < self._compile_after:
             return self.dynamic
         try:
-            model = self._model.clone()
-            model.reshape(list(shape))
-            compiled = Requests(compile_model(model, self._cpu))
+            compiled = Requests(compile_model(reshaped(self._model, shape), self._cpu))
         except (RuntimeError, VisionError) as exc:  # the dynamic model still works: stay on it for this shape
             log.warning("OpenVINO cannot compile for shape %s (%s); it stays on the dynamic-shape model", shape, exc)
             with self._lock:

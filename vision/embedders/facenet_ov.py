@@ -8,8 +8,8 @@ request; tests check batched rows equal single-face rows and TF's rows. The batc
 cached as IR (vision.model_cache). If a future graph cannot be freed, faces run one per request.
 
 A batch-1 model is compiled for exactly that shape (the common case live, ~8% faster than the
-dynamic one) beside a dynamic-batch model for the rest. Thread-safe without a lock: each thread
-has its own infer requests (vision.ov_runtime.Requests).
+dynamic one) beside a dynamic-batch model for the rest. Thread-safe without a lock: concurrent callers
+get infer requests of their own (vision.ov_runtime.Requests).
 """
 
 from __future__ import annotations
@@ -54,29 +54,35 @@ def source() -> ModelSource:
 
 def free_batch(model: Any) -> Any:
     """A copy with the batch-1 reshape constants rewritten and the input batch dynamic; ``model`` if that fails."""
-    freed = model.clone()
     try:
-        for op in freed.get_ordered_ops():
-            shape = BATCH_ONE_RESHAPES.get(op.get_friendly_name())
-            if shape is None or op.get_type_name() != "Reshape":
-                continue
-            const = op.input_value(1).get_node()
-            if const.get_type_name() != "Constant" or int(const.get_vector()[0]) != 1:
-                continue
-            op.input(1).replace_source_output(ov_runtime.constant(np.asarray(shape, dtype=np.int64)))
-        freed.reshape({freed.inputs[0]: ov_runtime.openvino().PartialShape([-1, *CROP_SHAPE])})
-        freed.validate_nodes_and_infer_types()
+        with ov_runtime.native.call():
+            freed = _freed(model)
     except RuntimeError as exc:
         log.warning("FaceNet's batch cannot be freed in OpenVINO (%s); embedding one face per request", exc)
         return model
     return freed
 
 
+def _freed(model: Any) -> Any:
+    """The rewrite itself (see :func:`free_batch`)."""
+    freed = model.clone()
+    for op in freed.get_ordered_ops():
+        shape = BATCH_ONE_RESHAPES.get(op.get_friendly_name())
+        if shape is None or op.get_type_name() != "Reshape":
+            continue
+        const = op.input_value(1).get_node()
+        if const.get_type_name() != "Constant" or int(const.get_vector()[0]) != 1:
+            continue
+        op.input(1).replace_source_output(ov_runtime.constant(np.asarray(shape, dtype=np.int64)))
+    freed.reshape({freed.inputs[0]: ov_runtime.openvino().PartialShape([-1, *CROP_SHAPE])})
+    freed.validate_nodes_and_infer_types()
+    return freed
+
+
 def convert() -> Any:
     """The .pb converted by OpenVINO, batch-free where possible (no TensorFlow needed)."""
-    ov = ov_runtime.openvino()
     try:
-        model = ov.convert_model(str(graph_path()))
+        model = ov_runtime.convert_model(str(graph_path()))
     except Exception as exc:  # the converter raises its own error classes
         raise VisionError(f"OpenVINO cannot convert {GRAPH_FILE} from {PACKAGE}: {exc}") from exc
     names = [out.get_any_name() for out in model.outputs]
@@ -103,9 +109,7 @@ class OvFaceNetEmbedder(FaceNetModel):
             raise VisionError(f"converted FaceNet takes {dims}, expected [N,160,160,3]; reinstall {PACKAGE}==0.1.0")
         if not self.batched:
             self.batch_size = 1
-        single = model.clone()
-        single.reshape([1, *CROP_SHAPE])
-        self._single = Requests(ov_runtime.compile_model(single, self.cpu))
+        self._single = Requests(ov_runtime.compile_model(ov_runtime.reshaped(model, [1, *CROP_SHAPE]), self.cpu))
         self._many = Requests(ov_runtime.compile_model(model, self.cpu)) if self.batched else self._single
 
     def _forward(self, crops: npt.NDArray[np.uint8]) -> npt.NDArray[np.floating]:
