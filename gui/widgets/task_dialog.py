@@ -80,16 +80,16 @@ class TaskDialog(QDialog):
         self._timer.start(100)
         jobs.run(lambda: work(self.progress), self._done, self._failed)
 
-    def _paint(self) -> None:
+    def _paint(self, *, status: bool = True) -> None:
         fraction, text = self.progress.read()
         self.bar.setValue(round(fraction * 1000))
-        if text:
+        if text and status:
             self.status.setText(text)
 
     def _finish(self, text: str) -> None:
         self.running = False
         self._timer.stop()
-        self._paint()
+        self._paint(status=False)  # the closing status line stays
         self.summary.setPlainText(text)
         self.summary.show()
         self.buttons.setStandardButtons(QDialogButtonBox.StandardButton.Close)
