@@ -17,9 +17,12 @@ Datagram layout (all integers big-endian)::
 
 Versions: the header's ``version`` (VERSION, 1) is the layout, unchanged since the first station.
 HELLO's ``protocol`` (PROTOCOL, 2) says what a sender speaks: 2 adds the FACES and FACES_PARITY
-types, chunked like a frame and bound to a stream frame by its id. A protocol-1 station refuses
-those two types as malformed before decrypting them and goes on serving the frames; a protocol-2
-station serves protocol-1 senders as before (no faces: it detects itself).
+types, chunked like a frame and bound to a stream frame by its id, and ACCEPT. A protocol-2
+station answers a protocol-2 HELLO with ACCEPT (a lease, renewed while HELLOs come), and a sender
+sends FACES only to stations whose ACCEPT is current. So a protocol-1 sender never gets an ACCEPT,
+and a protocol-1 station is never sent FACES; if one is (by a tool, or a forged address), it
+refuses those types as malformed before decrypting them and goes on serving the frames. A
+protocol-2 station serves protocol-1 senders as before (no faces: it detects itself).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 from network.wire.control import (
     COOKIE_SIZE,
     MAX_NAME_BYTES,
+    Accept,
     Bye,
     ControlMessage,
     Hello,
@@ -108,6 +112,7 @@ __all__ = [
     "SESSION_SIZE",
     "TAG_SIZE",
     "VERSION",
+    "Accept",
     "Bye",
     "ControlMessage",
     "Datagram",

@@ -1,4 +1,4 @@
-"""HELLO, SUBSCRIBE and BYE: the control messages' payloads, encoded and parsed without raising."""
+"""HELLO, SUBSCRIBE, BYE and ACCEPT: the control messages' payloads, encoded and parsed without raising."""
 
 from __future__ import annotations
 
@@ -44,14 +44,29 @@ class Bye:
     reason: str = ""
 
 
-ControlMessage = Hello | Subscribe | Bye
+@dataclass(frozen=True, slots=True)
+class Accept:
+    """Protocol 2, station to sender: "send me FACES for the next ``lease_s`` seconds".
+
+    A station sends it only in answer to a HELLO that said protocol 2 or more, so a protocol-1 sender
+    never sees it; and a sender sends FACES only to a station whose ACCEPT is current, so a
+    protocol-1 station is never sent FACES (which it would refuse as malformed, and count as loss).
+    """
+
+    lease_s: int
+    faces: bool = True
+
+
+ControlMessage = Hello | Subscribe | Bye | Accept
 
 _HELLO = struct.Struct("!HHIB8sB")
 _SUBSCRIBE = struct.Struct("!H8sB")
+_ACCEPT = struct.Struct("!HB")
+_ACCEPT_FACES = 1
 
 
 def parse_control(kind: MsgType, payload: bytes) -> ControlMessage | Rejection:
-    """Decode a HELLO, SUBSCRIBE or BYE payload; never raises."""
+    """Decode a HELLO, SUBSCRIBE, BYE or ACCEPT payload; never raises."""
     try:
         if kind is MsgType.HELLO:
             width, height, fps_milli, proto, cookie, name_len = _HELLO.unpack_from(payload)
@@ -68,6 +83,13 @@ def parse_control(kind: MsgType, payload: bytes) -> ControlMessage | Rejection:
             if not payload:
                 return Bye()
             return Bye(_read_name(payload, 1, payload[0]))
+        if kind is MsgType.ACCEPT:
+            if len(payload) != _ACCEPT.size:
+                return Rejection(Reason.MALFORMED, f"ACCEPT of {len(payload)} bytes")
+            lease_s, kinds = _ACCEPT.unpack(payload)
+            if lease_s == 0 or kinds & ~_ACCEPT_FACES:
+                return Rejection(Reason.MALFORMED, f"ACCEPT lease {lease_s} kinds {kinds}")
+            return Accept(lease_s, bool(kinds & _ACCEPT_FACES))
     except (struct.error, UnicodeDecodeError, _BadName) as exc:
         return Rejection(Reason.MALFORMED, f"bad {kind.name} payload: {exc}")
     return Rejection(Reason.MALFORMED, f"{kind.name} is not a control message")
@@ -107,6 +129,10 @@ def encode_control(msg: ControlMessage) -> tuple[MsgType, bytes]:
     if isinstance(msg, Subscribe):
         body = _SUBSCRIBE.pack(msg.lease_s, msg.cookie, 0)[:-1]
         return MsgType.SUBSCRIBE, body + _encode_name(msg.station)
+    if isinstance(msg, Accept):
+        if not 0 < msg.lease_s <= 0xFFFF:
+            raise ValueError(f"an ACCEPT lease is 1..65535 s, not {msg.lease_s}")
+        return MsgType.ACCEPT, _ACCEPT.pack(msg.lease_s, _ACCEPT_FACES if msg.faces else 0)
     if msg.reason:
         return MsgType.BYE, _encode_name(msg.reason)
     return MsgType.BYE, b""

@@ -14,7 +14,8 @@ MAGIC = b"FS"
 # The header layout's version: every datagram carries it, and a peer refuses any other value. It stays
 # 1 while the header does; new message types are announced by HELLO's ``protocol`` instead (PROTOCOL).
 VERSION = 1
-# What this code speaks, announced in HELLO: 1 frames and control; 2 adds FACES (network/wire/faces.py).
+# What this code speaks, announced in HELLO: 1 frames and control; 2 adds FACES (network/wire/faces.py)
+# and ACCEPT, by which a station asks a protocol-2 sender for them.
 PROTOCOL = 2
 HEADER = struct.Struct("!2sBBI16sQIHHHHIQ")
 TAG_SIZE = 16
@@ -41,6 +42,7 @@ class MsgType(enum.IntEnum):
     BYE = 5
     FACES = 6  # protocol 2: a chunk of one frame's faces message (the camera host detected them)
     FACES_PARITY = 7  # protocol 2: its FEC parity
+    ACCEPT = 8  # protocol 2, station to sender: send me FACES (only ever sent to a sender that said protocol 2)
 
 
 # Types chunked like a frame (frame id, index, count, FEC groups), and which of those are parity.
