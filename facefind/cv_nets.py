@@ -54,7 +54,10 @@ def weight_files(folder: Path | None = None) -> dict[str, Path]:
         if missing:
             raise WeightsMissing(f"face detector weights missing: {', '.join(missing)}")
         return paths
-    spec = importlib.util.find_spec(MODULE)
+    try:
+        spec = importlib.util.find_spec(MODULE)
+    except (ImportError, ValueError):  # not installed, or a broken install
+        spec = None
     if spec is None or not spec.submodule_search_locations:
         raise WeightsMissing(f"--detect needs the face detector weights of package '{PACKAGE}': {EXTRA_HINT}")
     for location in spec.submodule_search_locations:
