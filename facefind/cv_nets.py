@@ -75,11 +75,14 @@ def crop_boxes(rgb: F32, boxes: F64, size: int) -> F32:
         w, h = int(bx2 - bx1 + 1), int(by2 - by1 + 1)
         if w < 1 or h < 1 or w > 4 * max(width, height) or h > 4 * max(width, height):
             continue
-        patch = np.zeros((h, w, 3), np.float32)
         x0, y0 = max(int(bx1), 0), max(int(by1), 0)
         x1, y1 = min(int(bx2) + 1, width), min(int(by2) + 1, height)
-        if x1 > x0 and y1 > y0:
-            patch[y0 - by1 : y1 - by1, x0 - bx1 : x1 - bx1] = rgb[y0:y1, x0:x1]
+        if (x0, y0, x1, y1) == (bx1, by1, bx2 + 1, by2 + 1):  # inside the image: resize in place, no copy
+            patch = rgb[y0:y1, x0:x1]
+        else:
+            patch = np.zeros((h, w, 3), np.float32)
+            if x1 > x0 and y1 > y0:
+                patch[y0 - by1 : y1 - by1, x0 - bx1 : x1 - bx1] = rgb[y0:y1, x0:x1]
         out[k] = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
     return out
 

@@ -38,19 +38,32 @@ Image = npt.NDArray[np.uint8]
 Deliver = Callable[[int, bytes, int], None]
 
 
+# The smallest face looked for, by default: what the station's own detector finds in the stream
+# (20 stream px, vision/detector.py), and never under the station's recognition minimum (40 px,
+# station/settings.py) of the camera's own pixels: every face found is sharp enough to recognise.
+STREAM_MIN_FACE = 20.0
+SOURCE_MIN_FACE = 40.0
+# Detection runs on a copy scaled so the smallest face is this many px (R-Net's input side), which
+# keeps a 1080p or 4K camera's cost near that of the station detecting in a 640 px stream: the
+# faces are found and their landmarks placed on about as many pixels as the station would use, and
+# the crops are then cut from the full-resolution picture. (Scaling each pyramid level from the
+# full picture instead cost 2-3x more at 1080p, for boxes within a pixel or two of these.)
+WORK_FACE = 24.0
+
+
 @dataclass(frozen=True)
 class EdgeConfig:
     """What the camera host detects and how it cuts the crops.
 
-    ``min_face`` is in pixels of the full-resolution picture (40 px: the station's default minimum for
-    recognition, now met by faces that are 13 px in a 640 px stream of a 1080p camera);
-    ``min_face_fraction`` raises it on big pictures, as on the station. A crop is the box grown by
-    ``margin`` of its size on each side (FaceNet's and dlib's aligned crops need about 0.15), scaled so
-    the face is at most ``face_px`` on its longer side (never enlarged), JPEG at ``quality``.
+    ``min_face`` is in pixels of the full-resolution picture; None is ``max(40, 20 x source/stream
+    width)``: a 1080p camera streamed at 640 px looks for faces of 60 px and up (20 in the stream, as
+    the station's detector would, at about its cost), a 640 px camera for 40 px and up. A crop is
+    the box grown by ``margin`` of its size on each side (FaceNet's and dlib's aligned crops need
+    about 0.15), scaled so the face is at most ``face_px`` on its longer side (never enlarged), JPEG
+    at ``quality``.
     """
 
-    min_face: float = 40.0
-    min_face_fraction: float = 0.03
+    min_face: float | None = None
     margin: float = 0.35
     face_px: int = 112
     quality: int = 90
@@ -58,7 +71,7 @@ class EdgeConfig:
     max_failures: int = 3
 
     def __post_init__(self) -> None:
-        if not 12.0 <= self.min_face <= 10_000.0:
+        if self.min_face is not None and not 12.0 <= self.min_face <= 10_000.0:
             raise ValueError(f"--detect-min-face must be 12..10000 px, got {self.min_face:g}")
         if not 0.0 <= self.margin <= 1.0:
             raise ValueError(f"crop margin must be 0..1, got {self.margin}")
@@ -67,9 +80,11 @@ class EdgeConfig:
         if self.max_fps is not None and not 0 < self.max_fps <= 120:
             raise ValueError(f"--detect-fps must be within (0, 120], got {self.max_fps:g}")
 
-    @property
-    def detector(self) -> mtcnn.DetectorConfig:
-        return mtcnn.DetectorConfig(min_face=self.min_face, min_face_fraction=self.min_face_fraction)
+    def min_face_for(self, source_width: int, stream_width: int) -> float:
+        """The smallest face looked for in a picture ``source_width`` wide, streamed ``stream_width`` wide."""
+        if self.min_face is not None:
+            return self.min_face
+        return max(SOURCE_MIN_FACE, STREAM_MIN_FACE * source_width / max(stream_width, 1))
 
 
 def cut_crop(image: Image, face: mtcnn.Face, config: EdgeConfig) -> tuple[tuple[int, int, int, int], Image]:
@@ -97,6 +112,25 @@ def _jpeg(crop: Image, quality: int) -> bytes | None:
     return None
 
 
+def detect_scaled(nets: mtcnn.MtcnnNets, image: Image, min_face: float) -> list[mtcnn.Face]:
+    """MTCNN on a copy of ``image`` scaled so the smallest face is WORK_FACE px; faces in ``image``'s pixels."""
+    scale = min(1.0, WORK_FACE / min_face)
+    if scale >= 0.95:
+        return mtcnn.detect(nets, image, mtcnn.DetectorConfig(min_face=min_face, min_face_fraction=0.0))
+    height, width = image.shape[:2]
+    size = (max(12, round(width * scale)), max(12, round(height * scale)))
+    work = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+    kx, ky = width / size[0], height / size[1]
+    config = mtcnn.DetectorConfig(min_face=max(12.0, min_face * scale), min_face_fraction=0.0)
+    out = []
+    for f in mtcnn.detect(nets, work, config):
+        x, y, w, h = f.box
+        p = [(px * kx, py * ky) for px, py in f.landmarks]
+        marks = (p[0], p[1], p[2], p[3], p[4])
+        out.append(mtcnn.Face((x * kx, y * ky, w * kx, h * ky), marks, f.confidence))
+    return out
+
+
 def find_faces(
     nets: mtcnn.MtcnnNets, image: Image, frame_id: int, stream_size: tuple[int, int], config: EdgeConfig
 ) -> EdgeFaces:
@@ -105,7 +139,7 @@ def find_faces(
     height, width = image.shape[:2]
     sw, sh = stream_size
     sx, sy = width / sw, height / sh  # source pixels per stream pixel
-    found = mtcnn.detect(nets, image, config.detector)
+    found = detect_scaled(nets, image, config.min_face_for(width, sw))
     found.sort(key=lambda f: -max(f.box[2], f.box[3]))  # the biggest faces first when the budget runs out
     faces: list[EdgeFace] = []
     crop_bytes = 0

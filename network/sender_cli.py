@@ -78,11 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--detect-min-face",
         type=float,
-        default=40.0,
         metavar="PX",
-        help="smallest face to find, in pixels of the full-resolution picture (default 40)",
+        help="smallest face to find, in pixels of the full-resolution picture (default: 20 px of the stream, "
+        "at least 40)",
     )
     p.add_argument("--detect-fps", type=float, metavar="N", help="detect at most N frames a second (default: all)")
+    p.add_argument("--detect-threads", type=int, metavar="N", help="OpenCV's threads (default: OpenCV's choice)")
     p.add_argument(
         "--detect-weights",
         metavar="DIR",
@@ -101,13 +102,18 @@ def start_detection(sender: Sender, args: argparse.Namespace) -> None:
         config = EdgeConfig(min_face=args.detect_min_face, max_fps=args.detect_fps)
     except ValueError as exc:
         raise SenderError(str(exc)) from None
+    if args.detect_threads is not None:
+        if not 1 <= args.detect_threads <= 64:
+            raise SenderError(f"--detect-threads must be within 1..64, got {args.detect_threads}")
+        cv2.setNumThreads(args.detect_threads)
     try:
         edge = sender.enable_detection(opencv_nets(args.detect_weights), config)
     except WeightsMissing as exc:
         raise SenderError(str(exc)) from None
     except (cv2.error, OSError, ValueError) as exc:
         raise SenderError(f"--detect: the face detector does not run here: {exc}") from None
-    log.info("detecting faces on this host (MTCNN on OpenCV dnn, faces of %g px and up)", edge.config.min_face)
+    smallest = "20 stream px (at least 40)" if edge.config.min_face is None else f"{edge.config.min_face:g} px"
+    log.info("detecting faces on this host (MTCNN on OpenCV dnn, faces of %s and up)", smallest)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,7 +66,7 @@ def test_opencv_nets_find_what_the_station_finds(frames: list[np.ndarray], nets:
 def test_crops_come_from_the_full_resolution_picture_and_map_back(frames: list[np.ndarray], nets: CvNets) -> None:
     small = frames[0]
     big = np.asarray(cv2.resize(small, (1920, 1080), interpolation=cv2.INTER_CUBIC), dtype=np.uint8)
-    msg = find_faces(nets, big, 3, (640, 360), EdgeConfig(min_face=40))
+    msg = find_faces(nets, big, 3, (640, 360), EdgeConfig())  # faces of 60 px and up: 20 in the stream
     assert msg.frame_id == 3 and msg.stream_size == (640, 360) and msg.source_size == (1920, 1080)
     assert len(msg.faces) >= 2
     on_stream = mtcnn.detect(nets, small, mtcnn.DetectorConfig())
