@@ -99,7 +99,7 @@ def enrol_group_faces(gallery: Gallery, pipeline: FacePipeline, per_photo: int =
             continue
         faces = sorted(pipeline.observe(np.asarray(image, dtype=np.uint8)), key=lambda o: -o.detection.box[2])
         for k, face in enumerate(faces[:per_photo]):
-            ok, crop = cv2.imencode(".jpg", face.crop)
+            _, crop = cv2.imencode(".jpg", face.crop)
             gallery.enrol_sample(
                 f"{Path(name).stem}-{k + 1}", model=face.model, embedding=face.embedding, crop_jpeg=bytes(crop),
                 source="bench", quality=1.0,
