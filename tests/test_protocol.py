@@ -265,13 +265,14 @@ def _check_accepted(header: Header, raw: bytes) -> None:
     assert len(raw) <= MAX_DATAGRAM
     payload_len = len(raw) - HEADER.size - TAG_SIZE
     assert payload_len >= 0
-    if header.type in (MsgType.FRAME, MsgType.PARITY):
-        assert 0 < header.frame_len <= MAX_FRAME_BYTES
+    if header.type in protocol.CHUNKED:
+        ceiling = MAX_FRAME_BYTES if header.type in (MsgType.FRAME, MsgType.PARITY) else protocol.MAX_FACES_BYTES
+        assert 0 < header.frame_len <= ceiling
         assert MIN_CHUNK <= header.chunk_size <= MAX_PAYLOAD
         assert 0 < header.count <= MAX_CHUNKS
-        assert header.count * header.chunk_size <= MAX_FRAME_BYTES + header.chunk_size
+        assert header.count * header.chunk_size <= ceiling + header.chunk_size
         assert header.groups <= header.count
-        if header.type is MsgType.FRAME:
+        if header.type not in protocol.PARITY_TYPES:
             assert header.index < header.count
         else:
             assert header.index < header.groups
@@ -356,13 +357,14 @@ def near_valid_headers(draw: st.DrawFn) -> bytes:
     """Consistent frame/parity/control fields, then optionally one field perturbed."""
     mtype = draw(st.sampled_from(list(MsgType)))
     chunk_size = draw(st.integers(MIN_CHUNK, MAX_PAYLOAD))
-    frame_len = draw(st.integers(1, MAX_FRAME_BYTES))
+    faces = mtype in (MsgType.FACES, MsgType.FACES_PARITY)
+    frame_len = draw(st.integers(1, protocol.MAX_FACES_BYTES if faces else MAX_FRAME_BYTES))
     count = -(-frame_len // chunk_size)
     groups = draw(st.integers(0, count))
-    if mtype is MsgType.FRAME:
+    if mtype in (MsgType.FRAME, MsgType.FACES):
         index = draw(st.integers(0, count - 1))
         payload_len = protocol.chunk_length(index, count, chunk_size, frame_len)
-    elif mtype is MsgType.PARITY:
+    elif mtype in protocol.PARITY_TYPES:
         groups = max(groups, 1)
         index = draw(st.integers(0, groups - 1))
         payload_len = chunk_size
@@ -375,7 +377,7 @@ def near_valid_headers(draw: st.DrawFn) -> bytes:
         "groups": groups,
         "chunk_size": chunk_size,
         "frame_len": frame_len,
-        "frame_id": 0 if mtype > MsgType.PARITY else draw(_u(32)),
+        "frame_id": draw(_u(32)) if mtype in protocol.CHUNKED else 0,
     }
     perturb = draw(st.sampled_from([None, *values, "payload"]))
     if perturb == "payload":

@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from network.wire.faces import EdgeFaces
 from vision.align import align
 from vision.detector import MtcnnDetector
 from vision.embedders import load_embedder
@@ -125,6 +126,19 @@ class FacePipeline:
         if timer is not None:
             timer.add("detect", aligned - began)
             timer.add("align", time.thread_time() - aligned, len(out))
+        return out
+
+    def edge_candidates(
+        self, faces: EdgeFaces, *, min_face: float = 0.0, timer: StageTimes | None = None
+    ) -> list[FaceCandidate]:
+        """:meth:`candidates` for the faces a camera found itself and sent as crops (vision/edge.py):
+        no detection here; the crops are decoded, aligned and measured. EdgeCropError for a bad crop."""
+        from vision.edge import edge_candidates
+
+        began = time.thread_time()
+        out = edge_candidates(faces, self.embedder.template, self.embedder.name, min_face=min_face)
+        if timer is not None:
+            timer.add("align", time.thread_time() - began, len(out))
         return out
 
     def embed_crops(self, crops: list[ImageBGR]) -> FloatArray:

@@ -74,3 +74,6 @@ class RecognitionStats:
     first_decision_ms_p50: float | None = None  # from a new track's first frame arriving to its first decision
     first_decision_ms_p95: float | None = None
     embedded: int = 0  # faces embedded since the start (the tracker embeds only what adds information)
+    detect: str = "station"  # where the last analysed frame's faces were found: "edge" (the camera) or "station"
+    edge_frames: int = 0  # frames analysed from the camera's own faces and crops
+    edge_fallbacks: int = 0  # frames with faces whose crops failed, detected at the station instead

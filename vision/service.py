@@ -12,6 +12,9 @@ the console hands them to its own thread), and is kept per camera for :meth:`lat
 Ended tracks go to the sighting sink, called on a worker thread or on the feed thread (for
 tracks that timed out) or in :meth:`stop` (for the tracks still live).
 
+Frames of a camera that detects itself carry its faces (``Frame.faces``); ``analyse_edge`` aligns their crops
+instead of decode + ``analyse``, unless one fails to decode (an edge fallback: counted, logged, then ``analyse``).
+
 The feed thread also polls the gallery revision every ``revision_poll_s`` and, when it changed,
 loads a fresh matcher on a short-lived thread and swaps it in; a failing reload is logged and
 the old matcher kept until the gallery changes again.
@@ -32,6 +35,8 @@ from typing import Protocol
 import numpy as np
 
 from network.frames import Frame, FrameDecodeError
+from network.wire.faces import EdgeFaces
+from vision.edge import EdgeCropError
 from vision.matcher import Match, Matcher, limit_blas_threads
 from vision.results import FaceResult, FrameRef, FrameResult, RecognitionStats
 from vision.stages import StageTimes
@@ -74,6 +79,8 @@ Analyse = Callable[[ImageBGR], Sequence[ObservationLike]]
 # Analyses a whole received frame (its JPEG bytes), e.g. on a remote worker (vision.ray_workers); used
 # instead of decode + ``analyse`` when given. It may raise FrameDecodeError for a bad frame.
 AnalyseFrame = Callable[[Frame], Sequence[ObservationLike]]
+# Aligns and measures the faces a camera found itself (their crops), instead of decode + ``analyse``.
+AnalyseEdge = Callable[[EdgeFaces], Sequence[ObservationLike]]
 # Embeds aligned crops, (N, dim) unit rows: called for the faces the tracker chose (new tracks first).
 EmbedCrops = Callable[[list[ImageBGR]], FloatArray]
 ResultListener = Callable[[FrameResult], None]
@@ -129,6 +136,9 @@ class _Camera:
         self.latencies: deque[float] = deque(maxlen=512)
         self.first_decisions: deque[float] = deque(maxlen=512)  # ms from a new track's first frame arriving
         self.embeds = 0
+        self.detect = "station"  # where the faces of the last analysed frame were found
+        self.edge_frames = 0
+        self.edge_fallbacks = 0
         self.latest: FrameResult | None = None
         self.tracker = tracker
         self.lock = threading.Lock()
@@ -148,9 +158,13 @@ class RecognitionService:
         config: ServiceConfig | None = None,
         analyse_frame: AnalyseFrame | None = None,
         embed: EmbedCrops | None = None,
+        analyse_edge: AnalyseEdge | None = None,
     ) -> None:
         self.config = config or ServiceConfig()
         self._source = source
+        self._analyse_edge = analyse_edge
+        wait_analysis = getattr(source, "wait_for_analysis", None) if analyse_edge else None  # edge cameras: with faces
+        self._wait: Callable[[int, float], list[Frame]] = wait_analysis or source.wait_for_frames
         self._analyse = analyse
         self._analyse_frame = analyse_frame
         self._embed = embed
@@ -279,6 +293,9 @@ class RecognitionService:
                         first_decision_ms_p50=_pct(cam.first_decisions, 50),
                         first_decision_ms_p95=_pct(cam.first_decisions, 95),
                         embedded=cam.embeds,
+                        detect=cam.detect,
+                        edge_frames=cam.edge_frames,
+                        edge_fallbacks=cam.edge_fallbacks,
                     )
                 )
         return out
@@ -301,14 +318,16 @@ class RecognitionService:
     def _on_delivered(self, frame: Frame) -> None:
         """Receiver listener (receive thread): count deliveries, so skipped frames can be counted."""
         with self._cond:
-            self._camera(frame.camera).delivered += 1
+            cam = self._camera(frame.camera)
+            if cam.detect != "edge":  # an edge camera's frames count when they come with its faces
+                cam.delivered += 1
 
     def _feed_loop(self) -> None:
         next_poll = time.monotonic() + self.config.revision_poll_s
         while not self._stop.is_set():
             began = time.monotonic()
             try:
-                frames = self._source.wait_for_frames(self._serial, timeout=0.1)
+                frames = self._wait(self._serial, 0.1)
             except Exception:
                 log.exception("recognition: reading frames failed")
                 frames = []
@@ -319,7 +338,10 @@ class RecognitionService:
                         self._serial = max(self._serial, frame.serial)
                         if wall - frame.received_at > self.config.max_frame_age_s:
                             continue  # a slot left over from a camera gone quiet: not news
-                        self._camera(frame.camera).pending = frame
+                        cam = self._camera(frame.camera)
+                        if frame.faces is not None:
+                            cam.delivered += 1
+                        cam.pending = frame
                     self._cond.notify_all()
             elif time.monotonic() - began < 0.01:
                 self._stop.wait(0.05)  # the source answers at once when stopped: do not spin
@@ -477,20 +499,37 @@ class RecognitionService:
 
         return timed
 
+    def _edge_faces(self, cam: _Camera, frame: Frame) -> list[ObservationLike] | None:
+        """The camera's own faces of ``frame`` aligned, or None: none sent, or a crop that fails (counted)."""
+        try:
+            return None if frame.faces is None or not self._analyse_edge else list(self._analyse_edge(frame.faces))
+        except EdgeCropError as exc:
+            log.warning("recognition: %s frame %d: %s; the station detects this frame", cam.name, frame.frame_id, exc)
+            with self._cond:
+                cam.edge_fallbacks += 1
+            return None
+
     def _recognise(self, cam: _Camera, frame: Frame) -> tuple[FrameResult, list[TrackRecord]]:
-        if self._analyse_frame is not None:
+        height, width = (0, 0)
+        edge = self._edge_faces(cam, frame)
+        if edge is not None:
+            faces = edge
+            assert frame.faces is not None
+            width, height = frame.faces.stream_size  # the stream frame is not decoded at all
+        elif self._analyse_frame is not None:
             faces = list(self._analyse_frame(frame))
         else:
             with self.stages.timing("decode"):
                 image = frame.image
             faces = list(self._analyse(image))
+            height, width = image.shape[:2]
+        with self._cond:
+            cam.detect = "station" if edge is None else "edge"
+            cam.edge_frames += edge is not None
         matcher = self._matcher
         embed_spent: list[float] = []
         decide = self._timed_decide(self._decider(), embed_spent)
         embed = self._embedder(cam, embed_spent)
-        height, width = (0, 0)
-        if self._analyse_frame is None:
-            height, width = frame.image.shape[:2]
         ref = FrameRef(frame.jpeg, width, height)
         inputs = [
             TrackInput(

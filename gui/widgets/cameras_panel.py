@@ -70,6 +70,7 @@ class CameraRow:
     last_seen: float | None = None
     subscribed: Address | None = None  # the subscription to cancel, if any
     sender: DiscoveredSender | None = None  # what to subscribe to, if only available
+    detect: str = ""  # "edge": the camera finds the faces (udp_sender.py --detect); "station": this station does
 
     def cells(self, now: float) -> tuple[str, ...]:
         state = self.state
@@ -86,6 +87,7 @@ class CameraRow:
             f"{self.width}×{self.height}" if self.width else "",
             "" if self.latency_ms is None else f"{self.latency_ms:.0f} ms",
             "" if self.loss is None else f"{self.loss * 100:.1f}%",
+            {"edge": "on the camera", "station": "at the station"}.get(self.detect, ""),
         )
 
 
@@ -126,6 +128,7 @@ def camera_rows(
                 st.loss if st.online else None,
                 st.last_seen,
                 subscribed,
+                detect=st.detect if st.online else "",
             )
         )
         if address is not None:
@@ -168,7 +171,7 @@ def sender_command(key_file: Path, station: tuple[str, int] | None) -> str:
 class CamerasPanel(QWidget):
     """Lists every camera; subscribes, unsubscribes, adds cameras by address, and pairs new ones."""
 
-    COLUMNS = ("Camera", "State", "Source", "Address", "FPS", "Resolution", "Latency", "Loss")
+    COLUMNS = ("Camera", "State", "Source", "Address", "FPS", "Resolution", "Latency", "Loss", "Face detection")
     show_requested = Signal(str)  # a camera name: show its tile on the Live page
 
     def __init__(
