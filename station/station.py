@@ -193,7 +193,9 @@ class Station:
             raise StationError("--ray-workers must be at least 1")
         try:
             pool = RayRecognitionPool(RayPoolConfig(address=address, actors=self.options.ray_workers)).start()
-        except (RayUnavailable, ValueError) as exc:
+        except RayUnavailable as exc:  # its message names the address where the address matters
+            raise StationError(str(exc)) from None
+        except ValueError as exc:
             raise StationError(f"Ray cluster {address}: {exc}") from None
         log.info("recognition runs on the Ray cluster at %s (%d actors)", address, self.options.ray_workers)
         return pool
