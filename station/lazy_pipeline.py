@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from vision.stages import StageTimes
-from vision.types import Detection, FloatArray, ImageBGR
+from vision.types import Box, Detection, FloatArray, ImageBGR
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,11 @@ class LazyPipeline:
 
     def edge_candidates(self, faces: Any, *, min_face: float = 0.0, timer: StageTimes | None = None) -> list[Any]:
         return list(self.get().edge_candidates(faces, min_face=min_face, timer=timer))
+
+    def refine_candidates(
+        self, image: ImageBGR, hints: Sequence[Box], *, min_face: float = 0.0, timer: StageTimes | None = None
+    ) -> list[Any]:
+        return list(self.get().refine_candidates(image, hints, min_face=min_face, timer=timer))
 
     def embed_crops(self, crops: list[ImageBGR]) -> FloatArray:
         rows: FloatArray = self.get().embed_crops(crops)

@@ -32,7 +32,7 @@ from vision.service import FrameSource, ObservationLike, RecognitionService, Ser
 from vision.sightings import to_new_sighting
 from vision.stages import StageTimes
 from vision.tracker import TrackRecord
-from vision.types import FloatArray, ImageBGR
+from vision.types import Box, FloatArray, ImageBGR
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +173,8 @@ class Recogniser:
             embed=None if frame_analyser is not None or embed_every_face else self._embed,
             # A camera that detects itself (--detect): its crops are aligned here, on the track-first engine.
             analyse_edge=self._analyse_edge if self._edge_capable(frame_analyser, embed_every_face) else None,
+            # Between full detections, O-Net looks near the live tracks only (the first engine had no tracks).
+            refine=self._refine if self._edge_capable(frame_analyser, embed_every_face) else None,
         )
 
     # ------------------------------------------------------------ life
@@ -223,6 +225,13 @@ class Recogniser:
         if self._every_face:
             return self._observe_every_face(image)
         return list(local.candidates(image, min_face=self._settings.min_face_px, timer=self.service.stages))
+
+    def _refine(self, image: ImageBGR, hints: Sequence[Box]) -> list[ObservationLike]:
+        """The faces near the live tracks' boxes (O-Net only); a pipeline without the step detects fully."""
+        refine = getattr(self.pipeline, "refine_candidates", None)
+        if refine is None:
+            return self._analyse(image)
+        return list(refine(image, hints, min_face=self._settings.min_face_px, timer=self.service.stages))
 
     def _edge_capable(self, frame_analyser: FrameAnalyser | None, every_face: bool) -> bool:
         return frame_analyser is None and not every_face and hasattr(self.pipeline, "edge_candidates")

@@ -90,6 +90,34 @@ def test_min_face_and_confidence_are_settings(detector: MtcnnDetector) -> None:
     assert all(d.confidence >= 0.9999 for d in strict)
 
 
+def test_the_pyramid_can_start_at_a_live_minimum_face(detector: MtcnnDetector) -> None:
+    """detect_at_least(image, N) finds the faces detect() finds that are well over N px, and none of the small."""
+    image = read_image(need(GROUP / "multiface.jpg"))  # six faces of 69-90 px
+    assert image is not None
+    every = [d.box for d in detector.detect(image)]
+    found = [d.box for d in detector.detect_at_least(image, 60)]
+    assert len(every) >= 6 and matched(found, [list(b) for b in every], iou=0.6) == len(every)
+    small = read_image(need(GROUP / "2008_004176.jpg"))  # seven faces of 28-32 px
+    assert small is not None and len(detector.detect(small)) >= 7
+    assert detector.detect_at_least(small, 60) == []
+
+
+def test_refine_finds_the_faces_near_hints_and_nothing_elsewhere(detector: MtcnnDetector) -> None:
+    """O-Net alone on boxes where faces were (shifted a little, as a face moves between frames) finds
+    those faces again with landmarks; a hint on background finds nothing; no hints, no work."""
+    image = read_image(need(GROUP / "2008_001009.jpg"))
+    assert image is not None
+    faces = [d for d in detector.detect(image) if min(d.box[2], d.box[3]) >= 30]
+    assert faces
+    moved = [(x + 0.08 * w, y - 0.05 * h, w * 1.05, h * 1.05) for x, y, w, h in (d.box for d in faces)]
+    again = detector.refine(image, moved)
+    assert matched([d.box for d in again], [list(d.box) for d in faces], iou=0.6) == len(faces)
+    assert all(d.confidence >= detector.config.min_confidence and len(d.landmarks) == 5 for d in again)
+    assert detector.refine(image, [(2.0, 2.0, 40.0, 40.0)]) == []  # the top-left corner is wall
+    assert detector.refine(np.full((240, 320, 3), 90, np.uint8), [(100.0, 80.0, 60.0, 60.0)]) == []
+    assert detector.refine(image, []) == []
+
+
 def test_no_face_in_a_blank_or_tiny_image(detector: MtcnnDetector) -> None:
     assert detector.detect(np.full((240, 320, 3), 90, np.uint8)) == []
     assert detector.detect(np.zeros((8, 8, 3), np.uint8)) == []

@@ -111,7 +111,14 @@ def test_lfw_fold1_accuracy_at_the_fixed_threshold() -> None:
     threshold onto fold 1; fusion-640 (below) comes within one pair.
     """
     proc = run_main(
-        "evaluate", "lfw", "--pairs", str(need(FOLD1 / "pairs_fold1.txt")), "--images", str(FOLD1 / "images")
+        "evaluate",
+        "lfw",
+        "--pairs",
+        str(need(FOLD1 / "pairs_fold1.txt")),
+        "--images",
+        str(FOLD1 / "images"),
+        "--model",
+        "facenet-512",  # the live model; evaluate's default is the photo model (fusion-640, below)
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.strip().splitlines()

@@ -303,3 +303,43 @@ def test_bad_config_is_refused() -> None:
         ServiceConfig(workers=0)
     with pytest.raises(ValueError, match="cam-x must be > 0 Hz"):
         ServiceConfig(camera_rate_hz={"cam-x": 0})
+    with pytest.raises(ValueError, match="full_detect_every"):
+        ServiceConfig(full_detect_every=0)
+
+
+@pytest.mark.slow
+def test_between_full_detections_only_the_live_tracks_are_looked_for(
+    receiver: tuple[UdpReceiver, FrameLog], start_sender: SenderFactory
+) -> None:
+    """With a refine step and full_detect_every=3, two frames in three are searched only near the
+    live track's last box (the refine step is handed that box), the disk stays one track named Red,
+    and the full detections are counted."""
+    rx, _ = receiver
+    analyse = RedBlobAnalyser()
+    hints_seen: list[list[tuple[float, float, float, float]]] = []
+
+    def refine(image: ImageBGR, hints: Sequence[tuple[float, float, float, float]]) -> list[BlobObservation]:
+        hints_seen.append(list(hints))
+        near = []
+        for obs in analyse(image):  # the blob only where a hint overlaps it, as O-Net near a box would
+            x, y, w, h = obs.detection.box
+            if any(hx < x + w and x < hx + hw and hy < y + h and y < hy + hh for hx, hy, hw, hh in hints):
+                near.append(obs)
+        return near
+
+    results: list[FrameResult] = []
+    svc = RecognitionService(
+        rx, analyse, red_matcher, config=ServiceConfig(workers=1, full_detect_every=3), refine=refine
+    )
+    svc.add_listener(results.append)
+    with svc:
+        demo(start_sender, rx, "cam-a", 15, 640)
+        assert wait_until(lambda: len(results) >= 30, 20)
+        (stats,) = svc.stats()
+    full = stats.full_detections
+    assert stats.recognised >= 30 and 0.25 <= full / stats.recognised <= 0.45, stats
+    assert len(hints_seen) >= stats.recognised - full - 2  # the rest were refined (a few had no live track)
+    assert all(len(h) == 1 for h in hints_seen), "one live track: one box to look near"
+    faces = [f for r in results for f in r.faces]
+    assert len(faces) >= 0.9 * len(results), "the refine step keeps finding the disk"
+    assert {f.person for f in faces} == {"Red"} and len({f.track_id for f in faces}) == 1

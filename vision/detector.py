@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -34,7 +36,7 @@ from vision.mtcnn_tf import TfNets
 from vision.ov_runtime import CpuSettings
 from vision.ov_runtime import native as ov_native
 from vision.runtimes import Runtime, requested, warn_fallback
-from vision.types import Detection, ImageBGR, VisionError
+from vision.types import Box, Detection, ImageBGR, VisionError
 
 __all__ = ["DetectorConfig", "MtcnnDetector", "MtcnnNets", "box_iou", "load_nets", "nms", "nms_numpy"]
 
@@ -93,12 +95,26 @@ class MtcnnDetector:
         self.nets.warm_up()
 
     def detect(self, image: ImageBGR) -> list[Detection]:
+        return self.detect_at_least(image, self.config.min_face)
+
+    def detect_at_least(self, image: ImageBGR, min_face: float) -> list[Detection]:
+        """:meth:`detect` for faces of ``min_face`` px and up: the pyramid starts there, so a live camera's
+        40 px minimum costs half of a photo's 20 (faces under ``0.8 × min_face`` are not found)."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an H×W×3 uint8 BGR image, got {image.dtype} {image.shape}")
         if min(image.shape[:2]) < 12:
             return []
+        config = self.config if min_face <= self.config.min_face else replace(self.config, min_face=float(min_face))
         nets = self.nets
         # OpenVINO's runtime keeps the process from exiting while a thread is in this native work
         with ov_native.call() if nets.runtime == "openvino" else contextlib.nullcontext():
-            faces = mtcnn.detect(nets, image, self.config)
+            faces = mtcnn.detect(nets, image, config)
+        return [Detection(box=f.box, landmarks=f.landmarks, confidence=f.confidence) for f in faces]
+
+    def refine(self, image: ImageBGR, hints: Sequence[Box], min_face: float = 0.0) -> list[Detection]:
+        """The faces near ``hints`` (boxes where faces were a moment ago), by O-Net alone (facefind.mtcnn.refine)."""
+        config = self.config if min_face <= self.config.min_face else replace(self.config, min_face=float(min_face))
+        nets = self.nets
+        with ov_native.call() if nets.runtime == "openvino" else contextlib.nullcontext():
+            faces = mtcnn.refine(nets, image, hints, config)
         return [Detection(box=f.box, landmarks=f.landmarks, confidence=f.confidence) for f in faces]

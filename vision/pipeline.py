@@ -9,6 +9,7 @@ enrolment and live frames differently, so their embeddings did not compare; here
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from vision.embedders import load_embedder
 from vision.embedders.base import BaseEmbedder
 from vision.quality import Quality, measure
 from vision.stages import StageTimes
-from vision.types import Detection, Detector, FloatArray, ImageBGR, Landmarks
+from vision.types import Box, Detection, Detector, FloatArray, ImageBGR, Landmarks
 
 # Where MTCNN puts the five landmarks inside its own box, as fractions of the box's width and height
 # (mean over the identities photos, vision.calibration templates → "box"). Used to give a
@@ -116,7 +117,26 @@ class FacePipeline:
     ) -> list[FaceCandidate]:
         """Every face of at least ``min_face`` px (its shorter side), aligned and measured, not embedded."""
         began = time.thread_time()
-        detections = [d for d in self.detector.detect(image) if min(d.box[2], d.box[3]) >= min_face]
+        at_least = getattr(self.detector, "detect_at_least", None)
+        found = at_least(image, min_face) if callable(at_least) and min_face > 0 else self.detector.detect(image)
+        detections = [d for d in found if min(d.box[2], d.box[3]) >= min_face]
+        return self._candidates(image, detections, began, timer)
+
+    def refine_candidates(
+        self, image: ImageBGR, hints: Sequence[Box], *, min_face: float = 0.0, timer: StageTimes | None = None
+    ) -> list[FaceCandidate]:
+        """:meth:`candidates` of the faces near ``hints`` only (where faces were a frame ago): the cheap
+        step between full detections (vision/detector.py ``refine``); a detector without it detects fully."""
+        began = time.thread_time()
+        refine = getattr(self.detector, "refine", None)
+        if not callable(refine):
+            return self.candidates(image, min_face=min_face, timer=timer)
+        detections = [d for d in refine(image, hints, min_face) if min(d.box[2], d.box[3]) >= min_face]
+        return self._candidates(image, detections, began, timer)
+
+    def _candidates(
+        self, image: ImageBGR, detections: list[Detection], began: float, timer: StageTimes | None
+    ) -> list[FaceCandidate]:
         aligned = time.thread_time()
         template = self.embedder.template
         out = []

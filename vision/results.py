@@ -77,3 +77,4 @@ class RecognitionStats:
     detect: str = "station"  # where the last analysed frame's faces were found: "edge" (the camera) or "station"
     edge_frames: int = 0  # frames analysed from the camera's own faces and crops
     edge_fallbacks: int = 0  # frames with faces whose crops failed, detected at the station instead
+    full_detections: int = 0  # frames searched whole (the others only near the live tracks' faces)

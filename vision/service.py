@@ -26,7 +26,6 @@ import logging
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -36,12 +35,13 @@ import numpy as np
 
 from network.frames import Frame, FrameDecodeError
 from network.wire.faces import EdgeFaces
+from vision.camera_slot import CameraSlot, percentile
 from vision.edge import EdgeCropError
 from vision.matcher import Match, Matcher, limit_blas_threads
 from vision.results import FaceResult, FrameRef, FrameResult, RecognitionStats
 from vision.stages import StageTimes
 from vision.tracker import Decide, Tracker, TrackerConfig, TrackInput, TrackRecord
-from vision.types import Detection, FloatArray, ImageBGR
+from vision.types import Box, Detection, FloatArray, ImageBGR
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,9 @@ class FrameSource(Protocol):
 
 # Detects, aligns and measures the faces of a decoded frame (no embedding: the tracker asks for those).
 Analyse = Callable[[ImageBGR], Sequence[ObservationLike]]
+# The faces near the given boxes only (where a live track's face was a moment ago): the cheap step
+# between full detections (vision.pipeline ``refine_candidates``).
+Refine = Callable[[ImageBGR, Sequence[Box]], Sequence[ObservationLike]]
 # Analyses a whole received frame (its JPEG bytes), e.g. on a remote worker (vision.ray_workers); used
 # instead of decode + ``analyse`` when given. It may raise FrameDecodeError for a bad frame.
 AnalyseFrame = Callable[[Frame], Sequence[ObservationLike]]
@@ -104,10 +107,16 @@ class ServiceConfig:
     stop_timeout_s: float = 5.0
     blas_threads: int | None = 1  # process-wide numpy BLAS threads set on start (None leaves it alone)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    # With a ``refine`` step: search every K-th frame whole and, in between, only near the live tracks
+    # (a new face is found within K frames; 1: every frame whole).
+    full_detect_every: int = 3
+    hint_age_s: float = 0.5  # a track unseen for longer is not looked for between full detections
 
     def __post_init__(self) -> None:
         if not 1 <= self.workers <= 64:
             raise ValueError(f"workers must lie in 1..64, got {self.workers}")
+        if self.full_detect_every < 1:
+            raise ValueError(f"full_detect_every must be >= 1, got {self.full_detect_every}")
         rates = dict(self.camera_rate_hz)
         for name, hz in [("max_rate_hz", self.max_rate_hz), *rates.items()]:
             if hz is not None and not hz > 0:
@@ -116,32 +125,6 @@ class ServiceConfig:
 
     def rate_for(self, camera: str) -> float | None:
         return self.camera_rate_hz.get(camera, self.max_rate_hz)
-
-
-class _Camera:
-    """One camera's scheduling state (guarded by the service's condition) and its tracker (by ``lock``)."""
-
-    def __init__(self, name: str, tracker: Tracker, min_interval: float) -> None:
-        self.name = name
-        self.pending: Frame | None = None
-        self.busy = False
-        self.last_started = -np.inf
-        self.min_interval = min_interval
-        self.delivered = 0
-        self.taken = 0
-        self.recognised = 0
-        self.errors = 0
-        self.last_error = ""
-        self.done_at: deque[float] = deque(maxlen=512)
-        self.latencies: deque[float] = deque(maxlen=512)
-        self.first_decisions: deque[float] = deque(maxlen=512)  # ms from a new track's first frame arriving
-        self.embeds = 0
-        self.detect = "station"  # where the faces of the last analysed frame were found
-        self.edge_frames = 0
-        self.edge_fallbacks = 0
-        self.latest: FrameResult | None = None
-        self.tracker = tracker
-        self.lock = threading.Lock()
 
 
 class RecognitionService:
@@ -159,6 +142,7 @@ class RecognitionService:
         analyse_frame: AnalyseFrame | None = None,
         embed: EmbedCrops | None = None,
         analyse_edge: AnalyseEdge | None = None,
+        refine: Refine | None = None,
     ) -> None:
         self.config = config or ServiceConfig()
         self._source = source
@@ -168,6 +152,7 @@ class RecognitionService:
         self._analyse = analyse
         self._analyse_frame = analyse_frame
         self._embed = embed
+        self._refine = refine
         self.stages = StageTimes()
         self._deciders: tuple[Matcher | None, Decide | None] = (None, None)
         self._timed: dict[int, tuple[Decide, Decide]] = {}
@@ -177,7 +162,7 @@ class RecognitionService:
         self._matcher: Matcher | None = None
         self._seen_revision: int | None = None
         self._cond = threading.Condition()
-        self._cameras: dict[str, _Camera] = {}
+        self._cameras: dict[str, CameraSlot] = {}
         self._listeners: list[ResultListener] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -290,28 +275,29 @@ class RecognitionService:
                         latency_ms_p95=None if lat is None else round(float(np.percentile(lat, 95)), 2),
                         live_tracks=cam.tracker.live,
                         last_error=cam.last_error,
-                        first_decision_ms_p50=_pct(cam.first_decisions, 50),
-                        first_decision_ms_p95=_pct(cam.first_decisions, 95),
+                        first_decision_ms_p50=percentile(cam.first_decisions, 50),
+                        first_decision_ms_p95=percentile(cam.first_decisions, 95),
                         embedded=cam.embeds,
                         detect=cam.detect,
                         edge_frames=cam.edge_frames,
                         edge_fallbacks=cam.edge_fallbacks,
+                        full_detections=cam.full_detections,
                     )
                 )
         return out
 
     # ------------------------------------------------------------ the threads
 
-    def _camera(self, name: str) -> _Camera:
+    def _camera(self, name: str) -> CameraSlot:
         """The camera's state, created on first sight (call with ``_cond`` held)."""
         cam = self._cameras.get(name)
         if cam is None:
             rate = self.config.rate_for(name)
-            cam = _Camera(name, Tracker(name, self.config.tracker), 0.0 if rate is None else 1.0 / rate)
+            cam = CameraSlot(name, Tracker(name, self.config.tracker), 0.0 if rate is None else 1.0 / rate)
             self._cameras[name] = cam
         return cam
 
-    def _camera_list(self) -> list[_Camera]:
+    def _camera_list(self) -> list[CameraSlot]:
         with self._cond:
             return list(self._cameras.values())
 
@@ -380,9 +366,9 @@ class RecognitionService:
             self._seen_revision = revision  # a failed revision is retried when the gallery changes again
             self._reloading.clear()
 
-    def _pick(self, now: float) -> tuple[_Camera | None, float]:
+    def _pick(self, now: float) -> tuple[CameraSlot | None, float]:
         """The least recently served camera with a frame waiting and its turn due (``_cond`` held)."""
-        best: _Camera | None = None
+        best: CameraSlot | None = None
         wait = 0.25
         for cam in self._cameras.values():
             if cam.pending is None or cam.busy:
@@ -436,7 +422,7 @@ class RecognitionService:
                         log.exception("recognition listener failed")
             self._emit_sightings(ended)
 
-    def _failed(self, cam: _Camera, frame: Frame, message: str, *, exc_info: bool) -> None:
+    def _failed(self, cam: CameraSlot, frame: Frame, message: str, *, exc_info: bool) -> None:
         log.warning("recognition: %s frame %d skipped: %s", cam.name, frame.frame_id, message, exc_info=exc_info)
         with self._cond:
             cam.errors += 1
@@ -482,7 +468,7 @@ class RecognitionService:
         _spent_local.spent = spent
         return wrapped[1]
 
-    def _embedder(self, cam: _Camera, spent: list[float]) -> Callable[[list[ImageBGR]], FloatArray] | None:
+    def _embedder(self, cam: CameraSlot, spent: list[float]) -> Callable[[list[ImageBGR]], FloatArray] | None:
         """The embed step for one frame: timed as its own stage, its CPU time also added to ``spent``."""
         if self._embed is None:
             return None
@@ -499,7 +485,7 @@ class RecognitionService:
 
         return timed
 
-    def _edge_faces(self, cam: _Camera, frame: Frame) -> list[ObservationLike] | None:
+    def _edge_faces(self, cam: CameraSlot, frame: Frame) -> list[ObservationLike] | None:
         """The camera's own faces of ``frame`` aligned, or None: none sent, or a crop that fails (counted)."""
         try:
             return None if frame.faces is None or not self._analyse_edge else list(self._analyse_edge(frame.faces))
@@ -509,7 +495,21 @@ class RecognitionService:
                 cam.edge_fallbacks += 1
             return None
 
-    def _recognise(self, cam: _Camera, frame: Frame) -> tuple[FrameResult, list[TrackRecord]]:
+    def _detect(self, cam: CameraSlot, image: ImageBGR) -> list[ObservationLike]:
+        """The frame's faces: a full detection every ``full_detect_every``-th frame (and on a camera's first
+        station-detected frame), else O-Net near the live tracks' last boxes only (none: no faces)."""
+        every = self.config.full_detect_every
+        if self._refine is None or every <= 1 or cam.since_full is None or cam.since_full + 1 >= every:
+            faces = list(self._analyse(image))
+            cam.since_full = 0
+            cam.full_detections += 1
+            return faces
+        with cam.lock:
+            hints = cam.tracker.recent_boxes(time.monotonic(), self.config.hint_age_s)
+        cam.since_full += 1
+        return list(self._refine(image, hints)) if hints else []
+
+    def _recognise(self, cam: CameraSlot, frame: Frame) -> tuple[FrameResult, list[TrackRecord]]:
         height, width = (0, 0)
         edge = self._edge_faces(cam, frame)
         if edge is not None:
@@ -521,8 +521,10 @@ class RecognitionService:
         else:
             with self.stages.timing("decode"):
                 image = frame.image
-            faces = list(self._analyse(image))
+            faces = self._detect(cam, image)
             height, width = image.shape[:2]
+        if edge is not None:
+            cam.since_full = None  # back on station detection, its first frame is searched whole
         with self._cond:
             cam.detect = "station" if edge is None else "edge"
             cam.edge_frames += edge is not None
@@ -592,9 +594,3 @@ _spent_local = threading.local()  # the current frame's list of CPU seconds spen
 def _spent_now() -> list[float]:
     spent: list[float] | None = getattr(_spent_local, "spent", None)
     return spent if spent is not None else []
-
-
-def _pct(values: deque[float], q: float) -> float | None:
-    if not values:
-        return None
-    return round(float(np.percentile(np.asarray(values, dtype=np.float64), q)), 2)

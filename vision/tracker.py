@@ -395,6 +395,11 @@ class Tracker:
     def views(self) -> list[TrackView]:
         return [t.view() for t in self._tracks]
 
+    def recent_boxes(self, now: float, max_age_s: float) -> list[Box]:
+        """The last boxes of the live tracks seen within ``max_age_s`` before ``now``: where to look for
+        those faces in the next frame (the service's cheap step between full detections)."""
+        return [t.box for t in self._tracks if now - t.last_now <= max_age_s]
+
     def _relink(self, vector: FloatArray, model: str, taken: set[int]) -> _Track | None:
         """The live track not seen in this frame whose template is closest to ``vector``, if close enough."""
         best, best_sim = None, self.config.relink_similarity
