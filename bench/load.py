@@ -11,7 +11,10 @@ one after the other in the same run, so their figures compare as ratios:
   through MTCNN and FaceNet on TensorFlow, at the old default cap of 5 recognitions/s per camera
   (``--v1-rate`` changes it);
 * **v2**, the track-first engine at the station's defaults: the detector on every frame the workers
-  allow, on OpenVINO; a face embedded only when it adds information; identity decided per track.
+  allow, on OpenVINO, searching every third frame whole and in between only near the live tracks
+  (O-Net on their last boxes); a face embedded only when it adds information; identity decided per track;
+* **v2-full**, v2 with a full detection on every frame (``full_detect_every=1``), to show what the
+  cheap step between full detections is worth.
 
 Per camera it prints the frames analysed per second, capture → result latency (p50/p95), and a new
 track's first decision after its first frame arrived (p95); per run, who was named in the sightings,
@@ -29,7 +32,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +126,8 @@ def measure(engine: str, cameras: int, args: argparse.Namespace) -> Run:
         settings = RecognitionSettings(threshold=threshold)  # the station's defaults
     run.cap = settings.max_rate_hz
     recogniser = Recogniser(rx, gallery, pipeline, settings, workers=args.workers, embed_every_face=engine == "v1")
+    if engine == "v2-full":
+        recogniser.service.set_config(replace(recogniser.service.config, full_detect_every=1))
     run.workers = recogniser.service.config.workers
     lock = threading.Lock()
     measuring = threading.Event()
@@ -270,7 +275,7 @@ def report(run: Run) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cameras", default="4,16", help="camera counts to run, comma-separated (default 4,16)")
-    ap.add_argument("--engines", default="v1,v2", help="engines to run, comma-separated (default v1,v2)")
+    ap.add_argument("--engines", default="v1,v2-full,v2", help="engines, comma-separated (default v1,v2-full,v2)")
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--warmup", type=float, default=8.0)
     ap.add_argument("--fps", type=float, default=15.0, help="frames per second each sender streams")
@@ -280,15 +285,21 @@ def main() -> int:
     args = ap.parse_args()
     if not CLIP.exists():
         raise SystemExit(f"the clip lives in {CLIP}")
+    engines = [e.strip() for e in args.engines.split(",")]
+    if unknown := sorted(set(engines) - {"v1", "v2", "v2-full"}):
+        raise SystemExit(f"unknown engine(s) {', '.join(unknown)}: choose from v1, v2, v2-full")
     runs = []
     for cameras in [int(c) for c in args.cameras.split(",")]:
-        for engine in args.engines.split(","):
-            run = measure(engine.strip(), cameras, args)
+        for engine in engines:
+            run = measure(engine, cameras, args)
             report(run)
             runs.append(run)
     if len(runs) > 1:
-        print("\n## Side by side\n\n| engine | cameras | analysed fps per camera (mean / min) | v2 ÷ v1 |")
-        print("|---|---|---|---|")
+        print(
+            "\n## Side by side\n\n| engine | cameras | analysed fps per camera (mean / min) | ÷ v1 "
+            "| first decision p95 ms (worst camera) | named in sightings | process cores |"
+        )
+        print("|---|---|---|---|---|---|---|")
         by = {(r.engine, r.cameras): r for r in runs}
         for r in runs:
             rates = [r.analysed[c] / r.seconds for c in r.received_fps] if r.seconds else [0.0]
@@ -298,7 +309,13 @@ def main() -> int:
             if base is not None and r.engine != "v1" and base.seconds:
                 b = sum(base.analysed[c] / base.seconds for c in base.received_fps) / max(1, len(base.received_fps))
                 ratio = f"{mean / b:.1f}x" if b else "-"
-            print(f"| {r.engine} | {r.cameras} | {mean:.2f} / {min(rates):.2f} | {ratio} |")
+            decisions = [v for v in r.first_decision_p95.values() if v is not None]
+            worst = f"{max(decisions):.0f}" if decisions else "-"
+            named = ", ".join(f"{k} ×{v}" for k, v in sorted(r.named.items())) or "nobody"
+            print(
+                f"| {r.engine} | {r.cameras} | {mean:.2f} / {min(rates):.2f} | {ratio} | {worst} | {named} "
+                f"| {r.process_cores:.2f} |"
+            )
     return 0
 
 

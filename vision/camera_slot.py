@@ -25,6 +25,10 @@ class CameraSlot:
         self.busy = False
         self.last_started = -np.inf
         self.min_interval = min_interval
+        # The rate cap as a virtual schedule (GCRA): a frame may start once ``rate_due - min_interval`` has
+        # passed. On average at most one frame per interval, yet a frame that arrives a little early
+        # (camera jitter) is not held back until a newer one replaces it.
+        self.rate_due = -np.inf
         self.delivered = 0
         self.taken = 0
         self.recognised = 0

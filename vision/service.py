@@ -373,7 +373,7 @@ class RecognitionService:
         for cam in self._cameras.values():
             if cam.pending is None or cam.busy:
                 continue
-            due = cam.last_started + cam.min_interval
+            due = cam.rate_due - cam.min_interval  # one interval of slack: a frame a little early still goes
             if due > now:
                 wait = min(wait, due - now)
             elif best is None or cam.last_started < best.last_started:
@@ -394,6 +394,7 @@ class RecognitionService:
                 frame, cam.pending = cam.pending, None
                 cam.busy = True
                 cam.last_started = now
+                cam.rate_due = max(cam.rate_due, now) + cam.min_interval
                 cam.taken += 1
             assert frame is not None
             result: FrameResult | None = None
