@@ -81,6 +81,7 @@ class Run:
     sightings: int = 0
     stages: dict[str, float] = field(default_factory=dict)  # cores (CPU seconds per second)
     process_cores: float = 0.0
+    sender_cores: float = 0.0  # all the sender processes together (they share this machine's cores)
     workers: int = 0
     cap: float | None = None
     runtime: str = ""
@@ -97,6 +98,18 @@ def thread_cpu(names: tuple[str, ...]) -> float:
     """CPU seconds so far of this process's threads whose Python names start with one of ``names``."""
     natives = {t.native_id for t in threading.enumerate() if t.name.startswith(names) and t.native_id}
     return float(sum(t.user_time + t.system_time for t in psutil.Process().threads() if t.id in natives))
+
+
+def senders_cpu(senders: list[subprocess.Popen[bytes]]) -> float:
+    """CPU seconds so far of the sender processes still running."""
+    total = 0.0
+    for p in senders:
+        try:
+            t = psutil.Process(p.pid).cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system
+    return total
 
 
 def measure(engine: str, cameras: int, args: argparse.Namespace) -> Run:
@@ -169,6 +182,7 @@ def measure(engine: str, cameras: int, args: argparse.Namespace) -> Run:
         recv0 = thread_cpu(("udp-receiver", "receiver"))
         paint0 = console.cpu() if console else {}
         proc0 = psutil.Process().cpu_times()
+        send0 = senders_cpu(senders)
         measuring.set()
         t0 = time.monotonic()
         if console is not None:
@@ -178,6 +192,7 @@ def measure(engine: str, cameras: int, args: argparse.Namespace) -> Run:
         run.seconds = time.monotonic() - t0
         measuring.clear()
         proc1 = psutil.Process().cpu_times()
+        run.sender_cores = (senders_cpu(senders) - send0) / run.seconds
         recv1 = thread_cpu(("udp-receiver", "receiver"))
         spent = recogniser.service.stages.snapshot().minus(stages0)
         run.stages = {"receive": (recv1 - recv0) / run.seconds}
@@ -265,7 +280,8 @@ def report(run: Run) -> None:
         f"\n{run.engine}, {run.cameras} cameras: {total:.1f} frames analysed/s in total, "
         f"{total / max(1, run.cameras):.2f} per camera (min {min(rates, default=0):.2f}), "
         f"fairness max/min {spread:.2f}; "
-        f"sightings {run.sightings}, named {dict(run.named) or 'nobody'}; process {run.process_cores:.2f} cores"
+        f"sightings {run.sightings}, named {dict(run.named) or 'nobody'}; process {run.process_cores:.2f} cores, "
+        f"senders {run.sender_cores:.2f} cores"
     )
     print("\n| stage | cores |\n|---|---|")
     for stage, cores in run.stages.items():
@@ -297,9 +313,9 @@ def main() -> int:
     if len(runs) > 1:
         print(
             "\n## Side by side\n\n| engine | cameras | analysed fps per camera (mean / min) | ÷ v1 "
-            "| first decision p95 ms (worst camera) | named in sightings | process cores |"
+            "| first decision p95 ms (worst camera) | named in sightings | station cores | senders' cores |"
         )
-        print("|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|")
         by = {(r.engine, r.cameras): r for r in runs}
         for r in runs:
             rates = [r.analysed[c] / r.seconds for c in r.received_fps] if r.seconds else [0.0]
@@ -314,7 +330,7 @@ def main() -> int:
             named = ", ".join(f"{k} ×{v}" for k, v in sorted(r.named.items())) or "nobody"
             print(
                 f"| {r.engine} | {r.cameras} | {mean:.2f} / {min(rates):.2f} | {ratio} | {worst} | {named} "
-                f"| {r.process_cores:.2f} |"
+                f"| {r.process_cores:.2f} | {r.sender_cores:.2f} |"
             )
     return 0
 

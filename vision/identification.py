@@ -16,15 +16,12 @@ Protocol (``main.py evaluate identification DIR --enrol N [--strangers DIR2]``):
   pooled, so each mated photo is searched k - 1 times (``mated`` counts searches, ``mated_probes``
   distinct photos). A person none of whose first N photos could be enrolled keeps their mated
   searches, all missed: a failure to enrol costs what it costs in the field.
-* **Decision.** A face is named when the best person's score (best enrolled sample, cosine) reaches
-  the threshold and beats the runner-up person by the margin (vision.matcher.Matcher, the shipped
-  decision). ``fnir``/``fpir`` are taken at the shipped operating point through ``Matcher.match``
-  itself. A mated search counts as a miss unless it names the right person: unknown and the wrong
-  person are both misses (the wrong-person share is ``misidentified``).
+* **Decision.** Named when the best person's score (best sample, cosine) reaches the threshold and beats the
+  runner-up person by the margin: ``fnir``/``fpir`` are taken at the shipped point through ``Matcher.match``.
+  A mated search is missed unless it names the right person (the wrong-person share is ``misidentified``).
 * **FNIR at FPIR x.** The lowest threshold at which at most x of the stranger searches are named
-  (with the shipped margin still applied), and the share of mated searches missed there. At
-  FPIR 0.1% with fewer than 1,000 strangers that means no stranger named at all. The DET curve
-  is that pair (FPIR, FNIR) at every threshold where either changes.
+  (the shipped margin still applied), and the share of mated searches missed there (at FPIR 0.1% with
+  under 1,000 strangers: none named). The DET curve is that pair at every threshold where either changes.
 """
 
 from __future__ import annotations
@@ -48,7 +45,6 @@ from vision.types import Detection, FloatArray
 
 F64 = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
-
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 DEFAULT_FOLDS = 10
 FPIR_POINTS = (0.01, 0.001)

@@ -12,8 +12,8 @@ the console hands them to its own thread), and is kept per camera for :meth:`lat
 Ended tracks go to the sighting sink, called on a worker thread or on the feed thread (for
 tracks that timed out) or in :meth:`stop` (for the tracks still live).
 
-Frames of a camera that detects itself carry its faces (``Frame.faces``); ``analyse_edge`` aligns their crops
-instead of decode + ``analyse``, unless one fails to decode (an edge fallback: counted, logged, then ``analyse``).
+Frames of a camera that detects itself carry its faces; ``analyse_edge`` aligns their crops instead of decode +
+``analyse`` (a crop that fails to decode: counted, logged, then ``analyse``). With ``refine``, see ``_detect``.
 
 The feed thread also polls the gallery revision every ``revision_poll_s`` and, when it changed,
 loads a fresh matcher on a short-lived thread and swaps it in; a failing reload is logged and
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -39,7 +40,7 @@ from vision.camera_slot import CameraSlot, percentile
 from vision.edge import EdgeCropError
 from vision.matcher import Match, Matcher, limit_blas_threads
 from vision.results import FaceResult, FrameRef, FrameResult, RecognitionStats
-from vision.stages import StageTimes
+from vision.stages import StageTimes, spent_local, spent_now
 from vision.tracker import Decide, Tracker, TrackerConfig, TrackInput, TrackRecord
 from vision.types import Box, Detection, FloatArray, ImageBGR
 
@@ -106,6 +107,9 @@ class ServiceConfig:
     stats_window_s: float = 2.0
     stop_timeout_s: float = 5.0
     blas_threads: int | None = 1  # process-wide numpy BLAS threads set on start (None leaves it alone)
+    # Process-wide GIL switch interval set on start (None: Python's 5 ms): a worker waits up to one interval
+    # for the GIL after each of its many short native calls while other threads run Python.
+    gil_switch_s: float | None = 0.001
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     # With a ``refine`` step: search every K-th frame whole and, in between, only near the live tracks
     # (a new face is found within K frames; 1: every frame whole).
@@ -180,6 +184,8 @@ class RecognitionService:
             raise RuntimeError("the recognition service is already running")
         if self.config.blas_threads is not None and not limit_blas_threads(self.config.blas_threads):
             log.info("threadpoolctl is not installed: numpy keeps its own BLAS thread count")
+        if self.config.gil_switch_s is not None:
+            sys.setswitchinterval(min(sys.getswitchinterval(), self.config.gil_switch_s))
         if self._revision is not None:
             self._seen_revision = self._revision()
         if self._load_matcher is not None:
@@ -462,11 +468,11 @@ class RecognitionService:
                 finally:
                     took = time.thread_time() - began
                     stages.add("match", took)
-                    _spent_now().append(took)
+                    spent_now().append(took)
 
             self._timed = {id(decide): (decide, timed)}
             wrapped = (decide, timed)
-        _spent_local.spent = spent
+        spent_local.spent = spent
         return wrapped[1]
 
     def _embedder(self, cam: CameraSlot, spent: list[float]) -> Callable[[list[ImageBGR]], FloatArray] | None:
@@ -587,11 +593,3 @@ class RecognitionService:
         except Exception:
             self.sink_errors += len(ended)
             log.exception("recognition: %d sighting(s) could not be recorded", len(ended))
-
-
-_spent_local = threading.local()  # the current frame's list of CPU seconds spent outside the track stage
-
-
-def _spent_now() -> list[float]:
-    spent: list[float] | None = getattr(_spent_local, "spent", None)
-    return spent if spent is not None else []

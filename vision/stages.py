@@ -54,3 +54,12 @@ class StageTimes:
     def snapshot(self) -> StageSnapshot:
         with self._lock:
             return StageSnapshot(dict(self._seconds), dict(self._calls))
+
+
+spent_local = threading.local()  # the current frame's list of CPU seconds spent outside the track stage
+
+
+def spent_now() -> list[float]:
+    """This thread's current frame's list of CPU seconds spent outside the track stage ([] when none)."""
+    spent: list[float] | None = getattr(spent_local, "spent", None)
+    return spent if spent is not None else []
