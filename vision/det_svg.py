@@ -85,8 +85,9 @@ def det_svg(series: Sequence[DetSeries], title: str, *, strangers: int, mated: i
         if s.operating is not None:
             ox, oy = lx(s.operating[0]), ly(s.operating[1])
             out.append(f'<circle cx="{ox:.1f}" cy="{oy:.1f}" r="5" fill="{colour}" stroke="#000"/>')
-        y = ly(1) + 20 + 20 * k
-        x0 = lx(1) - 300
+        # the legend in the lower left, where a useful curve never goes (few strangers named, few missed)
+        y = ly(y_lo) - 16 - 20 * (len(series) - 1 - k)
+        x0 = lx(x_lo) + 16
         out.append(
             f'<line x1="{x0:.1f}" y1="{y:.1f}" x2="{x0 + 28:.1f}" y2="{y:.1f}" stroke="{colour}" stroke-width="3"/>'
         )
