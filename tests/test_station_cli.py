@@ -149,7 +149,10 @@ def test_the_console_refuses_to_start_with_one_clear_line(tmp_path: Path) -> Non
     env_args = ("--listen", "127.0.0.1:0", "--quit-after", "2")
     for args, expected in (
         (("--gallery", str(corrupt), *env_args), "corrupt.db"),
-        (("--gallery", str(tmp_path / "g.db"), "--ray-address", "127.0.0.1:1", *env_args), "Ray cluster 127.0.0.1:1"),
+        (
+            ("--gallery", str(tmp_path / "g.db"), "--ray-address", "127.0.0.1:1", *env_args),
+            "Ray cluster at 127.0.0.1:1",
+        ),
     ):
         result = subprocess.run(
             [sys.executable, str(ROOT / "main.py"), *args],
