@@ -96,7 +96,6 @@ def open_gallery(args: argparse.Namespace, actor: str) -> Any:
 
     path = Path(args.gallery)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         return Gallery.open(path, actor=actor)
     except (GalleryError, OSError) as exc:
         raise CliError(str(exc)) from None

@@ -12,13 +12,30 @@ class KeyFileError(Exception):
     """A key file that is missing, unreadable, malformed or would be overwritten."""
 
 
+def _make_private_dirs(folder: Path) -> None:
+    """Create ``folder`` and its missing parents owner-only (0700 at most, whatever the umask): the key's
+    folder is usually the gallery's, which holds faces. Folders that exist keep their mode."""
+    missing = []
+    p = folder
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise KeyFileError(f"cannot create the folder {d} for the key: {exc.strerror}") from None
+
+
 def write_new_key(path: Path) -> bytes:
     """Create ``path`` holding a fresh random key, readable by its owner only.
 
     Refuses to overwrite an existing file: replacing a station key unpairs
     every camera.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_private_dirs(path.parent)
     key = protocol.new_key()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

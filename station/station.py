@@ -139,7 +139,6 @@ class Station:
     def _open_gallery(self) -> None:
         path = self.options.gallery
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             self.gallery = Gallery.open(path, actor=self.options.actor)
         except (GalleryError, OSError) as exc:
             raise StationError(str(exc)) from None

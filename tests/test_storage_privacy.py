@@ -7,8 +7,11 @@ Everything runs in a child process with ``os.umask(0)``, so the umask of the oth
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -161,3 +164,27 @@ def test_a_folder_the_operator_named_keeps_its_mode(child: dict[str, object]) ->
     }
     (line,) = [m for _, name, m in named["lines"] if name.startswith("storage")]
     assert "gallery.db-wal" in line and not line.rstrip().endswith("mine")
+
+
+def _main_under_umask_0(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        preexec_fn=lambda: os.umask(0),  # the child's umask only
+    )
+
+
+def test_the_station_creates_its_folders_owner_only_whatever_the_umask(tmp_path: Path) -> None:
+    """Under umask 0, into folders that do not exist yet: headless writes its key first, into the
+    gallery's folder (a new gallery's own folders: the test above); every folder it made is 0700."""
+    gallery = tmp_path / "site" / "data" / "gallery.db"
+    done = _main_under_umask_0(
+        "headless", "--gallery", str(gallery), "--listen", "127.0.0.1:0", "--no-recognition", "--duration", "0.5"
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    for folder in (tmp_path / "site", tmp_path / "site" / "data"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    assert stat.S_IMODE((gallery.parent / "station.key").stat().st_mode) == 0o600
