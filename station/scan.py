@@ -28,7 +28,7 @@ import numpy as np
 
 from station.runtime import FacePipelineLike, RecognitionSettings, load_matcher
 from storage.gallery import Gallery
-from vision.matcher import Match, Matcher
+from vision.matcher import Matcher, template_decider
 from vision.results import FrameRef
 from vision.service import ServiceConfig
 from vision.sightings import to_new_sighting
@@ -173,7 +173,7 @@ def scan_file(
         matcher = load_matcher(gallery, pipeline.model, settings)
     timer = StageTimes()
     track = Tracker(name, tracker or TrackerConfig())
-    decide = _decider(matcher)
+    decide = template_decider(matcher)
     embedded = faces = analysed = sightings = named = submitted = 0
     full_detect_every = ServiceConfig().full_detect_every if full_detect_every is None else full_detect_every
     hint_age_s = ServiceConfig().hint_age_s
@@ -256,13 +256,3 @@ def scan_file(
         named=named,
         seconds=time.monotonic() - began,
     )
-
-
-def _decider(matcher: Matcher | None) -> Callable[[FloatArray], Match] | None:
-    if matcher is None:
-        return None
-
-    def decide(template: FloatArray) -> Match:
-        return matcher.match(template[None, :], model=matcher.model)[0]
-
-    return decide

@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from vision.matcher import NO_SCORE, Match, Matcher
+from vision.matcher import NO_SCORE, Matcher, template_decider
 from vision.tracker import Decide, Tracker, TrackerConfig, TrackInput, TrackRecord, TrackView, iou_matrix
 
 E = np.eye(8, dtype=np.float32)
@@ -46,9 +46,8 @@ def matcher(threshold: float = 0.6) -> Matcher:
 
 
 def decider(m: Matcher) -> Decide:
-    def decide(template: npt.NDArray[np.float32]) -> Match:
-        return m.match(template[None, :], model=m.model)[0]
-
+    decide = template_decider(m)  # the service's and the scan's own
+    assert decide is not None
     return decide
 
 

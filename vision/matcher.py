@@ -325,6 +325,18 @@ class Matcher:
         return Match(None, None, best, runner)
 
 
+def template_decider(matcher: Matcher | None) -> Callable[[FloatArray], Match] | None:
+    """A track's ``decide``: its template (one unit row) matched like any query, None without a matcher.
+    Make it once per matcher: the tracker decides again when it is handed a different callable."""
+    if matcher is None:
+        return None
+
+    def decide(template: FloatArray, m: Matcher = matcher) -> Match:
+        return m.match(template[None, :], model=m.model)[0]
+
+    return decide
+
+
 class GalleryLike(Protocol):
     """What the service needs of ``storage.gallery.Gallery`` to rebuild its matcher."""
 

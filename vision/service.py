@@ -38,7 +38,7 @@ from network.frames import Frame, FrameDecodeError
 from network.wire.faces import EdgeFaces
 from vision.camera_slot import CameraSlot, percentile
 from vision.edge import EdgeCropError
-from vision.matcher import Match, Matcher, limit_blas_threads
+from vision.matcher import Match, Matcher, limit_blas_threads, template_decider
 from vision.results import FaceResult, FrameRef, FrameResult, RecognitionStats
 from vision.stages import StageTimes, spent_local, spent_now
 from vision.tracker import Decide, Tracker, TrackerConfig, TrackInput, TrackRecord
@@ -442,13 +442,7 @@ class RecognitionService:
         cached, decide = self._deciders
         if matcher is cached:
             return decide
-        if matcher is None:
-            decide = None
-        else:
-
-            def decide(template: FloatArray, m: Matcher = matcher) -> Match:
-                return m.match(template[None, :], model=m.model)[0]
-
+        decide = template_decider(matcher)
         self._deciders = (matcher, decide)
         return decide
 
