@@ -101,6 +101,14 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "unknown embedding model 'x'" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def evaluate_fold1(model: str) -> list[str]:
+    """``main.py evaluate lfw`` on fold 1's raw photos with ``model``: its stdout lines (it must succeed)."""
+    pairs, images = str(need(FOLD1 / "pairs_fold1.txt")), str(FOLD1 / "images")
+    proc = run_main("evaluate", "lfw", "--pairs", pairs, "--images", images, "--model", model)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout.strip().splitlines()
+
+
 @pytest.mark.slow
 def test_lfw_fold1_accuracy_at_the_fixed_threshold() -> None:
     """Fold 1 from the raw photos at the threshold calibrated on the identities photos.
@@ -110,18 +118,7 @@ def test_lfw_fold1_accuracy_at_the_fixed_threshold() -> None:
     FaceNet alone misses it, so this asserts 98.0% and records the miss rather than moving the
     threshold onto fold 1; fusion-640 (below) comes within one pair.
     """
-    proc = run_main(
-        "evaluate",
-        "lfw",
-        "--pairs",
-        str(need(FOLD1 / "pairs_fold1.txt")),
-        "--images",
-        str(FOLD1 / "images"),
-        "--model",
-        "facenet-512",  # the live model; evaluate's default is the photo model (fusion-640, below)
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    lines = proc.stdout.strip().splitlines()
+    lines = evaluate_fold1("facenet-512")  # the live model; evaluate's default is the photo model (below)
     assert len(lines) == 1
     result = json.loads(lines[0])
     assert {"accuracy", "std", "threshold", "auc", "tar_at_far_1e-3", "pairs", "no_face", "seconds"} <= set(result)
@@ -146,18 +143,7 @@ def test_lfw_fold1_fused_model_at_its_fixed_threshold() -> None:
     slack) rather than moving the threshold onto fold 1.
     """
     pytest.importorskip("dlib")
-    proc = run_main(
-        "evaluate",
-        "lfw",
-        "--pairs",
-        str(need(FOLD1 / "pairs_fold1.txt")),
-        "--images",
-        str(FOLD1 / "images"),
-        "--model",
-        "fusion-640",
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = json.loads(evaluate_fold1("fusion-640")[-1])
     from vision.embedders.fusion import FusionEmbedder
 
     assert result["model"] == "fusion-640" and result["pairs"] == 600
