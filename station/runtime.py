@@ -174,7 +174,7 @@ class Recogniser:
             # A camera that detects itself (--detect): its crops are aligned here, on the track-first engine.
             analyse_edge=self._analyse_edge if self._edge_capable(frame_analyser, embed_every_face) else None,
             # Between full detections, O-Net looks near the live tracks only (the first engine had no tracks).
-            refine=self._refine if self._edge_capable(frame_analyser, embed_every_face) else None,
+            refine=self._refine if self._refine_capable(frame_analyser, embed_every_face) else None,
         )
 
     # ------------------------------------------------------------ life
@@ -226,11 +226,12 @@ class Recogniser:
             return self._observe_every_face(image)
         return list(local.candidates(image, min_face=self._settings.min_face_px, timer=self.service.stages))
 
+    def _refine_capable(self, frame_analyser: FrameAnalyser | None, every_face: bool) -> bool:
+        return frame_analyser is None and not every_face and hasattr(self.pipeline, "refine_candidates")
+
     def _refine(self, image: ImageBGR, hints: Sequence[Box]) -> list[ObservationLike]:
-        """The faces near the live tracks' boxes (O-Net only); a pipeline without the step detects fully."""
-        refine = getattr(self.pipeline, "refine_candidates", None)
-        if refine is None:
-            return self._analyse(image)
+        """The faces near the live tracks' boxes (O-Net only)."""
+        refine = getattr(self.pipeline, "refine_candidates")  # noqa: B009 - optional in FacePipelineLike
         return list(refine(image, hints, min_face=self._settings.min_face_px, timer=self.service.stages))
 
     def _edge_capable(self, frame_analyser: FrameAnalyser | None, every_face: bool) -> bool:

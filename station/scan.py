@@ -175,8 +175,9 @@ def scan_file(
     track = Tracker(name, tracker or TrackerConfig())
     decide = template_decider(matcher)
     embedded = faces = analysed = sightings = named = submitted = 0
-    full_detect_every = ServiceConfig().full_detect_every if full_detect_every is None else full_detect_every
-    hint_age_s = ServiceConfig().hint_age_s
+    live = ServiceConfig()  # the live engine's schedule
+    full_detect_every = live.full_detect_every if full_detect_every is None else full_detect_every
+    hint_age_s = live.hint_age_s
     last_offset = 0.0
     began = time.monotonic()
 
@@ -188,8 +189,7 @@ def scan_file(
     def refine(image: ImageBGR, offset: float) -> list[Any]:
         """O-Net near the live tracks' last boxes (the live engine's step between full detections)."""
         hints = track.recent_boxes(offset, hint_age_s)
-        if refine_step is None:
-            return detect(image)
+        assert refine_step is not None
         return list(refine_step(image, hints, min_face=settings.min_face_px, timer=timer)) if hints else []
 
     def embed(crops: list[ImageBGR]) -> FloatArray:
@@ -219,7 +219,7 @@ def scan_file(
                     break
                 # As live: every ``full_detect_every``-th frame searched whole (ahead, on the pool), the rest
                 # refined in order near the tracks (their boxes are known only once the frame before is in).
-                whole = full_detect_every <= 1 or submitted % full_detect_every == 0
+                whole = refine_step is None or full_detect_every <= 1 or submitted % full_detect_every == 0
                 ordered.submit(item, detect if whole else None)
                 submitted += 1
             if ordered.empty():
