@@ -126,6 +126,10 @@ def openvino() -> ModuleType:
             try:
                 import openvino as ov
 
+                # OpenVINO's Type.to_dtype() deadlocks when two threads make its first call at once (a
+                # one-time init that lets go of the GIL; 6 hangs in 30 tries with two threads, seen as a
+                # frozen `main.py scan`): make that first call here, on one thread, under the lock.
+                ov.Type.f32.to_dtype()
                 atexit.register(native.close)
             except ImportError as exc:
                 raise VisionError(f"the OpenVINO runtime needs the '{PACKAGE}' package: {exc}") from exc
