@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,11 +51,15 @@ import psutil  # noqa: E402
 from network import keys  # noqa: E402
 from network.udp_receiver import ReceiverConfig, UdpReceiver  # noqa: E402
 from station.demo import enrol_demo_people  # noqa: E402
-from station.runtime import Recogniser, RecognitionSettings, calibrated_threshold  # noqa: E402
+from station.runtime import LocalFaces, Recogniser, RecognitionSettings, calibrated_threshold  # noqa: E402
 from storage.gallery import Gallery  # noqa: E402
-from vision.pipeline import FacePipeline  # noqa: E402
+from vision.faces import Face  # noqa: E402
+from vision.frames import CameraFaces  # noqa: E402
+from vision.pipeline import FaceObservation, FacePipeline  # noqa: E402
 from vision.results import FrameResult  # noqa: E402
+from vision.stages import StageClock  # noqa: E402
 from vision.tracker import TrackRecord  # noqa: E402
+from vision.types import Box, FloatArray, ImageBGR  # noqa: E402
 
 FACES = ROOT.parent / "shared" / "faces"
 CLIP = FACES / "video" / "short_hamilton_clip.mp4"
@@ -119,20 +123,29 @@ class Recording:
     def model(self) -> str:
         return self.inner.model
 
-    def candidates(self, image: Any, *, min_face: float = 0.0, timer: Any = None) -> list[Any]:
-        out = self.inner.candidates(image, min_face=min_face, timer=timer)
+    def candidates(self, image: ImageBGR, *, min_face: float = 0.0, clock: StageClock | None = None) -> list[Face]:
+        return self._note(self.inner.candidates(image, min_face=min_face, clock=clock))
+
+    def refine_candidates(
+        self, image: ImageBGR, hints: Sequence[Box], *, min_face: float = 0.0, clock: StageClock | None = None
+    ) -> list[Face]:
+        return self._note(self.inner.refine_candidates(image, hints, min_face=min_face, clock=clock))
+
+    def camera_candidates(
+        self, faces: CameraFaces, *, min_face: float = 0.0, clock: StageClock | None = None
+    ) -> list[Face]:
+        return self._note(self.inner.camera_candidates(faces, min_face=min_face, clock=clock))
+
+    def _note(self, out: list[Face]) -> list[Face]:
         if self.on:
             self.sizes.extend(c.quality.face_size for c in out)
         return out
 
-    def edge_candidates(self, faces: Any, *, min_face: float = 0.0, timer: Any = None) -> list[Any]:
-        out = self.inner.edge_candidates(faces, min_face=min_face, timer=timer)
-        if self.on:
-            self.sizes.extend(c.quality.face_size for c in out)
-        return out
-
-    def embed_crops(self, crops: list[Any]) -> Any:
+    def embed_crops(self, crops: Sequence[ImageBGR]) -> FloatArray:
         return self.inner.embed_crops(crops)
+
+    def observe(self, image: ImageBGR) -> list[FaceObservation]:
+        return self.inner.observe(image)
 
 
 @dataclass
@@ -170,7 +183,7 @@ def measure(source: str, path: Path, mode: str, pipeline: FacePipeline, args: ar
     # The station's defaults, with one recognition rate cap for both modes: the 4 "camera hosts" here share
     # the station's 2 cores, so without it the edge runs would analyse fewer frames and compare unevenly.
     settings = RecognitionSettings(threshold=calibrated_threshold(pipeline.model), max_rate_hz=args.max_rate or None)
-    recogniser = Recogniser(rx, gallery, recording, settings)
+    recogniser = Recogniser(rx, gallery, LocalFaces(recording), settings)
     lock = threading.Lock()
     measuring = threading.Event()
 

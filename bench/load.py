@@ -51,7 +51,7 @@ import psutil  # noqa: E402
 
 from network import keys  # noqa: E402
 from network.udp_receiver import ReceiverConfig, UdpReceiver  # noqa: E402
-from station.runtime import Recogniser, RecognitionSettings, calibrated_threshold  # noqa: E402
+from station.runtime import LocalFaces, Recogniser, RecognitionSettings, calibrated_threshold  # noqa: E402
 from storage.gallery import Gallery  # noqa: E402
 from vision.detector import MtcnnDetector  # noqa: E402
 from vision.embedders import load_embedder  # noqa: E402
@@ -139,7 +139,9 @@ def measure(engine: str, cameras: int, args: argparse.Namespace) -> Run:
     else:
         settings = RecognitionSettings(threshold=threshold)  # the station's defaults
     run.cap = settings.max_rate_hz
-    recogniser = Recogniser(rx, gallery, pipeline, settings, workers=args.workers, embed_every_face=engine == "v1")
+    recogniser = Recogniser(
+        rx, gallery, LocalFaces(pipeline, every_face=engine == "v1"), settings, workers=args.workers
+    )
     if engine == "v2-full":
         recogniser.service.set_config(replace(recogniser.service.config, full_detect_every=1))
     run.workers = recogniser.service.config.workers

@@ -10,7 +10,7 @@ detector on OpenVINO and the real tracker, in three ways, one after the other in
 * **refine only**: O-Net near the full pass's faces of the frame before (the cheap step alone: what it
   costs, and how many faces that carry on it keeps; faces new in a frame it cannot find);
 * **schedule**: the live engine's: a full pass every ``--every``-th frame, O-Net near the live
-  tracks' last boxes in between (``vision.service.RecognitionService._detect``).
+  tracks' last boxes in between (``vision.face_sources.StationDetection``).
 
 Per way: CPU ms per frame (best of ``--rounds``), faces found, and for the schedule the share of the
 full pass's faces (IoU >= 0.5) it found on the same frames.
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +37,7 @@ import numpy as np  # noqa: E402
 
 from vision.detector import box_iou  # noqa: E402
 from vision.pipeline import FacePipeline  # noqa: E402
-from vision.tracker import Tracker, TrackInput  # noqa: E402
+from vision.tracker import Tracker  # noqa: E402
 from vision.types import Box, ImageBGR  # noqa: E402
 
 CLIP = ROOT.parent / "shared" / "faces" / "video" / "short_hamilton_clip.mp4"
@@ -76,7 +77,7 @@ def run(
             hints = tracker.recent_boxes(at, 0.5)
             faces = pipeline.refine_candidates(image, hints, min_face=MIN_FACE) if hints else []
         boxes = [f.detection.box for f in faces]
-        tracker.update([TrackInput(f.detection.box, f.quality.score, None, None, f.model) for f in faces], at=at)
+        tracker.update([replace(f, crop=None) for f in faces], at=at)
         found.append(boxes)
     return (time.process_time() - began) / max(1, len(frames)), found
 

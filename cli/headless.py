@@ -35,14 +35,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
 
 def print_sighting(record: Any) -> None:
     """A sighting line; its score is null when the face was compared with no one (an empty gallery)."""
-    from vision.matcher import NO_SCORE
-
     emit(
         {
             "event": "sighting",
             "camera": record.camera,
             "person": record.person,
-            "score": None if record.score is None or record.score <= NO_SCORE else round(float(record.score), 4),
+            "score": None if record.score is None else round(record.score, 4),
             "start": iso(record.start),
             "end": iso(record.end),
             "track": record.track_id,

@@ -62,7 +62,7 @@ def photo_settings(gallery: Any, model: str, threshold: float | None) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Each face's box, person (or null) and score; the score is null when nobody is enrolled."""
-    from vision.matcher import NO_SCORE, Matcher
+    from vision.matcher import Matcher
 
     gallery = open_gallery(args, "cli")
     try:
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
                         {
                             "box": [round(float(v), 1) for v in f.detection.box],
                             "person": m.person,
-                            "score": None if m.score <= NO_SCORE else round(float(m.score), 4),
+                            "score": None if m.score is None else round(m.score, 4),
                         }
                         for f, m in zip(faces, matches, strict=True)
                     ],

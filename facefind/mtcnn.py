@@ -22,6 +22,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from facefind.boxes import box_iou as box_iou
+
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 Box = tuple[float, float, float, float]
@@ -265,12 +267,3 @@ def onet_stage(nets: MtcnnNets, prepared: Any, boxes: F64, height: int, width: i
         landmarks: Points = (pts[0], pts[1], pts[2], pts[3], pts[4])
         out.append(Face(box=(x1, y1, x2 - x1, y2 - y1), landmarks=landmarks, confidence=float(scores[i])))
     return out
-
-
-def box_iou(a: Box, b: Box) -> float:
-    """Intersection over union of two (x, y, w, h) boxes."""
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0

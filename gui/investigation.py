@@ -31,9 +31,10 @@ from gui.jobs import Jobs
 from gui.widgets.task_dialog import Progress, TaskDialog, open_task
 from station.enrolment import Companion
 from station.roster import PersonResult, RosterError, RosterSummary, import_roster, read_roster, summary_text
-from station.runtime import FacePipelineLike, RecognitionSettings
+from station.runtime import RecognitionSettings
 from station.scan import ScanSummary, scan_file
 from storage.gallery import Gallery
+from vision.face_sources import LivePipeline
 
 VIDEO_FILTER = "Videos (*.mp4 *.mkv *.avi *.mov *.webm *.m4v *.ts);;All files (*)"
 
@@ -127,7 +128,7 @@ def scan_dialog(
     camera: str,
     start: float,
     gallery: Gallery,
-    pipeline: FacePipelineLike,
+    pipeline: LivePipeline,
     settings: RecognitionSettings,
     jobs: Jobs,
     parent: QWidget | None = None,

@@ -328,7 +328,7 @@ class MainWindow(QMainWindow):
         settings = recogniser.settings if recogniser is not None else None
         if settings is None:
             settings = RecognitionSettings(threshold=table.calibrated_threshold(model))
-        dialog = scan_dialog(path, camera, start, gallery, faces, settings, self.jobs, self)  # type: ignore[arg-type]
+        dialog = scan_dialog(path, camera, start, gallery, faces, settings, self.jobs, self)
         history_button(dialog, lambda: self._show_camera_history(camera or path.stem))
         return dialog
 

@@ -7,11 +7,12 @@ from enum import Enum
 
 
 class FaceState(Enum):
-    """How a face box is coloured."""
+    """How a face box is coloured; an undecided face (no look good enough yet) is neutral and shows no score."""
 
     KNOWN = "known"
     UNKNOWN = "unknown"
     WATCHLIST = "watchlist"
+    UNDECIDED = "undecided"
 
 
 @dataclass(frozen=True, slots=True)

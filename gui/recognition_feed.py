@@ -10,21 +10,24 @@ import time
 from collections import deque
 
 from gui.overlay import FaceOverlay, FaceState
-from gui.scores import compared, score_text
+from gui.scores import score_text
 from gui.widgets.alerts_panel import Alert
 from station.runtime import Recogniser
-from vision.results import FaceResult, FrameResult
+from vision.faces import DecisionState, Face
+from vision.results import FrameResult
 
 STALE_AFTER_S = 2.0  # boxes older than this are not drawn (the camera or the recogniser stalled)
 UNKNOWN_AFTER_FRAMES = 3  # an unknown face must be seen this often before it raises an alert
 
 
-def overlay_for(face: FaceResult) -> FaceOverlay:
-    score = compared(face.score)  # None against an empty gallery: "unknown", not "unknown -1.00"
-    if face.person is None:
-        return FaceOverlay(face.box, "unknown", score, FaceState.UNKNOWN)
-    state = FaceState.WATCHLIST if face.watchlist else FaceState.KNOWN
-    return FaceOverlay(face.box, face.person, score, state)
+def overlay_for(face: Face) -> FaceOverlay:
+    decision = face.decision
+    if decision.state is DecisionState.UNDECIDED:
+        return FaceOverlay(face.box, "…", None, FaceState.UNDECIDED)
+    if decision.person is None:  # score None against an empty gallery: "unknown", not "unknown -1.00"
+        return FaceOverlay(face.box, "unknown", decision.score, FaceState.UNKNOWN)
+    state = FaceState.WATCHLIST if decision.watchlist else FaceState.KNOWN
+    return FaceOverlay(face.box, decision.person, decision.score, state)
 
 
 class RecognitionFeed:
@@ -56,7 +59,7 @@ class RecognitionFeed:
             for face in result.faces:
                 if face.track_id in self._alerted:
                     continue
-                if face.person is not None and face.watchlist:
+                if face.person is not None and face.decision.watchlist:
                     self._alerted[face.track_id] = None
                     score = score_text(face.score, 2, none="")
                     out.append(
@@ -70,7 +73,7 @@ class RecognitionFeed:
                             box=face.box,
                         )
                     )
-                elif face.person is None and unknown_alerts:
+                elif face.decision.state is DecisionState.UNKNOWN and unknown_alerts:
                     seen = self._unknown_seen.get(face.track_id, 0) + 1
                     self._unknown_seen[face.track_id] = seen
                     if seen >= UNKNOWN_AFTER_FRAMES:

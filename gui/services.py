@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from network.discovery import DiscoveredSender
 from network.udp_receiver import UdpReceiver
+from vision.face_sources import LivePipeline
 
 if TYPE_CHECKING:
     from station.enrolment import Companion
@@ -19,16 +20,12 @@ if TYPE_CHECKING:
     from vision.types import ImageBGR
 
 
-class FaceAnalyser(Protocol):
-    """What the console needs of the vision pipeline (``vision.pipeline.FacePipeline`` is one).
+class FaceAnalyser(LivePipeline, Protocol):
+    """What the console needs of the vision pipeline (``vision.pipeline.FacePipeline`` is one): the live
+    engine's calls (a video file is scanned through it) and the photo path's.
 
     Calls are slow (tens to hundreds of ms): the console makes them from background jobs only.
     """
-
-    @property
-    def model(self) -> str: ...
-
-    def observe(self, image: ImageBGR) -> list[FaceObservation]: ...
 
     def observe_box(self, image: ImageBGR, box: tuple[float, float, float, float]) -> FaceObservation: ...
 

@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from facefind.boxes import box_iou as box_iou
 from network.frames import Frame, decode_jpeg
-from vision.results import FaceResult, FrameResult
+from vision.faces import Face
+from vision.results import FrameResult
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class RecentFrame:
     serial: int
     captured_at: float
     jpeg: bytes = field(repr=False)
-    faces: tuple[FaceResult, ...] | None = None  # None: not recognised (yet, or skipped)
+    faces: tuple[Face, ...] | None = None  # None: not recognised (yet, or skipped)
 
     @property
     def nbytes(self) -> int:
@@ -61,19 +63,8 @@ class RecentFrame:
             face = cv2.resize(face, (max(1, round(face.shape[1] * scale)), max(1, round(face.shape[0] * scale))))
         return np.ascontiguousarray(face)
 
-    def face_of_track(self, track_id: str) -> FaceResult | None:
+    def face_of_track(self, track_id: str) -> Face | None:
         return next((f for f in self.faces or () if f.track_id == track_id), None)
-
-
-def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    w = min(ax + aw, bx + bw) - max(ax, bx)
-    h = min(ay + ah, by + bh) - max(ay, by)
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    return float(inter / (aw * ah + bw * bh - inter))
 
 
 def track_near(
@@ -92,12 +83,12 @@ def track_near(
     return None
 
 
-def best_of_track(frames: Sequence[RecentFrame], track_id: str) -> tuple[int, FaceResult] | None:
+def best_of_track(frames: Sequence[RecentFrame], track_id: str) -> tuple[int, Face] | None:
     """The index of the frame where track ``track_id`` had its best quality, and that face."""
-    best: tuple[int, FaceResult] | None = None
+    best: tuple[int, Face] | None = None
     for i, f in enumerate(frames):
         face = f.face_of_track(track_id)
-        if face is not None and (best is None or face.quality > best[1].quality):
+        if face is not None and (best is None or face.quality.score > best[1].quality.score):
             best = (i, face)
     return best
 
@@ -124,7 +115,7 @@ class _Camera:
     def __init__(self) -> None:
         self.frames: deque[RecentFrame] = deque()
         self.bytes = 0
-        self.results: OrderedDict[int, tuple[FaceResult, ...]] = OrderedDict()  # frame id -> faces, not yet kept
+        self.results: OrderedDict[int, tuple[Face, ...]] = OrderedDict()  # frame id -> faces, not yet kept
 
 
 class RecentFrames:
@@ -227,7 +218,7 @@ class RecentFrames:
             cam = self._cameras.get(camera)
             return cam.frames[-1] if cam is not None and cam.frames else None
 
-    def best_of_track(self, camera: str, track_id: str) -> tuple[RecentFrame, FaceResult] | None:
+    def best_of_track(self, camera: str, track_id: str) -> tuple[RecentFrame, Face] | None:
         """The kept frame where track ``track_id`` had its best quality, and that face."""
         frames = self.frames(camera)
         found = best_of_track(frames, track_id)

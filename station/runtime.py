@@ -10,11 +10,11 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any
 
-from network.frames import Frame
-from network.wire.faces import EdgeFaces
+from network.udp_receiver import UdpReceiver
 from station import settings as table
+from station.frame_feed import ReceiverFeed
 
 # The settings' keys and the calibrated default live in station/settings.py (the one table); these
 # names stay importable from here.
@@ -26,13 +26,21 @@ from station.settings import THRESHOLD as THRESHOLD
 from station.settings import UNKNOWN_ALERTS as UNKNOWN_ALERTS
 from station.settings import calibrated_threshold as calibrated_threshold
 from storage.gallery import Gallery
+from vision.decision import TemplateJudge, next_revision
+from vision.engine import Embed
+from vision.face_sources import (
+    CameraCrops,
+    EveryFace,
+    FrameAnalyser,
+    LivePipeline,
+    RemoteAnalysis,
+    SourceFactory,
+)
 from vision.matcher import DEFAULT_MARGIN, Matcher
 from vision.results import FrameResult, RecognitionStats
-from vision.service import FrameSource, ObservationLike, RecognitionService, ServiceConfig
+from vision.service import LocalEngines, RecognitionService, ServiceConfig
 from vision.sightings import to_new_sighting
-from vision.stages import StageTimes
 from vision.tracker import TrackRecord
-from vision.types import Box, FloatArray, ImageBGR
 
 log = logging.getLogger(__name__)
 
@@ -98,83 +106,84 @@ def load_matcher(gallery: Gallery, model: str, settings: RecognitionSettings) ->
     )
 
 
-class FacePipelineLike(Protocol):
-    """What live recognition needs of the face pipeline (``vision.pipeline.FacePipeline``, or a lazy one)."""
+@dataclass(frozen=True)
+class LocalFaces:
+    """Faces found here: by the camera where it sends its own (``--detect``), else by ``pipeline`` on the live
+    schedule. ``every_face`` is the first engine's cost (every face of every frame embedded), kept so
+    bench/load.py can measure it beside the track-first engine in one run."""
+
+    pipeline: LivePipeline
+    every_face: bool = False
 
     @property
-    def model(self) -> str: ...
-
-    def candidates(
-        self, image: ImageBGR, *, min_face: float = 0.0, timer: StageTimes | None = None
-    ) -> Sequence[ObservationLike]: ...
-
-    def embed_crops(self, crops: list[ImageBGR]) -> FloatArray: ...
+    def model(self) -> str:
+        return self.pipeline.model
 
 
-class FrameAnalyser(Protocol):
-    """Analyses whole received frames elsewhere, e.g. ``vision.ray_workers.RayRecognitionPool``."""
+@dataclass(frozen=True)
+class RemoteFaces:
+    """Whole frames analysed by remote workers (the Ray back-end), which detect and embed every face."""
+
+    analyser: FrameAnalyser
 
     @property
-    def model(self) -> str: ...
+    def model(self) -> str:
+        return self.analyser.model
 
-    def analyse_frame(self, frame: Frame) -> Sequence[ObservationLike]: ...
 
-
+FaceFinding = LocalFaces | RemoteFaces
 SightingListener = Callable[[TrackRecord], None]
 
 
-class Recogniser:
-    """A :class:`RecognitionService` whose matcher comes from the gallery and whose sightings go into it.
+def sources_for(finding: FaceFinding) -> tuple[SourceFactory, Embed | None, bool]:
+    """Per-camera face sources for ``finding``, the embed step the tracker uses (None: faces come embedded),
+    and whether the cameras' own faces are taken (the feed then waits for frames that come with them)."""
+    if isinstance(finding, RemoteFaces):
+        analyser = finding.analyser
+        return (lambda camera: RemoteAnalysis(analyser)), None, False
+    pipeline = finding.pipeline
+    if finding.every_face:
+        return (lambda camera: EveryFace(pipeline)), None, False
+    return (lambda camera: CameraCrops(pipeline)), pipeline.embed_crops, True
 
-    Gallery changes (an enrolment, a delete, a rename) reach the matcher within the service's
-    revision poll (0.5 s). With a ``frame_analyser`` (the Ray back-end) the frames are analysed there
-    instead of by ``pipeline`` (which then only names the model; the analyser itself will do); the
-    caller starts and stops it. Matching, tracking and the gallery stay here either way, so a gallery
-    change reaches the results of every remote worker with the same poll. Sighting listeners (the
-    headless printer, the console's alerts) are called on a recognition thread after the sighting
-    was handed to the gallery's writer.
+
+class Recogniser:
+    """A :class:`RecognitionService` whose judge comes from the gallery and whose sightings go into it.
+
+    Gallery changes (an enrolment, a delete, a rename) reach the decisions within the service's revision poll
+    (0.5 s). With :class:`RemoteFaces` (the Ray back-end) frames are analysed there; matching, tracking and
+    the gallery stay here either way, so a gallery change reaches the results of every remote worker with
+    the same poll; the caller starts and stops the analyser. Sighting listeners (the headless printer, the
+    console's alerts) are called on a recognition thread after the sighting was handed to the gallery's writer.
     """
 
     def __init__(
         self,
-        source: FrameSource,
+        receiver: UdpReceiver,
         gallery: Gallery,
-        pipeline: FacePipelineLike | FrameAnalyser,
+        finding: FaceFinding,
         settings: RecognitionSettings,
         *,
         workers: int | None = None,
-        frame_analyser: FrameAnalyser | None = None,
-        embed_every_face: bool = False,
     ) -> None:
-        """``embed_every_face`` is the first engine's cost (every face of every analysed frame embedded),
-        kept so bench/load.py can measure it beside the track-first engine in one run."""
         self.gallery = gallery
-        self.pipeline = pipeline
-        self.model = pipeline.model
-        self.frame_analyser = frame_analyser
-        if frame_analyser is not None and frame_analyser.model != self.model:
-            raise ValueError(f"the remote workers embed with {frame_analyser.model}, the station with {self.model}")
+        self.finding = finding
+        self.model = finding.model
         self._settings = settings
-        self._every_face = embed_every_face
         self._listeners: list[SightingListener] = []
         self._lock = threading.Lock()
         self.recorded = 0
-        config = ServiceConfig(max_rate_hz=settings.max_rate_hz)
+        config = replace(ServiceConfig(max_rate_hz=settings.max_rate_hz), min_face=settings.min_face_px)
         if workers is not None:
             config = replace(config, workers=workers)
+        sources, embed, own_faces = sources_for(finding)
         self.service = RecognitionService(
-            source,
-            self._analyse,
-            self._load_matcher,
+            ReceiverFeed(receiver, camera_faces=own_faces),
+            LocalEngines(sources, embed, config.tracker),
+            self._judge,
             revision=gallery.revision,
             sighting_sink=self._record,
             config=config,
-            analyse_frame=None if frame_analyser is None else self._analyse_frame,
-            embed=None if frame_analyser is not None or embed_every_face else self._embed,
-            # A camera that detects itself (--detect): its crops are aligned here, on the track-first engine.
-            analyse_edge=self._analyse_edge if self._edge_capable(frame_analyser, embed_every_face) else None,
-            # Between full detections, O-Net looks near the live tracks only (the first engine had no tracks).
-            refine=self._refine if self._refine_capable(frame_analyser, embed_every_face) else None,
         )
 
     # ------------------------------------------------------------ life
@@ -195,10 +204,12 @@ class Recogniser:
         return self._settings
 
     def apply(self, settings: RecognitionSettings) -> None:
-        """Take new settings now: the matcher is rebuilt; the rate cap applies from the next frame."""
+        """Take new settings now: the judge is rebuilt; the rate cap and minimum face apply from the next frame."""
         self._settings = settings
-        self.service.set_config(replace(self.service.config, max_rate_hz=settings.max_rate_hz))
-        self.service.set_matcher(self._load_matcher())
+        self.service.set_config(
+            replace(self.service.config, max_rate_hz=settings.max_rate_hz, min_face=settings.min_face_px)
+        )
+        self.service.set_judge(self._judge())
 
     def add_sighting_listener(self, listener: SightingListener) -> None:
         with self._lock:
@@ -214,54 +225,8 @@ class Recogniser:
 
     # ----------------------------------------------------------- workers
 
-    def _local(self) -> FacePipelineLike:
-        if not hasattr(self.pipeline, "candidates"):
-            raise TypeError("local recognition needs a face pipeline with candidates() and embed_crops()")
-        return self.pipeline  # type: ignore[return-value]
-
-    def _analyse(self, image: ImageBGR) -> list[ObservationLike]:
-        """Detect, align and measure (the tracker embeds only the faces that add information)."""
-        local = self._local()
-        if self._every_face:
-            return self._observe_every_face(image)
-        return list(local.candidates(image, min_face=self._settings.min_face_px, timer=self.service.stages))
-
-    def _refine_capable(self, frame_analyser: FrameAnalyser | None, every_face: bool) -> bool:
-        return frame_analyser is None and not every_face and hasattr(self.pipeline, "refine_candidates")
-
-    def _refine(self, image: ImageBGR, hints: Sequence[Box]) -> list[ObservationLike]:
-        """The faces near the live tracks' boxes (O-Net only)."""
-        refine = getattr(self.pipeline, "refine_candidates")  # noqa: B009 - optional in FacePipelineLike
-        return list(refine(image, hints, min_face=self._settings.min_face_px, timer=self.service.stages))
-
-    def _edge_capable(self, frame_analyser: FrameAnalyser | None, every_face: bool) -> bool:
-        return frame_analyser is None and not every_face and hasattr(self.pipeline, "edge_candidates")
-
-    def _analyse_edge(self, faces: EdgeFaces) -> list[ObservationLike]:
-        """Align and measure the faces a camera found itself (no detection at the station)."""
-        edge = getattr(self.pipeline, "edge_candidates")  # noqa: B009 - optional in FacePipelineLike
-        return list(edge(faces, min_face=self._settings.min_face_px, timer=self.service.stages))
-
-    def _observe_every_face(self, image: ImageBGR) -> list[ObservationLike]:
-        observe = getattr(self.pipeline, "observe", None)
-        if observe is None:
-            raise TypeError("embed_every_face needs a pipeline with observe()")
-        with self.service.stages.timing("detect"):  # detection, alignment and embedding together
-            faces = list(observe(image))
-        minimum = self._settings.min_face_px
-        return [f for f in faces if min(f.detection.box[2], f.detection.box[3]) >= minimum]
-
-    def _embed(self, crops: list[ImageBGR]) -> FloatArray:
-        return self._local().embed_crops(crops)
-
-    def _analyse_frame(self, frame: Frame) -> list[ObservationLike]:
-        assert self.frame_analyser is not None
-        minimum = self._settings.min_face_px
-        faces = self.frame_analyser.analyse_frame(frame)
-        return [o for o in faces if min(o.detection.box[2], o.detection.box[3]) >= minimum]
-
-    def _load_matcher(self) -> Matcher:
-        return load_matcher(self.gallery, self.model, self._settings)
+    def _judge(self) -> TemplateJudge:
+        return TemplateJudge(load_matcher(self.gallery, self.model, self._settings), next_revision())
 
     def _record(self, records: Sequence[TrackRecord]) -> None:
         if not records:

@@ -1,12 +1,13 @@
 """Recorded footage through the live engine, as fast as the CPU allows: ``main.py scan`` and the console's
 "Scan a video file…".
 
-The file is read at the live analysis rate (``fps`` frames per second of media time; frames in
-between are grabbed and skipped, never converted), its frames are detected, aligned and measured on
-a small pool of threads, and their results go through one camera's tracker in frame order, which
-embeds, decides and ends tracks exactly as it does live (vision/tracker.py). Each ended track is
-one sighting, recorded in the gallery with times taken from ``start`` plus the frame's offset in the
-file, so an investigator searches the history of that footage like any camera's.
+The file is read at the live analysis rate (``fps`` frames per second of media time; frames in between are
+grabbed and skipped, never converted) and its frames go, in order, through one camera's
+:class:`~vision.engine.CameraEngine`, the same engine the live workers run: the same detection schedule,
+tracker and decisions. The only difference is speed: the frames the schedule searches whole are searched
+ahead of time on a small pool of threads (:class:`_Ahead`, the engine's ``WholeAhead``) while earlier frames
+are tracked. Each ended track is one sighting, recorded in the gallery with times taken from ``start`` plus
+the frame's offset in the file, so an investigator searches the history of that footage like any camera's.
 
 Nothing queues without a bound: the reader stays at most ``workers × 2`` frames ahead.
 """
@@ -14,27 +15,30 @@ Nothing queues without a bound: the reader stays at most ``workers × 2`` frames
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 
-from station.runtime import FacePipelineLike, RecognitionSettings, load_matcher
+from station.runtime import RecognitionSettings, load_matcher
 from storage.gallery import Gallery
-from vision.matcher import Matcher, template_decider
-from vision.results import FrameRef
+from vision.decision import TemplateJudge, next_revision
+from vision.engine import CameraEngine
+from vision.face_sources import DetectionSchedule, LivePipeline, LiveSettings, StationDetection
+from vision.faces import Face
+from vision.frames import CameraFrame
+from vision.matcher import Matcher
 from vision.service import ServiceConfig
 from vision.sightings import to_new_sighting
-from vision.stages import StageTimes
-from vision.tracker import Tracker, TrackerConfig, TrackInput, TrackRecord
-from vision.types import FloatArray, ImageBGR
+from vision.stages import StageClock, StageTimes
+from vision.tracker import TrackerConfig, TrackRecord
+from vision.types import ImageBGR
 
 log = logging.getLogger(__name__)
 
@@ -115,32 +119,42 @@ def _frames(path: Path, fps: float, stop: threading.Event) -> tuple[Iterator[_Sa
     return read(), native, count
 
 
-class _Ordered:
-    """Detection futures handed back in frame order, with at most ``ahead`` in flight (the bound); a frame
-    submitted without a function comes back with None (it is refined in order, near the live tracks)."""
+class _Ahead:
+    """The whole-frame searches of the frames read ahead, running on a thread pool (vision.face_sources.WholeAhead)."""
 
-    def __init__(self, pool: ThreadPoolExecutor, ahead: int) -> None:
+    def __init__(self, pool: ThreadPoolExecutor, pipeline: LivePipeline, min_face: float) -> None:
         self._pool = pool
-        self._pending: queue.Queue[tuple[_Sampled, Future[list[Any]] | None]] = queue.Queue(maxsize=ahead)
+        self._pipeline = pipeline
+        self._min_face = min_face
+        self._made: dict[int, Future[tuple[list[Face], StageTimes]]] = {}
 
-    def submit(self, item: _Sampled, fn: Callable[[ImageBGR], list[Any]] | None) -> None:
-        self._pending.put((item, None if fn is None else self._pool.submit(fn, item.image)))
+    def submit(self, frame_id: int, image: ImageBGR) -> None:
+        self._made[frame_id] = self._pool.submit(self._search, image)
 
-    def full(self) -> bool:
-        return self._pending.full()
+    def _search(self, image: ImageBGR) -> tuple[list[Face], StageTimes]:
+        clock = StageClock()
+        faces = self._pipeline.candidates(image, min_face=self._min_face, clock=clock)
+        return faces, clock.times()
 
-    def empty(self) -> bool:
-        return self._pending.empty()
+    def take(self, frame: CameraFrame) -> tuple[list[Face], StageTimes] | None:
+        made = self._made.pop(frame.frame_id, None)
+        return None if made is None else made.result()
 
-    def next(self) -> tuple[_Sampled, list[Any] | None]:
-        item, future = self._pending.get()
-        return item, None if future is None else future.result()
+
+@dataclass
+class _Counts:
+    analysed: int = 0
+    faces: int = 0
+    looks: int = 0
+    sightings: int = 0
+    named: int = 0
+    last_offset: float = 0.0
 
 
 def scan_file(
     path: Path,
     *,
-    pipeline: FacePipelineLike,
+    pipeline: LivePipeline,
     gallery: Gallery | None,
     settings: RecognitionSettings,
     camera: str | None = None,
@@ -163,96 +177,72 @@ def scan_file(
         raise ScanError("the scan rate must not be negative")
     stop = stop or threading.Event()
     name = camera or path.stem or "footage"
-    if start is None:
-        try:
-            start = path.stat().st_mtime
-        except OSError as exc:
-            raise ScanError(f"cannot read {path}: {exc.strerror}") from None
+    start = _start_time(path) if start is None else start
     frames, native, count = _frames(path, fps, stop)
     if matcher is None and gallery is not None:
         matcher = load_matcher(gallery, pipeline.model, settings)
-    timer = StageTimes()
-    track = Tracker(name, tracker or TrackerConfig())
-    decide = template_decider(matcher)
-    embedded = faces = analysed = sightings = named = submitted = 0
     live = ServiceConfig()  # the live engine's schedule
-    full_detect_every = live.full_detect_every if full_detect_every is None else full_detect_every
-    hint_age_s = live.hint_age_s
-    last_offset = 0.0
+    every = live.full_detect_every if full_detect_every is None else full_detect_every
+    live_settings = LiveSettings(settings.min_face_px, every, live.hint_age_s)
+    judge = TemplateJudge(matcher, next_revision())
+    counts = _Counts()
     began = time.monotonic()
 
-    def detect(image: ImageBGR) -> list[Any]:
-        return list(pipeline.candidates(image, min_face=settings.min_face_px, timer=timer))
-
-    refine_step = getattr(pipeline, "refine_candidates", None)
-
-    def refine(image: ImageBGR, offset: float) -> list[Any]:
-        """O-Net near the live tracks' last boxes (the live engine's step between full detections)."""
-        hints = track.recent_boxes(offset, hint_age_s)
-        assert refine_step is not None
-        return list(refine_step(image, hints, min_face=settings.min_face_px, timer=timer)) if hints else []
-
-    def embed(crops: list[ImageBGR]) -> FloatArray:
-        return pipeline.embed_crops(crops)
-
-    def record(ended: tuple[TrackRecord, ...] | list[TrackRecord]) -> None:
-        nonlocal sightings, named
-        if not ended:
-            return
-        if gallery is not None:
+    def record(ended: list[TrackRecord] | tuple[TrackRecord, ...]) -> None:
+        if gallery is not None and ended:
             gallery.record_sightings([to_new_sighting(r) for r in ended])
         for r in ended:
-            sightings += 1
-            named += r.person is not None
+            counts.sightings += 1
+            counts.named += r.person is not None
             if on_sighting is not None:
                 on_sighting(r)
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="scan") as pool:
-        ordered = _Ordered(pool, ahead=max(2, 2 * workers))
-        source = iter(frames)
-        exhausted = False
-        while not (exhausted and ordered.empty()):
-            while not exhausted and not ordered.full():
-                item = next(source, None)
-                if item is None:
-                    exhausted = True
-                    break
-                # As live: every ``full_detect_every``-th frame searched whole (ahead, on the pool), the rest
-                # refined in order near the tracks (their boxes are known only once the frame before is in).
-                whole = refine_step is None or full_detect_every <= 1 or submitted % full_detect_every == 0
-                ordered.submit(item, detect if whole else None)
-                submitted += 1
-            if ordered.empty():
-                break
-            item, detected = ordered.next()
-            found = detected if detected is not None else refine(item.image, item.offset_s)
-            at = start + item.offset_s
-            height, width = item.image.shape[:2]
-            ref = FrameRef(None, width, height, image=item.image)
-            inputs = [
-                TrackInput(f.detection.box, float(f.quality.score), f.crop, f.embedding, f.model, frame=ref)
-                for f in found
-            ]
-            update = track.update(inputs, at=at, now=item.offset_s, embed=embed, decide=decide)
-            analysed += 1
-            faces += len(found)
-            embedded += sum(1 for v in update.views if v.embedded)
-            last_offset = item.offset_s
-            record(update.ended)
+        ahead = _Ahead(pool, pipeline, settings.min_face_px)
+        engine = CameraEngine(name, StationDetection(pipeline, ahead), pipeline.embed_crops, tracker or TrackerConfig())
+        for item in _read_ahead(frames, ahead, every, max(2, 2 * workers)):
+            frame = CameraFrame(name, item.index, start + item.offset_s, start + item.offset_s, image=item.image)
+            outcome = engine.process(frame, judge, live_settings, now=item.offset_s)
+            counts.analysed += 1
+            counts.faces += len(outcome.result.faces)
+            counts.looks += outcome.looks
+            counts.last_offset = item.offset_s
+            record(outcome.ended)
             if progress is not None and count > 0:
                 progress(min(1.0, (item.index + 1) / count))
-        record(track.flush())
+        record(engine.flush())
     if gallery is not None:
         gallery.flush(timeout=30.0)
     return ScanSummary(
         path=str(path),
         camera=name,
         start=start,
-        duration_s=max(last_offset, count / native if count else last_offset),
-        frames=analysed,
-        faces=faces,
-        embedded=embedded,
-        sightings=sightings,
-        named=named,
+        duration_s=max(counts.last_offset, count / native if count else counts.last_offset),
+        frames=counts.analysed,
+        faces=counts.faces,
+        embedded=counts.looks,
+        sightings=counts.sightings,
+        named=counts.named,
         seconds=time.monotonic() - began,
     )
+
+
+def _start_time(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError as exc:
+        raise ScanError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _read_ahead(frames: Iterator[_Sampled], ahead: _Ahead, every: int, depth: int) -> Iterator[_Sampled]:
+    """The file's frames in order, read up to ``depth`` ahead, each one the schedule will search whole handed to
+    ``ahead`` as it is read (the same schedule the engine's detection follows: vision.face_sources)."""
+    queue: deque[_Sampled] = deque()
+    for n, item in enumerate(frames):
+        if DetectionSchedule.whole_at(n, every):
+            ahead.submit(item.index, item.image)
+        queue.append(item)
+        if len(queue) >= depth:
+            yield queue.popleft()
+    while queue:
+        yield queue.popleft()

@@ -24,13 +24,22 @@ from network.discovery import Browser, DiscoveredSender
 from network.udp_receiver import ReceiverConfig, UdpReceiver
 from station.lazy_pipeline import LazyPipeline
 from station.models import LIVE_MODEL, photo_model
-from station.runtime import RAY_ADDRESS, Recogniser, RecognitionSettings, calibrated_threshold
+from station.runtime import (
+    RAY_ADDRESS,
+    FaceFinding,
+    LocalFaces,
+    Recogniser,
+    RecognitionSettings,
+    RemoteFaces,
+    calibrated_threshold,
+)
 from station.schedule import Schedule
 from storage import locations
 from storage.errors import GalleryError
 from storage.gallery import Gallery
 
 if TYPE_CHECKING:
+    from vision.pipeline import FacePipeline
     from vision.ray_workers import RayRecognitionPool
 
 log = logging.getLogger(__name__)
@@ -176,9 +185,8 @@ class Station:
         workers = self.options.workers
         if self.ray_pool is not None and workers is None:
             workers = self.ray_pool.config.station_workers  # actors × batch: every actor fed, nothing queued
-        self.recogniser = Recogniser(
-            self.receiver, self.gallery, self.pipeline, settings, workers=workers, frame_analyser=self.ray_pool
-        )
+        finding: FaceFinding = LocalFaces(self.pipeline) if self.ray_pool is None else RemoteFaces(self.ray_pool)
+        self.recogniser = Recogniser(self.receiver, self.gallery, finding, settings, workers=workers)
         for listener in self._sighting_listeners:
             self.recogniser.add_sighting_listener(listener)
         self.recogniser.start()
@@ -216,7 +224,7 @@ class Station:
             log.warning("stored recognition settings are unusable (%s); using the defaults", exc)
             return RecognitionSettings(threshold=calibrated_threshold(model))
 
-    def _models_loaded(self, pipeline: Any) -> None:
+    def _models_loaded(self, pipeline: FacePipeline) -> None:
         """Runs once the models are loaded (on the loading thread for the console)."""
         if self.options.demo_people and self.gallery is not None:
             from station.demo import enrol_demo_people
@@ -326,7 +334,7 @@ class Station:
         self.stop()
 
 
-def _load_pipeline(model: str = LIVE_MODEL) -> Any:
+def _load_pipeline(model: str = LIVE_MODEL) -> FacePipeline:
     """A local face pipeline for ``model``, warmed up (seconds: the models load)."""
     from vision.embedders import load_embedder
     from vision.pipeline import FacePipeline

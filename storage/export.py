@@ -61,7 +61,7 @@ def sighting_dict(s: Sighting, crop_name: str | None = None, snapshot_name: str 
         "end": iso(s.end),
         "person": s.person,
         "person_id": s.person_id,
-        "score": None if s.compared_score is None else round(s.compared_score, 6),  # null: compared with no one
+        "score": None if s.score is None else round(s.score, 6),  # null: compared with no one
         "box_x": s.box[0],
         "box_y": s.box[1],
         "box_w": s.box[2],

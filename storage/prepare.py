@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from storage.codec import MAX_DIM
 from storage.errors import GalleryError
-from storage.records import NewSighting
+from storage.records import STATES, NewSighting
 
 _NUMBERS = (int, float, np.floating, np.integer)
 
@@ -70,7 +70,8 @@ def prepare_sightings(items: Sequence[NewSighting]) -> list[PreparedSighting]:
         track = _text(it.track, f"sighting {i} track", allow_empty=True)
         if not isinstance(it.box, tuple) or len(it.box) != 4:
             raise GalleryError(f"sighting {i} box must be (x, y, w, h)")
-        start, end, score, x, y, w, h = _numbers((it.start, it.end, it.score, *it.box), f"sighting {i}")
+        start, end, x, y, w, h = _numbers((it.start, it.end, *it.box), f"sighting {i}")
+        score = None if it.score is None else _numbers((it.score,), f"sighting {i} score")[0]
         if end < start:
             raise GalleryError(f"sighting {i} ends before it starts")
         pid = it.person_id
@@ -78,6 +79,7 @@ def prepare_sightings(items: Sequence[NewSighting]) -> list[PreparedSighting]:
             if isinstance(pid, bool) or not isinstance(pid, (int, np.integer)):
                 raise GalleryError(f"sighting {i} person_id must be an int or None")
             pid = int(pid)
+        state = _state(it, pid, i)
         crop = it.crop_jpeg
         if not isinstance(crop, (bytes, bytearray, memoryview)):
             raise GalleryError(f"sighting {i} crop must be JPEG bytes, got {type(crop).__name__}")
@@ -93,7 +95,7 @@ def prepare_sightings(items: Sequence[NewSighting]) -> list[PreparedSighting]:
             if emb.ndim != 1 or not 0 < emb.shape[0] <= MAX_DIM:
                 raise GalleryError(f"sighting {i} embedding must be 1-D with 1..{MAX_DIM} values, got {emb.shape}")
         quality = None if it.quality is None else _numbers((it.quality,), f"sighting {i} quality")[0]
-        rows.append(((camera, start, end, pid, score, x, y, w, h, model, track, quality), crop_bytes, model))
+        rows.append(((camera, start, end, pid, score, x, y, w, h, model, track, quality, state), crop_bytes, model))
         arrays.append(emb)
         snapshots.append(_snapshot(it, i))
     _check_embeddings(arrays)
@@ -108,6 +110,16 @@ def prepare_sightings(items: Sequence[NewSighting]) -> list[PreparedSighting]:
         )
         for (row, crop, model), a, snap in zip(rows, arrays, snapshots, strict=True)
     ]
+
+
+def _state(it: NewSighting, person_id: int | None, i: int) -> str:
+    """The sighting's decision state: as given, or named/unknown by its person; a named state needs a person."""
+    state = it.state or ("named" if person_id is not None else "unknown")
+    if state not in STATES:
+        raise GalleryError(f"sighting {i} state must be one of {', '.join(STATES)}, got {state!r}")
+    if (state == "named") != (person_id is not None):
+        raise GalleryError(f"sighting {i} is {state} but has {'no ' if person_id is None else 'a '}person")
+    return state
 
 
 def _snapshot(it: NewSighting, i: int) -> tuple[bytes, tuple[float, float, float, float]] | None:

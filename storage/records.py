@@ -9,23 +9,26 @@ import numpy.typing as npt
 
 Box = tuple[float, float, float, float]
 
-# The score of a face compared with no one (an empty gallery): vision.matcher.NO_SCORE, the lowest cosine.
-# Stored as recorded; shown and exported as no score. (storage does not import vision; a test ties the two.)
-NO_SCORE = -1.0
+# A sighting's decision state: named (someone enrolled), unknown (looked at well, nobody close enough), or
+# undecided (no look was good enough to decide). The values of vision.faces.DecisionState (storage does not
+# import vision; a test ties the two).
+STATES = ("named", "unknown", "undecided")
 
 
 @dataclass(frozen=True)
 class NewSighting:
     """One track's sighting, as the recogniser hands it to ``Gallery.record_sightings``.
 
-    ``start``/``end`` are epoch seconds (UTC); ``person_id`` is None for an unknown face; ``box`` is x, y, w, h.
+    ``start``/``end`` are epoch seconds (UTC); ``person_id`` is None for an unknown or undecided face; ``box`` is
+    x, y, w, h. ``score`` is the best enrolled person's, None where the face was compared with no one (an empty
+    gallery, or undecided). ``state`` is one of :data:`STATES` ("" : named when it names someone, else unknown).
     """
 
     camera: str
     start: float
     end: float
     person_id: int | None
-    score: float
+    score: float | None
     box: Box
     crop_jpeg: bytes
     embedding: npt.NDArray[np.float32] | None
@@ -36,6 +39,7 @@ class NewSighting:
     # the face's box in the snapshot's pixels. Empty bytes: none (a remote worker, a frame not kept).
     snapshot_jpeg: bytes = b""
     snapshot_box: Box | None = None
+    state: str = ""
 
 
 @dataclass(frozen=True)
@@ -56,17 +60,13 @@ class Sighting:
     end: float
     person_id: int | None
     person: str | None
-    score: float
+    score: float | None  # None: compared with no one
     box: Box
     has_crop: bool
     model: str
     track: str
     has_snapshot: bool = False
-
-    @property
-    def compared_score(self) -> float | None:
-        """``score``, or None where the face was compared with no one (``score <= NO_SCORE``)."""
-        return None if self.score <= NO_SCORE else self.score
+    state: str = "unknown"
 
 
 @dataclass(frozen=True)

@@ -134,6 +134,23 @@ MIGRATIONS: tuple[Migration, ...] = (
                 box_h REAL NOT NULL)""",
         ),
     ),
+    Migration(
+        5,
+        "sighting decisions",
+        (
+            # A score is None where the face was compared with no one (it was -1.0, the lowest cosine, before);
+            # the column becomes nullable by renaming the old one away, copying, and dropping it.
+            "ALTER TABLE sightings RENAME COLUMN score TO score_before_5",
+            "ALTER TABLE sightings ADD COLUMN score REAL",
+            "UPDATE sightings SET score = CASE WHEN score_before_5 <= -1.0 THEN NULL ELSE score_before_5 END",
+            "ALTER TABLE sightings DROP COLUMN score_before_5",
+            # named / unknown / undecided (vision.faces.DecisionState): an undecided track had no look good
+            # enough to decide on; it is neither a person nor an unknown face.
+            """ALTER TABLE sightings ADD COLUMN state TEXT NOT NULL DEFAULT 'unknown'
+                CHECK (state IN ('named', 'unknown', 'undecided'))""",
+            "UPDATE sightings SET state = 'named' WHERE person_id IS NOT NULL",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

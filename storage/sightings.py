@@ -27,7 +27,7 @@ _CHUNK = 500
 SIGHTING_COLUMNS = (
     "s.id, s.camera, s.started, s.ended, s.person_id, p.name, s.score, s.box_x, s.box_y, s.box_w, s.box_h, "
     "EXISTS (SELECT 1 FROM sighting_crops c WHERE c.sighting_id = s.id), s.model, s.track, "
-    "EXISTS (SELECT 1 FROM sighting_snapshots v WHERE v.sighting_id = s.id)"
+    "EXISTS (SELECT 1 FROM sighting_snapshots v WHERE v.sighting_id = s.id), s.state"
 )
 SIGHTING_FROM = "sightings s LEFT JOIN persons p ON p.id = s.person_id"
 
@@ -40,12 +40,13 @@ def sighting_from_row(row: Sequence[Any]) -> Sighting:
         end=float(row[3]),
         person_id=None if row[4] is None else int(row[4]),
         person=None if row[5] is None else str(row[5]),
-        score=float(row[6]),
+        score=None if row[6] is None else float(row[6]),
         box=(float(row[7]), float(row[8]), float(row[9]), float(row[10])),
         has_crop=bool(row[11]),
         model=str(row[12]),
         track=str(row[13]),
         has_snapshot=bool(row[14]),
+        state=str(row[15]),
     )
 
 
@@ -221,7 +222,7 @@ def insert(conn: sqlite3.Connection, items: Sequence[PreparedSighting]) -> None:
             embeddings.append((sid, it.model, it.embedding))
     conn.executemany(
         "INSERT INTO sightings (id, camera, started, ended, person_id, score, box_x, box_y, box_w, box_h, model, "
-        "track, quality) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "track, quality, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [(sid, *it.row) for sid, it in enumerate(items, start=base + 1)],
     )
     conn.executemany("INSERT INTO sighting_crops (sighting_id, jpeg) VALUES (?, ?)", crop_rows)

@@ -28,7 +28,7 @@ from network.protocol import EdgeFace, EdgeFaces, encode_faces
 from network.streaming import Sender
 from network.udp_receiver import ReceiverConfig, UdpReceiver
 from station.demo import enrol_demo_people
-from station.runtime import Recogniser, RecognitionSettings, calibrated_threshold
+from station.runtime import LocalFaces, Recogniser, RecognitionSettings, calibrated_threshold
 from storage.gallery import Gallery
 from tests.conftest import CLIP, ROOT, SenderFactory, need, wait_until
 from tests.test_edge_protocol import PROTOCOL_1
@@ -54,7 +54,7 @@ class Station:
         self.gallery = Gallery.open(db)
         enrol_demo_people(self.gallery, pipeline)
         settings = RecognitionSettings(threshold=calibrated_threshold(pipeline.model), min_face_px=20)
-        self.recogniser = Recogniser(self.rx, self.gallery, pipeline, settings, workers=1)
+        self.recogniser = Recogniser(self.rx, self.gallery, LocalFaces(pipeline), settings, workers=1)
         self.results: list[FrameResult] = []
         self.recogniser.service.add_listener(self.results.append)
         self.recogniser.start()

@@ -23,12 +23,21 @@ from network import protocol
 from network.udp_receiver import ReceiverConfig, UdpReceiver
 from station.enrolment import enrol_observation
 from station.recent_frames import best_of_track
-from station.runtime import MAX_RATE, MIN_FACE, THRESHOLD, Recogniser, RecognitionSettings, calibrated_threshold
+from station.runtime import (
+    MAX_RATE,
+    MIN_FACE,
+    THRESHOLD,
+    LocalFaces,
+    Recogniser,
+    RecognitionSettings,
+    calibrated_threshold,
+)
 from storage.export import write_rows
 from storage.gallery import Gallery
-from storage.records import NO_SCORE, NewSighting
+from storage.records import STATES, NewSighting
 from tests.conftest import FACES, SenderFactory, need
-from vision.matcher import NO_SCORE as VISION_NO_SCORE
+from vision.decision import TemplateJudge
+from vision.faces import DecisionState
 from vision.pipeline import FacePipeline
 
 pytestmark = pytest.mark.slow
@@ -40,7 +49,7 @@ def console(qtbot: QtBot, key: bytes, key_file: Path, tmp_path: Path, pipeline: 
     rx = UdpReceiver(key, "127.0.0.1", 0, config=ReceiverConfig(offline_after_s=2.0)).start()
     # Faces from 12 px are tracked, so a face too small to enrol still has a track to follow back.
     settings = RecognitionSettings(threshold=calibrated_threshold(pipeline.model), max_rate_hz=4.0, min_face_px=12)
-    recogniser = Recogniser(rx, gallery, pipeline, settings).start()
+    recogniser = Recogniser(rx, gallery, LocalFaces(pipeline), settings).start()
     services = ConsoleServices(
         rx,
         list,
@@ -315,7 +324,7 @@ def test_a_named_cluster_keeps_its_scores_and_its_samples_their_quality(
     recorded = {s.id: s for s in gallery.history(camera="porch")}
     qualities = dict(gallery.read(lambda c: c.execute("SELECT id, quality FROM sightings").fetchall()))
     assert all(0.0 < qualities[i] <= 1.0 for i in recorded), qualities
-    assert all(-1.0 < s.score < 0.6 for s in recorded.values()), "compared with Tony Blair, and not him"
+    assert all(s.score is not None and s.score < 0.6 for s in recorded.values()), "compared with Tony Blair, not him"
 
     view = console.unknown_view
     assert view is not None
@@ -359,7 +368,7 @@ def test_history_and_exports_show_no_score_where_there_was_no_comparison(
     box = (1.0, 2.0, 30.0, 40.0)
     gallery.record_sightings(
         [
-            NewSighting("gate", 1000.0, 1001.0, None, -1.0, box, b"", None, "facenet-512", "gate-1"),
+            NewSighting("gate", 1000.0, 1001.0, None, None, box, b"", None, "facenet-512", "gate-1"),
             NewSighting("gate", 1002.0, 1003.0, None, 0.41, box, b"", None, "facenet-512", "gate-2"),
         ]
     )
@@ -377,7 +386,7 @@ def test_history_and_exports_show_no_score_where_there_was_no_comparison(
     out = io.StringIO()
     write_rows(gallery.history(), out, "json")
     assert [json.loads(line)["score"] for line in out.getvalue().splitlines()] == [0.41, None]
-    assert NO_SCORE == VISION_NO_SCORE
+    assert tuple(s.value for s in DecisionState) == STATES, "storage's states are vision's"
 
 
 def gallery_view_names(console: MainWindow) -> str:
@@ -396,7 +405,8 @@ def test_settings_apply_to_the_running_recogniser(
     assert recogniser.settings.threshold == 0.55
     assert recogniser.settings.min_face_px == 60
     assert recogniser.service.config.max_rate_hz == 2.0
-    assert recogniser.service.matcher is not None and recogniser.service.matcher.threshold == 0.55
+    judge = recogniser.service.judge
+    assert isinstance(judge, TemplateJudge) and judge.matcher is not None and judge.matcher.threshold == 0.55
     assert console.threshold() == 0.55, "the window asks the running recogniser, not a copied constant"
     shown: list[str] = []
     monkeypatch.setattr(QMessageBox, "warning", lambda *args, **kw: shown.append(str(args[2])))

@@ -15,7 +15,7 @@ from gui.main_window import MainWindow
 from gui.services import ConsoleServices
 from network import protocol
 from network.udp_receiver import ReceiverConfig, UdpReceiver
-from station.runtime import Recogniser, RecognitionSettings, calibrated_threshold
+from station.runtime import LocalFaces, Recogniser, RecognitionSettings, calibrated_threshold
 from storage.gallery import Gallery
 from tests.conftest import CLIP, SenderFactory, need
 from vision.pipeline import FacePipeline
@@ -56,7 +56,7 @@ def station(key: bytes, key_file: Path, tmp_path: Path) -> Iterator[tuple[UdpRec
     pipeline = FacePipeline()
     pipeline.warm_up()
     settings = RecognitionSettings(threshold=calibrated_threshold(pipeline.model), max_rate_hz=5.0)
-    recogniser = Recogniser(rx, gallery, pipeline, settings).start()
+    recogniser = Recogniser(rx, gallery, LocalFaces(pipeline), settings).start()
     try:
         yield rx, recogniser, gallery
     finally:

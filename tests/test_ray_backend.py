@@ -29,7 +29,7 @@ import cv2
 import pytest
 
 from network.udp_receiver import UdpReceiver
-from station.runtime import Recogniser, RecognitionSettings
+from station.runtime import Recogniser, RecognitionSettings, RemoteFaces
 from storage.gallery import Gallery
 from tests.conftest import CLIP, FACES, ROOT, FrameLog, SenderFactory, need, wait_until
 from vision.pipeline import read_image
@@ -173,7 +173,7 @@ def test_ray_workers_recognise_follow_the_gallery_and_survive_a_killed_worker(
         nodes = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
         assert len(nodes) == 2, "the head and the worker node are both in the cluster"
         settings = RecognitionSettings.from_gallery(gallery, pool.model, max_rate_hz=5.0)
-        recogniser = Recogniser(rx, gallery, pool, settings, workers=config.station_workers, frame_analyser=pool)
+        recogniser = Recogniser(rx, gallery, RemoteFaces(pool), settings, workers=config.station_workers)
         results = ResultLog()
         recogniser.service.add_listener(results)
         recogniser.start()

@@ -10,7 +10,10 @@ from network.frames import Frame
 from network.udp_receiver import UdpReceiver
 from station.recent_frames import RecentFrames, RecentFramesConfig, best_of_track, track_near
 from tests.conftest import FrameLog, SenderFactory, wait_until
-from vision.results import FaceResult, FrameResult
+from vision.faces import Face
+from vision.quality import Quality
+from vision.results import FrameResult
+from vision.types import Detection
 
 LANDMARKS = ((0.0, 0.0),) * 5
 
@@ -25,8 +28,9 @@ def frame(camera: str, fid: int, at: float, data: bytes | None = None) -> Frame:
     return Frame(camera, 1, fid, fid, at, at + 0.01, data if data is not None else jpeg())
 
 
-def face(track: str, box: tuple[float, float, float, float], quality: float) -> FaceResult:
-    return FaceResult(box, LANDMARKS, track, None, None, -1.0, False, 1.0, quality)
+def face(track: str, box: tuple[float, float, float, float], quality: float) -> Face:
+    q = Quality(blur=100.0, face_size=min(box[2], box[3]), yaw=0.0, roll=0.0, score=quality)
+    return Face(Detection(box, LANDMARKS, 1.0), q, "m", track_id=track)
 
 
 def test_bounded_by_count_seconds_and_bytes() -> None:
@@ -76,7 +80,7 @@ def test_faces_are_attached_and_a_track_is_followed_to_its_best_frame() -> None:
     assert track_near(frames, 3, (100, 100, 60, 60)) == "door-7", "from the nearest recognised frame"
     assert track_near(frames, 5, (300, 300, 40, 40)) is None
     best = best_of_track(frames, "door-7")
-    assert best is not None and best[0] == 0 and best[1].quality == 0.9
+    assert best is not None and best[0] == 0 and best[1].quality.score == 0.9
     found = recent.best_of_track("door", "door-7")
     assert found is not None and found[0].frame_id == 0
     recent(frame("door", 99, 80.0))

@@ -21,9 +21,12 @@ from storage.records import NewSighting
 from tests.conftest import CLIP, need
 from tests.test_storage import MODEL, T0, face_jpegs, sighting, unit
 from tests.test_storage_reliability import _distinctive, _raw
-from vision.results import FrameRef
+from vision.evidence import Moment
+from vision.faces import Decision, DecisionState
+from vision.frames import FrameRef
 from vision.sightings import SNAPSHOT_MAX_WIDTH, snapshot_of, to_new_sighting
 from vision.tracker import TrackRecord
+from vision.types import Detection
 
 
 def frame_jpeg(width: int, height: int, seed: int = 0) -> bytes:
@@ -33,22 +36,22 @@ def frame_jpeg(width: int, height: int, seed: int = 0) -> bytes:
     return bytes(buf)
 
 
-def record(frame: object, box: tuple[float, float, float, float] = (100.0, 50.0, 60.0, 80.0)) -> TrackRecord:
+def record(frame: FrameRef | None, box: tuple[float, float, float, float] = (100.0, 50.0, 60.0, 80.0)) -> TrackRecord:
+    marks = ((110.0, 70.0), (140.0, 70.0), (125.0, 90.0), (112.0, 110.0), (138.0, 110.0))
     return TrackRecord(
         camera="door",
         track_id="door-1",
         start=T0,
         end=T0 + 1,
-        person_id=None,
-        person=None,
-        score=0.3,
+        decision=Decision(DecisionState.UNKNOWN, score=0.3),
         frames=5,
+        looks=1,
         quality=0.7,
         box=box,
         crop=np.zeros((160, 160, 3), np.uint8),
         embedding=np.ones(8, np.float32) / np.sqrt(8),
         model=MODEL,
-        frame=frame,
+        moment=Moment(frame, Detection(box, marks, 0.99), 0.7, T0 + 0.5),
     )
 
 

@@ -27,7 +27,7 @@ def unit(seed: int) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def sighting(start: float, emb: np.ndarray, score: float, quality: float | None) -> NewSighting:
+def sighting(start: float, emb: np.ndarray, score: float | None, quality: float | None) -> NewSighting:
     box = (1.0, 1.0, 50.0, 60.0)
     return NewSighting("yard", start, start + 1, None, score, box, jpeg(), emb, "m", f"yard-{start:.0f}", quality)
 
@@ -39,7 +39,7 @@ def test_named_samples_keep_quality_best_first_without_duplicates_and_sightings_
     with Gallery.open(tmp_path / "g.db") as g:
         g.record_sightings(
             [
-                sighting(100, base, -1.0, 0.80),
+                sighting(100, base, None, 0.80),  # compared with no one
                 sighting(200, near, 0.31, 0.90),  # the best, and nearly the same picture as the first
                 sighting(300, other, 0.28, 0.55),
                 sighting(400, unit(4), 0.12, None),  # recorded before qualities were stored
@@ -50,7 +50,8 @@ def test_named_samples_keep_quality_best_first_without_duplicates_and_sightings_
         g.promote_cluster(ids, "Ann", samples=5)
         samples = g.samples("Ann")
         assert [round(s.quality, 2) for s in samples] == [0.9, 0.55, 0.0], "best first; the near-duplicate skipped"
-        assert sorted(s.score for s in g.history(person="Ann")) == [-1.0, 0.12, 0.28, 0.31], "scores as recorded"
+        scores = sorted((s.score for s in g.history(person="Ann")), key=lambda v: -1.0 if v is None else v)
+        assert scores == [None, 0.12, 0.28, 0.31], "scores as recorded"
 
 
 def test_a_sample_below_the_quality_bar_is_audited_with_why(tmp_path: Path) -> None:

@@ -27,7 +27,9 @@ from vision.identification import (
     searches_from_scores,
     threshold_at_fpir,
 )
-from vision.matcher import NO_SCORE, Matcher
+from vision.matcher import Matcher
+
+LOWEST = -1.0  # the runner-up of a lone person in the evaluation's arrays
 
 IDS = FACES / "identities"
 
@@ -36,7 +38,7 @@ def searches(top: list[float], runner: list[float] | None = None, correct: list[
     n = len(top)
     return Searches(
         np.asarray(top, dtype=float),
-        np.asarray(runner if runner is not None else [NO_SCORE] * n, dtype=float),
+        np.asarray(runner if runner is not None else [LOWEST] * n, dtype=float),
         np.asarray(correct if correct is not None else [False] * n, dtype=bool),
     )
 
@@ -48,7 +50,7 @@ def test_searches_from_a_score_matrix() -> None:
     assert s.correct.tolist() == [True, False, False, False]  # row 1 names person 2, not its mate 0
     assert not np.isfinite(s.top[2])  # no face: never named
     lone = searches_from_scores(np.array([[0.7]]), [0])
-    assert lone.runner.tolist() == [NO_SCORE] and lone.correct.tolist() == [True]
+    assert lone.runner.tolist() == [LOWEST] and lone.correct.tolist() == [True]
 
 
 def test_threshold_at_fpir_allows_floor_of_the_share_and_breaks_ties_safely() -> None:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from storage.records import SampleMatrix
-from vision.matcher import NO_SCORE, EmbeddingMismatch, Match, Matcher, resolve_threshold
+from vision.matcher import NO_MATCH, EmbeddingMismatch, Matcher, resolve_threshold
 
 DIM = 8
 MODEL = "facenet"
@@ -67,7 +67,7 @@ def test_two_samples_of_one_person_are_not_each_others_runner_up() -> None:
     rows = np.stack([E[0], towards(E[0], E[1], 0.99)])
     m = Matcher(MODEL, [1, 1], ["Ann", "Ann"], rows, threshold=0.5, margin=0.2)
     got = m.match_one(E[0], model=MODEL)
-    assert got.person == "Ann" and got.runner_up == NO_SCORE
+    assert got.person == "Ann" and got.runner_up is None
 
 
 def test_a_negative_sample_suppresses_the_false_match_and_falls_to_the_next_person() -> None:
@@ -82,7 +82,7 @@ def test_a_negative_sample_suppresses_the_false_match_and_falls_to_the_next_pers
     m = Matcher(MODEL, [2, 3], ["Bob", "Carl"], rows, negatives=([2], negative[None]), threshold=0.5, margin=0.05)
     got = m.match_one(q, model=MODEL)
     assert got.person == "Carl" and got.score == pytest.approx(0.6, abs=1e-5)
-    assert got.runner_up == NO_SCORE  # Bob is out of the race for this face
+    assert got.runner_up is None  # Bob is out of the race for this face
     # A face nearer to Bob's positive than to his negative is still Bob.
     assert m.match_one(bob, model=MODEL).person == "Bob"
 
@@ -117,7 +117,7 @@ def test_other_model_or_dimension_is_refused_with_a_clear_error() -> None:
 
 def test_empty_gallery_knows_no_one_but_still_checks_dimension() -> None:
     m = Matcher(MODEL, [], [], np.zeros((0, DIM), np.float32), threshold=0.5)
-    assert m.match(np.eye(2, DIM, dtype=np.float32), model=MODEL) == [Match(None, None, NO_SCORE, NO_SCORE)] * 2
+    assert m.match(np.eye(2, DIM, dtype=np.float32), model=MODEL) == [NO_MATCH] * 2
     with pytest.raises(EmbeddingMismatch):
         m.match_one(np.ones(3, np.float32), model=MODEL)
 
@@ -186,11 +186,11 @@ def test_batch_equals_a_plain_loop_reference(seed: int, persons: int, threshold:
             best[int(p)] = max(best.get(int(p), -2.0), float(q @ r))
         ranked = sorted(best.items(), key=lambda kv: -kv[1])
         top_p, top_s = ranked[0]
-        runner = ranked[1][1] if len(ranked) > 1 else NO_SCORE
+        runner = ranked[1][1] if len(ranked) > 1 else None
         assert match.score == pytest.approx(top_s, abs=1e-5)
-        assert match.runner_up == pytest.approx(runner, abs=1e-5)
-        accepted = top_s >= threshold and top_s - runner >= margin
-        if abs(top_s - threshold) > 1e-5 and abs(top_s - runner - margin) > 1e-5:
+        assert match.runner_up == (None if runner is None else pytest.approx(runner, abs=1e-5))
+        accepted = top_s >= threshold and (runner is None or top_s - runner >= margin)
+        if abs(top_s - threshold) > 1e-5 and (runner is None or abs(top_s - runner - margin) > 1e-5):
             assert (match.person_id == top_p) if accepted else (match.person_id is None)
 
 
@@ -212,4 +212,4 @@ def test_mean_template_scoring_scores_a_person_by_the_mean_of_their_samples() ->
         Matcher(MODEL, [1], ["A"], E[:1], threshold=0.5, scoring="median")
     # an empty gallery still answers
     empty = Matcher(MODEL, [], [], np.zeros((0, DIM), np.float32), threshold=0.5, scoring="mean-template")
-    assert empty.match(E[:1], model=MODEL) == [Match(None, None, NO_SCORE, NO_SCORE)]
+    assert empty.match(E[:1], model=MODEL) == [NO_MATCH]

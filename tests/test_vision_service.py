@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,32 +21,26 @@ import numpy as np
 import pytest
 
 from network.udp_receiver import UdpReceiver
+from station.frame_feed import ReceiverFeed
 from storage.gallery import Gallery
 from tests.conftest import FrameLog, SenderFactory, wait_until
 from tests.test_receiver import FakeCamera, jpeg
+from vision.decision import TemplateJudge, next_revision
+from vision.face_sources import StationDetection
+from vision.faces import Face
+from vision.frames import CameraFaces
 from vision.matcher import Matcher, gallery_loader
+from vision.pipeline import FaceObservation
+from vision.quality import Quality
 from vision.results import FrameResult
-from vision.service import RecognitionService, ServiceConfig
+from vision.service import JudgeFactory, LocalEngines, RecognitionService, ServiceConfig, SightingSink
 from vision.sightings import sighting_sink
+from vision.stages import StageClock
 from vision.tracker import TrackerConfig, TrackRecord
-from vision.types import Detection, FloatArray, ImageBGR
+from vision.types import Box, Detection, FloatArray, ImageBGR
 
 MODEL = "colour-signature"
 RED_BGR = (40, 40, 230)
-
-
-@dataclass(frozen=True)
-class BlobQuality:
-    score: float
-
-
-@dataclass(frozen=True)
-class BlobObservation:
-    detection: Detection
-    quality: BlobQuality
-    crop: ImageBGR
-    embedding: FloatArray
-    model: str = MODEL
 
 
 def signature(crop: ImageBGR) -> FloatArray:
@@ -79,7 +73,7 @@ class RedBlobAnalyser:
     widths: Counter[int] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def __call__(self, image: ImageBGR) -> list[BlobObservation]:
+    def __call__(self, image: ImageBGR) -> list[Face]:
         width = image.shape[1]
         with self.lock:
             self.calls += 1
@@ -104,7 +98,8 @@ class RedBlobAnalyser:
                 (x + fx * w, y + fy * h) for fx, fy in ((0.3, 0.4), (0.7, 0.4), (0.5, 0.55), (0.35, 0.75), (0.65, 0.75))
             )
             det = Detection(box, marks, 0.99)  # type: ignore[arg-type]
-            return [BlobObservation(det, BlobQuality(float(w * h)), crop, signature(crop))]
+            quality = Quality(blur=100.0, face_size=float(min(w, h)), yaw=0.0, roll=0.0, score=float(w * h))
+            return [Face(det, quality, MODEL, crop=crop)]
         finally:
             with self.lock:
                 self.active[width] -= 1
@@ -112,6 +107,66 @@ class RedBlobAnalyser:
 
 def red_matcher() -> Matcher:
     return Matcher(MODEL, [1], ["Red"], red_disk_sample()[None], threshold=0.97, margin=0.0)
+
+
+def red_judge() -> TemplateJudge:
+    return TemplateJudge(red_matcher(), next_revision())
+
+
+class BlobPipeline:
+    """The live engine's face pipeline over a blob finder: whole searches call it, the cheap step between them
+    keeps only the blobs a hint overlaps (as O-Net near a box would), and the "embedding" is the colour
+    signature of the crop."""
+
+    model = MODEL
+
+    def __init__(self, find: Callable[[ImageBGR], list[Face]]) -> None:
+        self.find = find
+        self.hints_seen: list[list[Box]] = []
+
+    def candidates(self, image: ImageBGR, *, min_face: float = 0.0, clock: StageClock | None = None) -> list[Face]:
+        return self.find(image)
+
+    def refine_candidates(
+        self, image: ImageBGR, hints: Sequence[Box], *, min_face: float = 0.0, clock: StageClock | None = None
+    ) -> list[Face]:
+        self.hints_seen.append(list(hints))
+        near = []
+        for face in self.find(image):
+            x, y, w, h = face.box
+            if any(hx < x + w and x < hx + hw and hy < y + h and y < hy + hh for hx, hy, hw, hh in hints):
+                near.append(face)
+        return near
+
+    def camera_candidates(
+        self, faces: CameraFaces, *, min_face: float = 0.0, clock: StageClock | None = None
+    ) -> list[Face]:
+        raise AssertionError("the demo cameras send no faces of their own")
+
+    def embed_crops(self, crops: Sequence[ImageBGR]) -> FloatArray:
+        return np.stack([signature(c) for c in crops])
+
+    def observe(self, image: ImageBGR) -> list[FaceObservation]:
+        raise AssertionError("the live engine does not observe photos")
+
+
+def service(
+    rx: UdpReceiver,
+    find: Callable[[ImageBGR], list[Face]],
+    judges: JudgeFactory | None = red_judge,
+    config: ServiceConfig | None = None,
+    *,
+    revision: Callable[[], int] | None = None,
+    sighting_sink: SightingSink | None = None,
+) -> tuple[RecognitionService, BlobPipeline]:
+    """The service over a real receiver, with blob-finding engines on the live schedule of ``config``."""
+    config = config or ServiceConfig(workers=1, full_detect_every=1)
+    pipeline = BlobPipeline(find)
+    host = LocalEngines(lambda camera: StationDetection(pipeline), pipeline.embed_crops, config.tracker)
+    svc = RecognitionService(
+        ReceiverFeed(rx), host, judges, revision=revision, sighting_sink=sighting_sink, config=config
+    )
+    return svc, pipeline
 
 
 def demo(start_sender: SenderFactory, rx: UdpReceiver, name: str, fps: int, width: int) -> None:
@@ -129,7 +184,7 @@ def test_newest_frame_wins_under_load_and_latency_stays_bounded(
     rx, log = receiver
     analyse = RedBlobAnalyser(delay=0.2)
     results: list[FrameResult] = []
-    svc = RecognitionService(rx, analyse, red_matcher, config=ServiceConfig(workers=1))
+    svc, _ = service(rx, analyse)
     svc.add_listener(results.append)
     with svc:
         demo(start_sender, rx, "cam-a", 25, 640)
@@ -148,7 +203,7 @@ def test_newest_frame_wins_under_load_and_latency_stays_bounded(
     assert all(r.latency_ms < 1500 for r in results[3:])
     recognised = [f for r in results for f in r.faces]
     assert len(recognised) >= 0.9 * len(results)
-    assert {f.person for f in recognised} == {"Red"} and all(f.score > 0.97 for f in recognised)
+    assert {f.person for f in recognised} == {"Red"} and all((f.score or 0) > 0.97 for f in recognised)
     assert len({f.track_id for f in recognised}) == 1, "one disk moving smoothly is one track"
     assert svc.latest_results()["cam-a"] == results[-1]
 
@@ -161,7 +216,7 @@ def test_workers_are_shared_evenly_and_one_frame_per_camera_is_in_flight(
     rx, _ = receiver
     analyse = RedBlobAnalyser(delay=0.12)
     widths = {"cam-a": 320, "cam-b": 400, "cam-c": 480}
-    svc = RecognitionService(rx, analyse, red_matcher, config=ServiceConfig(workers=2))
+    svc, _ = service(rx, analyse, config=ServiceConfig(workers=2, full_detect_every=1))
     with svc:
         for name, width in widths.items():
             demo(start_sender, rx, name, 20, width)
@@ -185,8 +240,9 @@ def test_a_per_camera_rate_cap_holds_and_leaves_the_rest_to_others(
 ) -> None:
     rx, _ = receiver
     analyse = RedBlobAnalyser(delay=0.0)
-    config = ServiceConfig(workers=1, camera_rate_hz={"slow": 2.0}, max_rate_hz=8.0)
-    with RecognitionService(rx, analyse, red_matcher, config=config) as svc:
+    config = ServiceConfig(workers=1, camera_rate_hz={"slow": 2.0}, max_rate_hz=8.0, full_detect_every=1)
+    svc, _ = service(rx, analyse, config=config)
+    with svc:
         demo(start_sender, rx, "slow", 20, 320)
         demo(start_sender, rx, "fast", 20, 400)
         assert wait_until(lambda: len(svc.stats()) == 2, 10)
@@ -209,14 +265,14 @@ def test_bad_frames_and_failing_analysis_are_counted_and_skipped(
     rx, log = receiver
     calls = {"n": 0}
 
-    def flaky(image: ImageBGR) -> list[BlobObservation]:
+    def flaky(image: ImageBGR) -> list[Face]:
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("model exploded")
         return []
 
     results: list[FrameResult] = []
-    svc = RecognitionService(rx, flaky, None, config=ServiceConfig(workers=1))
+    svc, _ = service(rx, flaky, None)
     svc.add_listener(results.append)
     cam = FakeCamera(key, rx.address, name="bad")
     with svc:
@@ -248,9 +304,16 @@ def test_sightings_reach_the_gallery_and_the_matcher_follows_its_revision(
             recorded.extend(tracks)
             sink(tracks)
 
-        config = ServiceConfig(workers=1, revision_poll_s=0.2, tracker=TrackerConfig(max_unseen_s=0.6))
-        svc = RecognitionService(
-            rx, RedBlobAnalyser(), loader, revision=gallery.revision, sighting_sink=record, config=config
+        config = ServiceConfig(
+            workers=1, revision_poll_s=0.2, tracker=TrackerConfig(max_unseen_s=0.6), full_detect_every=1
+        )
+        svc, _ = service(
+            rx,
+            RedBlobAnalyser(),
+            lambda: TemplateJudge(loader(), next_revision()),
+            config,
+            revision=gallery.revision,
+            sighting_sink=record,
         )
         with svc:
             sender = start_sender(
@@ -258,7 +321,7 @@ def test_sightings_reach_the_gallery_and_the_matcher_follows_its_revision(
             )  # fmt: skip
             assert wait_until(lambda: "hall" in svc.latest_results() and bool(svc.latest_results()["hall"].faces), 10)
             first = svc.latest_results()["hall"].faces[0]
-            assert first.person is None and first.score < 0.97
+            assert first.person is None and first.score is None, "an empty gallery: compared with no one"
             crop = cv2.imencode(".jpg", np.full((32, 32, 3), RED_BGR, np.uint8))[1].tobytes()
             gallery.enrol_sample("Red", model=MODEL, embedding=red_disk_sample(), crop_jpeg=crop, source="t", quality=1)
             gallery.set_watchlist("Red", True)
@@ -269,14 +332,14 @@ def test_sightings_reach_the_gallery_and_the_matcher_follows_its_revision(
 
             assert wait_until(named, 10), "the service should pick up the enrolment within a poll or two"
             face = svc.latest_results()["hall"].faces[0]
-            assert face.watchlist and face.track_id == first.track_id, "the live track keeps its id"
+            assert face.decision.watchlist and face.track_id == first.track_id, "the live track keeps its id"
             time.sleep(1.5)  # the voted identity outweighs the unknown start
             sender.send_signal(signal.SIGTERM)
             assert sender.wait(timeout=10) == 0
             assert wait_until(lambda: len(recorded) >= 1, 5), "the track ends 0.6 s after the camera stops"
-        assert svc.matcher_reloads >= 1
+        assert svc.judge_reloads >= 1
         track = next(r for r in recorded if r.track_id == first.track_id)
-        assert track.person == "Red" and track.score > 0.97 and track.frames >= 10 and track.end > track.start
+        assert track.person == "Red" and (track.score or 0) > 0.97 and track.frames >= 10 and track.end > track.start
         assert gallery.flush(10)
         (stored,) = [s for s in gallery.history(camera="hall", audit=False) if s.track == first.track_id]
         assert stored.person == "Red" and stored.has_crop and stored.model == MODEL
@@ -287,7 +350,7 @@ def test_sightings_reach_the_gallery_and_the_matcher_follows_its_revision(
 
 def test_stop_is_prompt_and_idempotent_without_frames(receiver: tuple[UdpReceiver, FrameLog]) -> None:
     rx, _ = receiver
-    svc = RecognitionService(rx, RedBlobAnalyser(), red_matcher, config=ServiceConfig(workers=2))
+    svc, _ = service(rx, RedBlobAnalyser(), config=ServiceConfig(workers=2))
     svc.start()
     with pytest.raises(RuntimeError, match="already running"):
         svc.start()
@@ -315,22 +378,9 @@ def test_between_full_detections_only_the_live_tracks_are_looked_for(
     live track's last box (the refine step is handed that box), the disk stays one track named Red,
     and the full detections are counted."""
     rx, _ = receiver
-    analyse = RedBlobAnalyser()
-    hints_seen: list[list[tuple[float, float, float, float]]] = []
-
-    def refine(image: ImageBGR, hints: Sequence[tuple[float, float, float, float]]) -> list[BlobObservation]:
-        hints_seen.append(list(hints))
-        near = []
-        for obs in analyse(image):  # the blob only where a hint overlaps it, as O-Net near a box would
-            x, y, w, h = obs.detection.box
-            if any(hx < x + w and x < hx + hw and hy < y + h and y < hy + hh for hx, hy, hw, hh in hints):
-                near.append(obs)
-        return near
-
     results: list[FrameResult] = []
-    svc = RecognitionService(
-        rx, analyse, red_matcher, config=ServiceConfig(workers=1, full_detect_every=3), refine=refine
-    )
+    svc, pipeline = service(rx, RedBlobAnalyser(), config=ServiceConfig(workers=1, full_detect_every=3))
+    hints_seen = pipeline.hints_seen
     svc.add_listener(results.append)
     with svc:
         demo(start_sender, rx, "cam-a", 15, 640)

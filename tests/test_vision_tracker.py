@@ -8,8 +8,14 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from vision.matcher import NO_SCORE, Matcher, template_decider
-from vision.tracker import Decide, Tracker, TrackerConfig, TrackInput, TrackRecord, TrackView, iou_matrix
+from facefind.boxes import iou_matrix
+from vision.decision import TemplateJudge, next_revision
+from vision.faces import DecisionState, Face, Look
+from vision.frames import FrameRef
+from vision.matcher import Matcher
+from vision.quality import Quality
+from vision.tracker import Tracker, TrackerConfig, TrackRecord
+from vision.types import Detection
 
 E = np.eye(8, dtype=np.float32)
 
@@ -28,16 +34,17 @@ class Embedder:
         self.calls = 0
         self.faces = 0
 
-    def __call__(self, crops: list[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]:
+    def __call__(self, crops: Sequence[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]:
         self.calls += 1
         self.faces += len(crops)
         return np.stack([E[int(c[0, 0, 0]) % 8] for c in crops])
 
 
-def face(x: float, y: float, tag: int, quality: float = 0.5, embedding: bool = False) -> TrackInput:
-    return TrackInput(
-        (x, y, 50.0, 50.0), quality, crop(tag), E[tag] if embedding else None, "m", frame=f"frame-{x:.0f}-{tag}"
-    )
+def face(x: float, y: float, tag: int, quality: float = 0.5, embedding: bool = False) -> Face:
+    box = (x, y, 50.0, 50.0)
+    marks = ((x + 15, y + 20), (x + 35, y + 20), (x + 25, y + 30), (x + 17, y + 40), (x + 33, y + 40))
+    q = Quality(blur=100.0, face_size=50.0, yaw=0.0, roll=0.0, score=quality)
+    return Face(Detection(box, marks, 0.99), q, "m", crop=crop(tag), embedding=E[tag] if embedding else None)
 
 
 def matcher(threshold: float = 0.6) -> Matcher:
@@ -45,18 +52,17 @@ def matcher(threshold: float = 0.6) -> Matcher:
     return Matcher("m", [1, 2], ["Ann", "Bob"], np.stack([E[0], E[1]]), threshold=threshold)
 
 
-def decider(m: Matcher) -> Decide:
-    decide = template_decider(m)  # the service's and the scan's own
-    assert decide is not None
-    return decide
+def decider(m: Matcher) -> TemplateJudge:
+    return TemplateJudge(m, next_revision())  # the service's and the scan's own
 
 
 def run(
-    t: Tracker, frames: Sequence[Sequence[TrackInput]], embed: Embedder, decide: Decide, dt: float = 0.1
-) -> list[tuple[TrackView, ...]]:
+    t: Tracker, frames: Sequence[Sequence[Face]], embed: Embedder, judge: TemplateJudge, dt: float = 0.1
+) -> list[tuple[Face, ...]]:
     views = []
     for i, faces in enumerate(frames):
-        views.append(t.update(faces, at=i * dt, embed=embed, decide=decide).views)
+        ref = FrameRef(f"frame-{i}".encode(), 640, 360)
+        views.append(t.update(faces, at=i * dt, frame=ref, embed=embed, judge=judge).faces)
     return views
 
 
@@ -71,8 +77,8 @@ def test_iou_matrix() -> None:
 
 def test_a_new_track_is_embedded_and_named_in_its_first_frame() -> None:
     t, embed = Tracker("cam"), Embedder()
-    (view,) = t.update([face(0, 0, 0)], at=0.0, embed=embed, decide=decider(matcher())).views
-    assert view.new and view.decided and view.embedded == "new"
+    (view,) = t.update([face(0, 0, 0)], at=0.0, embed=embed, judge=decider(matcher())).faces
+    assert view.new_track and view.decision.named and view.look is Look.NEW
     assert view.person == "Ann" and view.score == pytest.approx(1.0)
     assert embed.faces == 1
 
@@ -83,7 +89,7 @@ def test_a_moving_face_keeps_one_track_and_is_embedded_only_when_it_adds_informa
     views = run(t, [[face(10 + 4 * i, 20, 0)] for i in range(30)], embed, decider(matcher()))
     ids = {v[0].track_id for v in views}
     assert len(ids) == 1 and t.live == 1
-    reasons = [v[0].embedded for v in views if v[0].embedded]
+    reasons = [v[0].look for v in views if v[0].look]
     assert reasons[0] == "new" and set(reasons[1:]) == {"recheck"}
     assert 2 <= embed.faces <= 4, f"embedded {embed.faces} of 30 faces"
     assert all(v[0].person == "Ann" for v in views)
@@ -93,11 +99,13 @@ def test_a_better_frame_is_embedded_and_becomes_the_best_crop() -> None:
     t, embed = Tracker("cam"), Embedder()
     qualities = [0.3, 0.31, 0.32, 0.9, 0.5]  # only the 0.9 frame beats the best by the margin
     views = run(t, [[face(2 * i, 0, 0, quality=q)] for i, q in enumerate(qualities)], embed, decider(matcher()))
-    assert [v[0].embedded for v in views] == ["new", None, None, "better", None]
+    assert [v[0].look for v in views] == ["new", None, None, "better", None]
     (record,) = t.flush()
     assert record.quality == pytest.approx(0.9) and record.box == (6.0, 0.0, 50.0, 50.0)
-    assert record.frame == "frame-6-0", "the snapshot is the frame of the best moment"
-    assert record.embeddings == 2 and record.frames == 5
+    assert record.moment is not None and record.moment.frame is not None
+    assert record.moment.frame.jpeg == b"frame-3", "the snapshot is the frame of the best moment"
+    assert record.moment.detection.box == record.box and record.moment.faces == ((record.track_id, record.box),)
+    assert record.looks == 2 and record.frames == 5
 
 
 def test_someone_else_taking_over_the_box_is_caught_by_the_recheck() -> None:
@@ -115,13 +123,13 @@ def test_someone_else_taking_over_the_box_is_caught_by_the_recheck() -> None:
 def test_a_jump_rejoins_its_track_by_embedding_and_a_stranger_at_that_place_does_not() -> None:
     t, embed = Tracker("cam"), Embedder()
     decide = decider(matcher())
-    first = t.update([face(0, 0, 0)], at=0.0, embed=embed, decide=decide).views[0].track_id
-    jumped = t.update([face(400, 300, 0)], at=0.5, embed=embed, decide=decide).views[0]
-    assert jumped.track_id == first and not jumped.new
-    assert jumped.embedded == "new", "unlinked by overlap: embedded as new, then it rejoined its track"
-    t.update([face(404, 300, 0)], at=0.6, embed=embed, decide=decide)
-    other = t.update([face(420, 310, 2)], at=0.7, embed=embed, decide=decide).views[0]
-    assert other.embedded == "verify", "a weak overlap with a stranger's face is checked"
+    first = t.update([face(0, 0, 0)], at=0.0, embed=embed, judge=decide).faces[0].track_id
+    jumped = t.update([face(400, 300, 0)], at=0.5, embed=embed, judge=decide).faces[0]
+    assert jumped.track_id == first and not jumped.new_track
+    assert jumped.look == "new", "unlinked by overlap: embedded as new, then it rejoined its track"
+    t.update([face(404, 300, 0)], at=0.6, embed=embed, judge=decide)
+    other = t.update([face(420, 310, 2)], at=0.7, embed=embed, judge=decide).faces[0]
+    assert other.look == "verify", "a weak overlap with a stranger's face is checked"
     assert other.track_id != first and other.person is None
 
 
@@ -132,7 +140,7 @@ def test_two_people_crossing_keep_their_tracks_when_every_face_comes_embedded() 
     for i in range(11):
         a = face(0 + 10 * i, 0, 0, embedding=True)
         b = face(100 - 10 * i, 5, 1, embedding=True)
-        views = t.update([b, a] if i % 2 else [a, b], at=i * 0.1).views
+        views = t.update([b, a] if i % 2 else [a, b], at=i * 0.1).faces
         va, vb = (views[1], views[0]) if i % 2 else (views[0], views[1])
         seen["a"].add(va.track_id)
         seen["b"].add(vb.track_id)
@@ -142,9 +150,9 @@ def test_two_people_crossing_keep_their_tracks_when_every_face_comes_embedded() 
 def test_the_decision_follows_a_new_matcher_and_the_template_is_quality_weighted() -> None:
     t, embed = Tracker("cam"), Embedder()
     empty = Matcher("m", [], [], np.zeros((0, 8), np.float32), threshold=0.6, dim=8)
-    view = t.update([face(0, 0, 0)], at=0.0, embed=embed, decide=decider(empty)).views[0]
-    assert view.person is None and view.score == NO_SCORE
-    view = t.update([face(1, 0, 0)], at=0.1, embed=embed, decide=decider(matcher())).views[0]
+    view = t.update([face(0, 0, 0)], at=0.0, embed=embed, judge=decider(empty)).faces[0]
+    assert view.person is None and view.score is None and view.decision.state is DecisionState.UNKNOWN
+    view = t.update([face(1, 0, 0)], at=0.1, embed=embed, judge=decider(matcher())).faces[0]
     assert view.person == "Ann", "an enrolment mid-track names the live track at its next frame"
     assert embed.faces == 1, "deciding again needs no new embedding"
 
@@ -153,18 +161,18 @@ def test_refinements_per_frame_are_bounded_and_new_tracks_come_first() -> None:
     cfg = TrackerConfig(max_refinements_per_frame=1, recheck_s=0.05)
     t, embed = Tracker("cam", cfg), Embedder()
     decide = decider(matcher())
-    t.update([face(0, 0, 0), face(200, 0, 1), face(400, 0, 2)], at=0.0, embed=embed, decide=decide)
+    t.update([face(0, 0, 0), face(200, 0, 1), face(400, 0, 2)], at=0.0, embed=embed, judge=decide)
     assert embed.faces == 3
     faces = [face(0, 0, 0), face(200, 0, 1), face(400, 0, 2), face(600, 0, 3)]
-    views = t.update(faces, at=0.2, embed=embed, decide=decide).views
-    assert [v.embedded for v in views].count("recheck") == 1
-    assert views[3].embedded == "new" and views[3].decided
+    views = t.update(faces, at=0.2, embed=embed, judge=decide).faces
+    assert [v.look for v in views].count(Look.RECHECK) == 1
+    assert views[3].look == "new" and views[3].decision.state is not DecisionState.UNDECIDED
 
 
 def test_track_ends_after_max_unseen_with_its_record() -> None:
     t, embed = Tracker("cam", TrackerConfig(max_unseen_s=1.0)), Embedder()
     for i in range(3):
-        t.update([face(5 * i, 0, 0, quality=0.2 + 0.35 * i)], at=100 + i * 0.1, embed=embed, decide=decider(matcher()))
+        t.update([face(5 * i, 0, 0, quality=0.2 + 0.35 * i)], at=100 + i * 0.1, embed=embed, judge=decider(matcher()))
     assert t.expire(101.1) == []  # last seen at 100.2: 0.9 s ago
     (record,) = t.expire(101.3)
     assert t.live == 0
@@ -176,10 +184,10 @@ def test_track_ends_after_max_unseen_with_its_record() -> None:
 
 def test_an_update_ends_stale_tracks_first_so_they_are_never_relinked() -> None:
     t, embed = Tracker("cam", TrackerConfig(max_unseen_s=0.5)), Embedder()
-    first = t.update([face(0, 0, 0)], at=0, embed=embed).views[0].track_id
+    first = t.update([face(0, 0, 0)], at=0, embed=embed).faces[0].track_id
     upd = t.update([face(0, 0, 0)], at=2.0, embed=embed)
     assert [r.track_id for r in upd.ended] == [first]
-    assert upd.views[0].track_id != first
+    assert upd.faces[0].track_id != first
 
 
 def test_expiry_uses_the_station_clock_when_given() -> None:
@@ -200,7 +208,7 @@ def test_live_tracks_are_bounded() -> None:
 
 def test_track_ids_are_unique_across_trackers() -> None:
     a, b = Tracker("cam"), Tracker("cam")
-    assert a.update([face(0, 0, 0)], at=0).views[0].track_id != b.update([face(0, 0, 0)], at=0).views[0].track_id
+    assert a.update([face(0, 0, 0)], at=0).faces[0].track_id != b.update([face(0, 0, 0)], at=0).faces[0].track_id
 
 
 def test_bad_config_is_refused() -> None:
@@ -257,19 +265,18 @@ def test_real_faces_from_the_clip_become_one_named_track_and_unknown_audience_tr
                 hints = tracker.recent_boxes(index / 29.97, 0.5)
                 found = pipeline.refine_candidates(frame, hints, min_face=40) if hints else []
             analysed += 1
-            inputs = [TrackInput(f.detection.box, f.quality.score, f.crop, None, f.model) for f in found]
-            update = tracker.update(inputs, at=index / 29.97, embed=pipeline.embed_crops, decide=decide)
+            update = tracker.update(found, at=index / 29.97, embed=pipeline.embed_crops, judge=decide)
             records += update.ended
             faces_seen += len(found)
-            embedded += sum(1 for v in update.views if v.embedded)
-            named_tracks |= {v.track_id for v in update.views if v.person_id == 1}
-            assert all(v.person_id != 2 for v in update.views)
+            embedded += sum(1 for v in update.faces if v.look)
+            named_tracks |= {v.track_id for v in update.faces if v.decision.person_id == 1}
+            assert all(v.decision.person_id != 2 for v in update.faces)
         index += 1
     cap.release()
     records += tracker.flush()
     assert len(named_tracks) == 1, f"him performing should be one track: {named_tracks}"
     (lin,) = [r for r in records if r.track_id in named_tracks]
-    assert lin.person == "Lin-Manuel Miranda" and lin.frames >= 50 and lin.score > 0.7
+    assert lin.person == "Lin-Manuel Miranda" and lin.frames >= 50 and (lin.score or 0) > 0.7
     assert lin.crop is not None and lin.embedding is not None and lin.model == pipeline.model
     assert 90 / 29.97 <= lin.start < lin.end <= 215 / 29.97
     others = [r for r in records if r.track_id not in named_tracks]

@@ -38,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vision.lfw import pick_central
-from vision.matcher import DEFAULT_MARGIN, NO_SCORE, Match, Matcher, resolve_threshold
+from vision.matcher import DEFAULT_MARGIN, Match, Matcher, resolve_threshold
 from vision.pipeline import FacePipeline, read_image
 from vision.quality import QualityLimits
 from vision.types import Detection, FloatArray
@@ -86,11 +86,14 @@ class Searches:
         return len(self.top)
 
 
+_LOWEST_COSINE = -1.0
+
+
 def searches_from_scores(person_scores: npt.ArrayLike, truth: npt.ArrayLike) -> Searches:
     """Searches from a (probes, persons) score matrix; ``truth`` is each probe's mate column, -1 for none.
 
-    A row of all -inf is a probe with no face. The runner-up of a lone person is ``NO_SCORE``, as in
-    the matcher.
+    A row of all -inf is a probe with no face. The runner-up of a lone person is the lowest cosine, -1, so
+    that the margin over it always holds, as the matcher treats a lone person.
     """
     scores = np.asarray(person_scores, dtype=np.float64)
     mates = np.asarray(truth, dtype=np.int64).reshape(-1)
@@ -108,9 +111,9 @@ def searches_from_scores(person_scores: npt.ArrayLike, truth: npt.ArrayLike) -> 
         rest = scores.copy()
         rest[rows, best] = -np.inf
         runner = rest.max(axis=1)
-        runner = np.where(np.isfinite(runner), runner, NO_SCORE)
+        runner = np.where(np.isfinite(runner), runner, _LOWEST_COSINE)
     else:
-        runner = np.full(len(scores), NO_SCORE)
+        runner = np.full(len(scores), _LOWEST_COSINE)
     runner = np.where(np.isfinite(top), runner, -np.inf)
     correct = (best == mates) & (mates >= 0) & np.isfinite(top)
     return Searches(top, runner, correct)

@@ -30,7 +30,6 @@ from vision.types import FloatArray
 
 IntArray = npt.NDArray[np.int64]
 
-NO_SCORE = -1.0  # the lowest cosine possible: the score against an empty gallery, the runner-up of a lone person
 DEFAULT_MARGIN = 0.05
 SCORINGS = ("best-sample", "mean-template")
 
@@ -68,14 +67,18 @@ class EmbeddingMismatch(ValueError):
 class Match:
     """The answer for one face: a person (or None for unknown), the best score and the runner-up's score.
 
-    ``score`` is the best eligible person's best sample cosine, also when the face is unknown;
-    ``runner_up`` is the next person's (``NO_SCORE`` when there is none).
+    ``score`` is the best eligible person's score, also when the face is unknown (None when it was compared
+    with no one: an empty gallery, or every person suppressed by a negative sample); ``runner_up`` is the
+    next person's (None when there is none).
     """
 
     person_id: int | None
     person: str | None
-    score: float
-    runner_up: float
+    score: float | None
+    runner_up: float | None
+
+
+NO_MATCH = Match(None, None, None, None)  # compared with no one
 
 
 class SampleMatrixLike(Protocol):
@@ -279,7 +282,7 @@ class Matcher:
         if len(queries) == 0:
             return []
         if self.persons == 0:
-            return [Match(None, None, NO_SCORE, NO_SCORE) for _ in range(len(queries))]
+            return [NO_MATCH for _ in range(len(queries))]
         per_person = self._person_scores(queries)
         return [self._decide(row) for row in per_person]
 
@@ -316,10 +319,10 @@ class Matcher:
             two = np.argpartition(-scores, 1)[:2]
             top, second = (int(two[0]), int(two[1])) if scores[two[0]] >= scores[two[1]] else (int(two[1]), int(two[0]))
         best = float(scores[top])
-        runner = float(scores[second]) if second >= 0 and np.isfinite(scores[second]) else NO_SCORE
+        runner = float(scores[second]) if second >= 0 and np.isfinite(scores[second]) else None
         if not np.isfinite(best):  # every person suppressed
-            return Match(None, None, NO_SCORE, NO_SCORE)
-        if best >= self.threshold and best - runner >= self.margin:
+            return NO_MATCH
+        if best >= self.threshold and (runner is None or best - runner >= self.margin):
             pid = int(self._persons[top])
             return Match(pid, self._names[top], best, runner)
         return Match(None, None, best, runner)

@@ -12,18 +12,20 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
 
-from network.wire.faces import EdgeFaces
 from vision.align import align
 from vision.detector import MtcnnDetector
 from vision.embedders import load_embedder
 from vision.embedders.base import BaseEmbedder
+from vision.faces import Face
+from vision.frames import CameraFaces
 from vision.quality import Quality, measure
-from vision.stages import StageTimes
-from vision.types import Box, Detection, Detector, FloatArray, ImageBGR, Landmarks
+from vision.stages import Stage, StageClock
+from vision.types import Box, Detection, FloatArray, ImageBGR, Landmarks
 
 # Where MTCNN puts the five landmarks inside its own box, as fractions of the box's width and height
 # (mean over the identities photos, vision.calibration templates → "box"). Used to give a
@@ -56,22 +58,6 @@ class FaceObservation:
         return self.detection.confidence > 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class FaceCandidate:
-    """One detected face, aligned and measured but not yet embedded: what the live tracker starts from.
-
-    The tracker embeds only the candidates that add information (vision/tracker.py), through
-    :meth:`FacePipeline.embed_crops`, so a crop embedded live goes through exactly the path an
-    enrolment photo does.
-    """
-
-    detection: Detection
-    quality: Quality
-    crop: ImageBGR
-    model: str
-    embedding: FloatArray | None = None
-
-
 def landmarks_in_box(box: tuple[float, float, float, float]) -> Landmarks:
     """Typical MTCNN landmarks for a face box (for a box drawn by hand or a fallback box)."""
     x, y, w, h = box
@@ -91,11 +77,26 @@ def read_image(path: Path) -> ImageBGR | None:
     return None if image is None else np.asarray(image, dtype=np.uint8)
 
 
-class FacePipeline:
-    """Detector + embedder; thread-safe if both are (the defaults are)."""
+class LiveDetector(Protocol):
+    """What the pipeline needs of a detector (``vision.detector.MtcnnDetector``): a whole search from a
+    minimum face size up, and the cheap look near given boxes between whole searches."""
 
-    def __init__(self, detector: Detector | None = None, embedder: BaseEmbedder | None = None) -> None:
-        self.detector: Detector = detector if detector is not None else MtcnnDetector()
+    def detect(self, image: ImageBGR) -> list[Detection]: ...
+    def detect_at_least(self, image: ImageBGR, min_face: float) -> list[Detection]: ...
+    def refine(self, image: ImageBGR, hints: Sequence[Box], min_face: float = 0.0) -> list[Detection]: ...
+    def warm_up(self) -> None: ...
+
+
+class FacePipeline:
+    """Detector + embedder; thread-safe if both are (the defaults are).
+
+    The live engine's face sources (vision/face_sources.py) call :meth:`candidates`,
+    :meth:`refine_candidates` and :meth:`camera_candidates` for faces not yet embedded, and
+    :meth:`embed_crops` for the ones its tracker chooses; photos go through :meth:`observe` and friends.
+    """
+
+    def __init__(self, detector: LiveDetector | None = None, embedder: BaseEmbedder | None = None) -> None:
+        self.detector: LiveDetector = detector if detector is not None else MtcnnDetector()
         self.embedder: BaseEmbedder = embedder if embedder is not None else load_embedder()
 
     @property
@@ -103,65 +104,57 @@ class FacePipeline:
         return self.embedder.name
 
     def warm_up(self) -> None:
-        warm = getattr(self.detector, "warm_up", None)
-        if callable(warm):
-            warm()
+        self.detector.warm_up()
         self.embedder.warm_up()
 
     def observe(self, image: ImageBGR) -> list[FaceObservation]:
         """Every face the detector finds in ``image``, aligned, measured and embedded."""
         return self.observe_detections(image, self.detector.detect(image))
 
-    def candidates(
-        self, image: ImageBGR, *, min_face: float = 0.0, timer: StageTimes | None = None
-    ) -> list[FaceCandidate]:
+    def candidates(self, image: ImageBGR, *, min_face: float = 0.0, clock: StageClock | None = None) -> list[Face]:
         """Every face of at least ``min_face`` px (its shorter side), aligned and measured, not embedded."""
         began = time.thread_time()
-        at_least = getattr(self.detector, "detect_at_least", None)
-        found = at_least(image, min_face) if callable(at_least) and min_face > 0 else self.detector.detect(image)
+        found = self.detector.detect_at_least(image, min_face) if min_face > 0 else self.detector.detect(image)
         detections = [d for d in found if min(d.box[2], d.box[3]) >= min_face]
-        return self._candidates(image, detections, began, timer)
+        return self._candidates(image, detections, began, clock)
 
     def refine_candidates(
-        self, image: ImageBGR, hints: Sequence[Box], *, min_face: float = 0.0, timer: StageTimes | None = None
-    ) -> list[FaceCandidate]:
+        self, image: ImageBGR, hints: Sequence[Box], *, min_face: float = 0.0, clock: StageClock | None = None
+    ) -> list[Face]:
         """:meth:`candidates` of the faces near ``hints`` only (where faces were a frame ago): the cheap
-        step between full detections (vision/detector.py ``refine``); a detector without it detects fully."""
+        step between full detections (vision/detector.py ``refine``)."""
         began = time.thread_time()
-        refine = getattr(self.detector, "refine", None)
-        if not callable(refine):
-            return self.candidates(image, min_face=min_face, timer=timer)
-        detections = [d for d in refine(image, hints, min_face) if min(d.box[2], d.box[3]) >= min_face]
-        return self._candidates(image, detections, began, timer)
+        detections = [d for d in self.detector.refine(image, hints, min_face) if min(d.box[2], d.box[3]) >= min_face]
+        return self._candidates(image, detections, began, clock)
 
     def _candidates(
-        self, image: ImageBGR, detections: list[Detection], began: float, timer: StageTimes | None
-    ) -> list[FaceCandidate]:
+        self, image: ImageBGR, detections: list[Detection], began: float, clock: StageClock | None
+    ) -> list[Face]:
         aligned = time.thread_time()
         template = self.embedder.template
         out = []
         for d in detections:
             crop = align(image, d.landmarks, template)
-            out.append(FaceCandidate(detection=d, quality=measure(d, crop), crop=crop, model=self.embedder.name))
-        if timer is not None:
-            timer.add("detect", aligned - began)
-            timer.add("align", time.thread_time() - aligned, len(out))
+            out.append(Face(detection=d, quality=measure(d, crop), model=self.embedder.name, crop=crop))
+        if clock is not None:
+            clock.add(Stage.DETECT, aligned - began)
+            clock.add(Stage.ALIGN, time.thread_time() - aligned, len(out))
         return out
 
-    def edge_candidates(
-        self, faces: EdgeFaces, *, min_face: float = 0.0, timer: StageTimes | None = None
-    ) -> list[FaceCandidate]:
-        """:meth:`candidates` for the faces a camera found itself and sent as crops (vision/edge.py):
-        no detection here; the crops are decoded, aligned and measured. EdgeCropError for a bad crop."""
-        from vision.edge import edge_candidates
+    def camera_candidates(
+        self, faces: CameraFaces, *, min_face: float = 0.0, clock: StageClock | None = None
+    ) -> list[Face]:
+        """:meth:`candidates` for the faces a camera found itself and sent as crops (vision/edge.py): no
+        detection here; the crops are decoded, aligned and measured. FrameDecodeError for a bad crop."""
+        from vision.edge import camera_candidates
 
         began = time.thread_time()
-        out = edge_candidates(faces, self.embedder.template, self.embedder.name, min_face=min_face)
-        if timer is not None:
-            timer.add("align", time.thread_time() - began, len(out))
+        out = camera_candidates(faces, self.embedder.template, self.embedder.name, min_face=min_face)
+        if clock is not None:
+            clock.add(Stage.ALIGN, time.thread_time() - began, len(out))
         return out
 
-    def embed_crops(self, crops: list[ImageBGR]) -> FloatArray:
+    def embed_crops(self, crops: Sequence[ImageBGR]) -> FloatArray:
         """Unit embeddings of aligned crops, one batched pass: (N, dim)."""
         if not crops:
             return np.zeros((0, self.embedder.dim), dtype=np.float32)

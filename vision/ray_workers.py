@@ -1,11 +1,12 @@
 """Recognition on a Ray cluster: a pool of actors that each load the face pipeline once.
 
 The station keeps receiving, matching, tracking and the gallery; only the expensive part (JPEG
-decode, MTCNN, alignment, FaceNet) moves to the actors. The recognition service calls
-:meth:`RayRecognitionPool.analyse_frame` from its worker threads instead of decoding and analysing
-locally, so its guarantees hold across the cluster: a camera never has more than one frame in
-flight, and the number of frames travelling to or sitting at the actors is bounded by the
-station's worker threads (size them to actors × ``max_batch``). Nothing queues at the actors.
+decode, MTCNN, alignment, FaceNet) moves to the actors. The station's engines take their faces from
+:meth:`RayRecognitionPool.analyse_jpeg` (``vision.face_sources.RemoteAnalysis``) on the recognition
+service's worker threads instead of decoding and analysing locally, so its guarantees hold across
+the cluster: a camera never has more than one frame in flight, and the number of frames travelling
+to or sitting at the actors is bounded by the station's worker threads (size them to actors ×
+``max_batch``). Nothing queues at the actors.
 
 One pump thread per actor takes the frames waiting at the station (up to ``max_batch``), sends
 their JPEG bytes in one ``analyse_batch`` call and hands the frozen :class:`FaceObservation` results
@@ -36,7 +37,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from network.frames import Frame, FrameDecodeError, decode_jpeg
+from vision.frames import FrameDecodeError, decode_jpeg
 from vision.pipeline import FaceObservation, FacePipeline
 from vision.types import ImageBGR
 
@@ -93,9 +94,11 @@ class RayPoolConfig:
 
 @dataclass(frozen=True)
 class AnalysedFrame:
-    """One frame's answer from an actor: its faces, or why it failed (``error_kind`` "decode" or "analysis")."""
+    """One frame's answer from an actor: its faces and its (width, height), or why it failed (``error_kind``
+    "decode" or "analysis")."""
 
     observations: tuple[FaceObservation, ...] = ()
+    size: tuple[int, int] = (0, 0)
     error_kind: str = ""
     error: str = ""
 
@@ -124,8 +127,9 @@ def analyse_jpegs(pipeline: FacePipeline, jpegs: Sequence[bytes]) -> list[Analys
         except FrameDecodeError as exc:
             out.append(AnalysedFrame(error_kind="decode", error=str(exc)))
             continue
+        size = (int(image.shape[1]), int(image.shape[0]))
         try:
-            out.append(AnalysedFrame(observations=tuple(pipeline.observe(image))))
+            out.append(AnalysedFrame(observations=tuple(pipeline.observe(image)), size=size))
         except Exception as exc:
             log.exception("ray worker: analysis failed")
             out.append(AnalysedFrame(error_kind="analysis", error=f"{type(exc).__name__}: {exc}"))
@@ -312,19 +316,15 @@ class RayRecognitionPool:
 
     # --------------------------------------------------------------- station
 
-    def analyse_frame(self, frame: Frame) -> list[FaceObservation]:
-        """The service's frame hook: the frame's faces, analysed by whichever actor takes it first."""
-        return self.analyse_jpeg(frame.jpeg)
-
     def observe(self, image: ImageBGR) -> list[FaceObservation]:
         """``FacePipeline.observe`` on the cluster (the image travels as a quality-95 JPEG), e.g. to enrol."""
         ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])
         if not ok:
             raise ValueError("the image could not be encoded as JPEG")
-        return self.analyse_jpeg(data.tobytes())
+        return self.analyse_jpeg(data.tobytes())[0]
 
-    def analyse_jpeg(self, jpeg: bytes) -> list[FaceObservation]:
-        """The faces in one JPEG image, analysed by whichever actor takes it first."""
+    def analyse_jpeg(self, jpeg: bytes) -> tuple[list[FaceObservation], tuple[int, int]]:
+        """The faces in one JPEG image and its (width, height), analysed by whichever actor takes it first."""
         req = _Request(jpeg)
         with self._cond:
             if self._stop.is_set():
@@ -348,7 +348,7 @@ class RayRecognitionPool:
             raise FrameDecodeError(req.result.error)
         if req.result.error_kind:
             raise RuntimeError(f"on the Ray worker: {req.result.error}")
-        return [_plain_copy(o) for o in req.result.observations]
+        return [_plain_copy(o) for o in req.result.observations], req.result.size
 
     # ---------------------------------------------------------------- readers
 

@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 
 from storage.records import Box, NewSighting
-from vision.results import FrameRef
 from vision.tracker import TrackRecord
 
 log = logging.getLogger(__name__)
@@ -32,8 +31,8 @@ def snapshot_of(record: TrackRecord, max_width: int = SNAPSHOT_MAX_WIDTH) -> tup
     """The evidence snapshot of an ended track: the whole frame of its best moment as JPEG, at most
     ``max_width`` pixels wide, and the face's box in the snapshot's pixels; (b"", None) when the frame
     was not kept. A received JPEG that is narrow enough is kept as it came (no second encoding)."""
-    ref = record.frame
-    if not isinstance(ref, FrameRef):
+    ref = None if record.moment is None else record.moment.frame
+    if ref is None:
         return b"", None
     x, y, w, h = (float(v) for v in record.box)
     if ref.jpeg is not None and 0 < ref.width <= max_width:
@@ -63,7 +62,8 @@ def to_new_sighting(record: TrackRecord) -> NewSighting:
         start=float(record.start),
         end=float(record.end),
         person_id=record.person_id,
-        score=float(record.score),
+        score=record.score,
+        state=record.decision.state.value,
         box=(float(record.box[0]), float(record.box[1]), float(record.box[2]), float(record.box[3])),
         crop_jpeg=encode_crop(record.crop),
         embedding=embedding,

@@ -18,6 +18,7 @@ STATE_COLOURS = {
     FaceState.KNOWN: QColor(60, 200, 90),
     FaceState.UNKNOWN: QColor(240, 190, 40),
     FaceState.WATCHLIST: QColor(235, 60, 60),
+    FaceState.UNDECIDED: QColor(170, 170, 180),
 }
 
 

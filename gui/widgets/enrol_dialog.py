@@ -373,7 +373,7 @@ class EnrolDialog(QDialog):
             return None
         track = self._track_at(frame, box)
         best = best_of_track(self.frames, track) if track is not None else None
-        if best is None or best[0] == frame or (quality is not None and best[1].quality < quality + MIN_BETTER):
+        if best is None or best[0] == frame or (quality is not None and best[1].quality.score < quality + MIN_BETTER):
             return None  # no better frame of this face is held
         return best[0], best[1].box, person
 

@@ -415,8 +415,7 @@ class HistoryView(QWidget):
         gallery = self.gallery
         self.crop_text.setText(
             f"{local_time(s.start)} – {time.strftime('%H:%M:%S', time.localtime(s.end))}\n"
-            f"camera {s.camera}\n{s.person or 'unknown'}"
-            + ("" if s.compared_score is None else f" (score {s.compared_score:.3f})")
+            f"camera {s.camera}\n{s.person or 'unknown'}" + ("" if s.score is None else f" (score {s.score:.3f})")
         )
 
         def load() -> CropDetail:

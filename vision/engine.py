@@ -1,0 +1,154 @@
+"""One camera's recognition engine: frame in, what it did out.
+
+:meth:`CameraEngine.process` takes one frame and returns a :class:`FrameOutcome`: the frame's faces with
+their tracks and decisions, the tracks that ended (each becomes a sighting), and the CPU each stage took.
+It owns the camera's face source (and so its detection schedule), its tracker, and the timing of the
+embed and match steps it runs for the tracker. Nothing is reported through side channels: the caller
+(the live service's workers, a worker process, ``main.py scan``) decides what to do with the outcome.
+
+An engine serves one camera and is not thread-safe: its caller runs one frame at a time through it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from vision.evidence import Evidence, Judge
+from vision.face_sources import FaceSource, FoundBy, LiveSettings
+from vision.faces import Decision, DecisionState
+from vision.frames import CameraFrame
+from vision.results import FrameResult
+from vision.stages import Stage, StageClock, StageTimes
+from vision.tracker import Tracker, TrackerConfig, TrackRecord
+from vision.types import FloatArray, ImageBGR
+
+Embed = Callable[[Sequence[ImageBGR]], FloatArray]
+
+
+@dataclass(frozen=True, slots=True)
+class FrameOutcome:
+    """What one frame's processing did. ``first_decisions_ms``: for each track decided for the first time in
+    this frame, the time since its first frame arrived at the station."""
+
+    result: FrameResult
+    ended: tuple[TrackRecord, ...]
+    times: StageTimes
+    by: FoundBy
+    whole: bool = False
+    fell_back: bool = False
+    looks: int = 0
+    first_decisions_ms: tuple[float, ...] = field(default=())
+
+
+class _TimedJudge:
+    """The judge of one frame, its decisions timed as the match stage on that frame's clock."""
+
+    def __init__(self, judge: Judge, clock: StageClock) -> None:
+        self._judge = judge
+        self._clock = clock
+
+    @property
+    def revision(self) -> int:
+        return self._judge.revision
+
+    def decide(self, evidence: Evidence, previous: Decision) -> Decision:
+        with self._clock.timing(Stage.MATCH):
+            return self._judge.decide(evidence, previous)
+
+
+class CameraEngine:
+    """See the module docstring. ``embed`` embeds aligned crops for the tracker (None: only faces that come
+    embedded are used)."""
+
+    def __init__(
+        self, camera: str, source: FaceSource, embed: Embed | None, tracker: TrackerConfig | None = None
+    ) -> None:
+        self.camera = camera
+        self._source = source
+        self._embed = embed
+        self._tracker = Tracker(camera, tracker)
+        self._undecided: dict[str, float] = {}  # track -> when its first frame arrived, until it is decided
+
+    @property
+    def live_tracks(self) -> int:
+        return self._tracker.live
+
+    def process(
+        self, frame: CameraFrame, judge: Judge | None, settings: LiveSettings, now: float | None = None
+    ) -> FrameOutcome:
+        """Find, track and decide the faces of ``frame``; ``now`` is the station's monotonic clock (default: the
+        time of each step), which ends tracks unseen for too long. FrameDecodeError for a frame that does not decode."""
+        clock = StageClock()
+
+        def hints() -> list[tuple[float, float, float, float]]:
+            return self._tracker.recent_boxes(time.monotonic() if now is None else now, settings.hint_age_s)
+
+        found = self._source.find(frame, hints, settings, clock)
+        began = time.thread_time()
+        update = self._tracker.update(
+            found.faces,
+            at=frame.captured_at,
+            now=time.monotonic() if now is None else now,  # after detection: when these faces were last seen
+            frame=found.frame,
+            embed=None if self._embed is None else self._timed_embed(clock),
+            judge=None if judge is None else _TimedJudge(judge, clock),
+        )
+        tracked = time.thread_time() - began - clock.seconds(Stage.EMBED) - clock.seconds(Stage.MATCH)
+        clock.add(Stage.TRACK, max(0.0, tracked))
+        done = time.time()
+        result = FrameResult(
+            camera=frame.camera,
+            frame_id=frame.frame_id,
+            captured_at=frame.captured_at,
+            faces=tuple(f.without_pixels() for f in update.faces),
+            latency_ms=(done - frame.captured_at) * 1000.0,
+            recognised_at=done,
+        )
+        return FrameOutcome(
+            result=result,
+            ended=update.ended,
+            times=clock.times(),
+            by=found.by,
+            whole=found.whole,
+            fell_back=found.fell_back,
+            looks=sum(1 for f in update.faces if f.look is not None),
+            first_decisions_ms=self._first_decisions(result, frame.received_at, update.ended),
+        )
+
+    def expire(self, now: float | None = None) -> list[TrackRecord]:
+        """End the tracks unseen for too long (the camera went quiet)."""
+        ended = self._tracker.expire(time.monotonic() if now is None else now)
+        self._forget(ended)
+        return ended
+
+    def flush(self) -> list[TrackRecord]:
+        """End every live track (the engine stops)."""
+        ended = self._tracker.flush()
+        self._forget(ended)
+        return ended
+
+    def _timed_embed(self, clock: StageClock) -> Embed:
+        assert self._embed is not None
+        embed = self._embed
+
+        def timed(crops: Sequence[ImageBGR]) -> FloatArray:
+            with clock.timing(Stage.EMBED, len(crops)):
+                return embed(crops)
+
+        return timed
+
+    def _first_decisions(self, result: FrameResult, arrived: float, ended: Sequence[TrackRecord]) -> tuple[float, ...]:
+        out: list[float] = []
+        for face in result.faces:
+            if face.new_track:
+                self._undecided.setdefault(face.track_id, arrived)
+            if face.decision.state is not DecisionState.UNDECIDED and face.track_id in self._undecided:
+                out.append((result.recognised_at - self._undecided.pop(face.track_id)) * 1000.0)
+        self._forget(ended)
+        return tuple(out)
+
+    def _forget(self, ended: Sequence[TrackRecord]) -> None:
+        for record in ended:
+            self._undecided.pop(record.track_id, None)
