@@ -28,17 +28,29 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
     p.set_defaults(func=run)
 
 
-def _bar(path: Path) -> Any:
-    if not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
+class _Progress:
+    """A progress bar on stderr when it is a terminal (whole percents), nothing otherwise."""
 
-    return tqdm(total=100, unit="%", desc=path.name, file=sys.stderr, leave=False)
+    def __init__(self, path: Path) -> None:
+        self._bar: Any = None
+        self._shown = 0
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=100, unit="%", desc=path.name, file=sys.stderr, leave=False)
+
+    def __call__(self, done: float) -> None:
+        if self._bar is not None and int(done * 100) > self._shown:
+            self._bar.update(int(done * 100) - self._shown)
+            self._shown = int(done * 100)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
 
 
-def run(args: argparse.Namespace) -> int:
-    from station.runtime import RecognitionSettings
-    from station.scan import ScanError, scan_file
+def _checked(args: argparse.Namespace) -> tuple[list[Path], float | None]:
+    """The files and the start time the flags give; CliError naming the first bad one."""
     from storage.errors import GalleryError
     from storage.timeutil import parse_iso
 
@@ -56,6 +68,14 @@ def run(args: argparse.Namespace) -> int:
     for path in paths:
         if not path.is_file():
             raise CliError(f"no video file at {path}")
+    return paths, start
+
+
+def run(args: argparse.Namespace) -> int:
+    from station.runtime import RecognitionSettings
+    from station.scan import ScanError, scan_file
+
+    paths, start = _checked(args)
     gallery = open_gallery(args, "scan")
     failures = 0
     try:
@@ -66,14 +86,7 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(str(exc)) from None
         offset = 0.0
         for path in paths:
-            bar = _bar(path)
-            last = [0]
-
-            def progress(done: float, bar: Any = bar, last: list[int] = last) -> None:
-                if bar is not None and int(done * 100) > last[0]:
-                    bar.update(int(done * 100) - last[0])
-                    last[0] = int(done * 100)
-
+            progress = _Progress(path)
             try:
                 summary = scan_file(
                     path,
@@ -92,8 +105,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"main.py: {path}: {exc}", file=sys.stderr)
                 continue
             finally:
-                if bar is not None:
-                    bar.close()
+                progress.close()
             emit(summary.as_json())
             offset += summary.duration_s  # several files with one --start: one after the other
         return 1 if failures else 0

@@ -38,9 +38,10 @@ from vision.face_sources import (
 )
 from vision.matcher import DEFAULT_MARGIN, Matcher
 from vision.results import FrameResult, RecognitionStats
-from vision.service import LocalEngines, RecognitionService, ServiceConfig
+from vision.service import EngineHost, LocalEngines, RecognitionService, ServiceConfig
 from vision.sightings import to_new_sighting
 from vision.tracker import TrackRecord
+from vision.worker_processes import PipelineSpec, ProcessEngines
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,10 @@ class Recogniser:
         settings: RecognitionSettings,
         *,
         workers: int | None = None,
+        processes: int = 0,
     ) -> None:
+        """``processes`` > 0 runs the engines of :class:`LocalFaces` in that many worker processes (one per worker
+        thread; vision/worker_processes.py) instead of this process's threads."""
         self.gallery = gallery
         self.finding = finding
         self.model = finding.model
@@ -177,9 +181,14 @@ class Recogniser:
         if workers is not None:
             config = replace(config, workers=workers)
         sources, embed, own_faces = sources_for(finding)
+        self._processes: ProcessEngines | None = None
+        host: EngineHost = LocalEngines(sources, embed, config.tracker)
+        if processes > 0 and isinstance(finding, LocalFaces) and not finding.every_face:
+            config = replace(config, workers=processes)
+            host = self._processes = ProcessEngines(PipelineSpec(finding.model), processes, config.tracker)
         self.service = RecognitionService(
             ReceiverFeed(receiver, camera_faces=own_faces),
-            LocalEngines(sources, embed, config.tracker),
+            host,
             self._judge,
             revision=gallery.revision,
             sighting_sink=self._record,
@@ -189,6 +198,9 @@ class Recogniser:
     # ------------------------------------------------------------ life
 
     def start(self) -> Recogniser:
+        """Start recognising (with worker processes: once each has loaded its models; VisionError if one cannot)."""
+        if self._processes is not None:
+            self._processes.start()
         self.service.start()
         return self
 

@@ -12,6 +12,7 @@ become sightings), the Ray pool, the schedules, the receiver, and last the galle
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from station.schedule import Schedule
 from storage import locations
 from storage.errors import GalleryError
 from storage.gallery import Gallery
+from vision.service import _default_workers
 
 if TYPE_CHECKING:
     from vision.pipeline import FacePipeline
@@ -186,7 +188,10 @@ class Station:
         if self.ray_pool is not None and workers is None:
             workers = self.ray_pool.config.station_workers  # actors × batch: every actor fed, nothing queued
         finding: FaceFinding = LocalFaces(self.pipeline) if self.ray_pool is None else RemoteFaces(self.ray_pool)
-        self.recogniser = Recogniser(self.receiver, self.gallery, finding, settings, workers=workers)
+        processes = (workers or _default_workers()) if os.environ.get("FACESTATION_RECOGNITION") == "processes" else 0
+        self.recogniser = Recogniser(
+            self.receiver, self.gallery, finding, settings, workers=workers, processes=processes
+        )
         for listener in self._sighting_listeners:
             self.recogniser.add_sighting_listener(listener)
         self.recogniser.start()

@@ -27,6 +27,10 @@ from vision.types import FloatArray, ImageBGR
 Embed = Callable[[Sequence[ImageBGR]], FloatArray]
 
 
+class FrameLost(RuntimeError):
+    """A frame lost for a reason outside it (the worker holding it died): counted, said in one line."""
+
+
 @dataclass(frozen=True, slots=True)
 class FrameOutcome:
     """What one frame's processing did. ``first_decisions_ms``: for each track decided for the first time in
@@ -40,6 +44,7 @@ class FrameOutcome:
     fell_back: bool = False
     looks: int = 0
     first_decisions_ms: tuple[float, ...] = field(default=())
+    live_tracks: int = 0  # the camera's live tracks after this frame
 
 
 class _TimedJudge:
@@ -115,6 +120,7 @@ class CameraEngine:
             fell_back=found.fell_back,
             looks=sum(1 for f in update.faces if f.look is not None),
             first_decisions_ms=self._first_decisions(result, frame.received_at, update.ended),
+            live_tracks=self._tracker.live,
         )
 
     def expire(self, now: float | None = None) -> list[TrackRecord]:

@@ -37,6 +37,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from vision.engine import FrameLost
 from vision.frames import FrameDecodeError, decode_jpeg
 from vision.pipeline import FaceObservation, FacePipeline
 from vision.types import ImageBGR
@@ -50,11 +51,11 @@ class RayUnavailable(RuntimeError):
     """Ray is not installed, the cluster cannot be reached, or no actor could be started (message shown as is)."""
 
 
-class WorkerLost(RuntimeError):
+class WorkerLost(FrameLost):
     """The actor holding a frame died or timed out; the frame is dropped (counted as an error, not retried)."""
 
 
-class NoLiveWorker(RuntimeError):
+class NoLiveWorker(FrameLost):
     """No live actor took a frame within ``take_timeout_s``; the frame is dropped."""
 
 

@@ -32,7 +32,7 @@ from typing import Protocol
 
 from vision.camera_slot import CameraSlot
 from vision.decision import TemplateJudge
-from vision.engine import CameraEngine, Embed, FrameOutcome
+from vision.engine import CameraEngine, Embed, FrameLost, FrameOutcome
 from vision.evidence import Judge
 from vision.face_sources import LiveSettings, SourceFactory
 from vision.frames import CameraFrame, FrameDecodeError
@@ -394,6 +394,8 @@ class RecognitionService:
             return self._host.process(worker, cam.name, frame, self.config.live)
         except FrameDecodeError as exc:
             self._failed(cam, frame, f"bad frame: {exc}", exc_info=False)
+        except FrameLost as exc:
+            self._failed(cam, frame, f"{type(exc).__name__}: {exc}", exc_info=False)
         except Exception as exc:
             self._failed(cam, frame, f"{type(exc).__name__}: {exc}", exc_info=True)
         return None
