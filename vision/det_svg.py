@@ -33,8 +33,9 @@ def _floor_decade(count: int) -> float:
     return 10.0 ** math.floor(math.log10(1.0 / max(count, 1)))
 
 
-def det_svg(series: Sequence[DetSeries], title: str, *, strangers: int, mated: int) -> str:
-    """The SVG text; ``strangers``/``mated`` (search counts) set the axis floors."""
+def det_svg(series: Sequence[DetSeries], title: str, *, strangers: int, mated: int, unit: str = "searches") -> str:
+    """The SVG text; ``strangers``/``mated`` (search counts) set the axis floors; ``unit`` names what was
+    counted (bench/doorway.py counts passes of people, not searches)."""
     x_lo, y_lo = _floor_decade(strangers), _floor_decade(mated)
     x_lo, y_lo = min(x_lo, 1e-3), min(y_lo, 1e-2)
 
@@ -68,11 +69,11 @@ def det_svg(series: Sequence[DetSeries], title: str, *, strangers: int, mated: i
     )
     out.append(
         f'<text x="{(lx(x_lo) + lx(1)) / 2:.1f}" y="{H - 16}" text-anchor="middle">'
-        f"FPIR: share of {strangers} stranger searches named (log)</text>"
+        f"FPIR: share of {strangers} stranger {escape(unit)} named (log)</text>"
     )
     out.append(
         f'<text transform="translate(18 {(ly(y_lo) + ly(1)) / 2:.1f}) rotate(-90)" text-anchor="middle">'
-        f"FNIR: share of {mated} mated searches missed (log)</text>"
+        f"FNIR: share of {mated} mated {escape(unit)} missed (log)</text>"
     )
     for k, s in enumerate(series):
         colour = COLOURS[k % len(COLOURS)]
