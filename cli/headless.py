@@ -45,7 +45,7 @@ def print_sighting(record: Any) -> None:
             "end": iso(record.end),
             "track": record.track_id,
             "frames": record.frames,
-            "looks": record.embeddings,  # how many of the track's faces were embedded
+            "looks": record.looks,  # how many of the track's faces were embedded
         }
     )
 

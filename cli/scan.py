@@ -72,7 +72,8 @@ def _checked(args: argparse.Namespace) -> tuple[list[Path], float | None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from station.runtime import RecognitionSettings
+    from station.models import photo_model
+    from station.runtime import PhotoModel, RecognitionSettings
     from station.scan import ScanError, scan_file
 
     paths, start = _checked(args)
@@ -80,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
     failures = 0
     try:
         pipeline = load_pipeline()
+        photo = None
+        if photo_model() != pipeline.model:  # names are confirmed by the photo model, as live
+            photo_pipeline = load_pipeline(photo_model(), detector=pipeline.detector)
+            photo = PhotoModel(photo_pipeline.model, lambda: photo_pipeline)
         try:
             settings = RecognitionSettings.from_gallery(gallery, pipeline.model, threshold=args.threshold)
         except ValueError as exc:
@@ -99,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
                     workers=args.workers,
                     on_sighting=print_sighting,
                     progress=progress,
+                    photo=photo,
                 )
             except ScanError as exc:
                 failures += 1

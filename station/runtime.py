@@ -26,7 +26,8 @@ from station.settings import THRESHOLD as THRESHOLD
 from station.settings import UNKNOWN_ALERTS as UNKNOWN_ALERTS
 from station.settings import calibrated_threshold as calibrated_threshold
 from storage.gallery import Gallery
-from vision.decision import TemplateJudge, next_revision
+from vision.decision import ConfirmRules, Decider, next_revision
+from vision.embedders.calibrated import expected_at, threshold_for
 from vision.engine import Embed
 from vision.face_sources import (
     CameraCrops,
@@ -37,6 +38,8 @@ from vision.face_sources import (
     SourceFactory,
 )
 from vision.matcher import DEFAULT_MARGIN, Matcher
+from vision.photo_confirmer import PhotoConfirmer
+from vision.pipeline import FacePipeline
 from vision.results import FrameResult, RecognitionStats
 from vision.service import EngineHost, LocalEngines, RecognitionService, ServiceConfig
 from vision.sightings import to_new_sighting
@@ -108,6 +111,39 @@ def load_matcher(gallery: Gallery, model: str, settings: RecognitionSettings) ->
 
 
 @dataclass(frozen=True)
+class PhotoModel:
+    """The photo model that confirms live names (vision/decision.py): its name, and its pipeline (loaded on
+    first use: the station loads it lazily for enrolments too)."""
+
+    model: str
+    pipeline: Callable[[], FacePipeline]
+
+
+def confirm_rules(gallery: Gallery, live_model: str, settings: RecognitionSettings, photo_model: str) -> ConfirmRules:
+    """The photo model's confirmation at the strictness of the live threshold: the photo threshold at which it
+    names as few strangers as the live model does at ``settings.threshold`` (their calibrated operating points)."""
+    point = expected_at(live_model, settings.threshold)
+    threshold = None if point is None else threshold_for(photo_model, point.fpir_upper)
+    matcher = Matcher.from_matrices(
+        photo_model,
+        gallery.sample_matrix(photo_model),
+        gallery.negative_matrix(photo_model),
+        threshold=calibrated_threshold(photo_model) if threshold is None else threshold,
+        margin=table.calibrated_margin(photo_model, DEFAULT_MARGIN),
+    )
+    return ConfirmRules(matcher)
+
+
+def load_decider(
+    gallery: Gallery, model: str, settings: RecognitionSettings, photo_model: str | None = None
+) -> Decider:
+    """The live decision over the gallery's samples of ``model``, confirmed by ``photo_model`` when given."""
+    live = load_matcher(gallery, model, settings)
+    confirm = None if photo_model is None else confirm_rules(gallery, model, settings, photo_model)
+    return Decider(live, next_revision(), confirm)
+
+
+@dataclass(frozen=True)
 class LocalFaces:
     """Faces found here: by the camera where it sends its own (``--detect``), else by ``pipeline`` on the live
     schedule. ``every_face`` is the first engine's cost (every face of every frame embedded), kept so
@@ -167,10 +203,13 @@ class Recogniser:
         *,
         workers: int | None = None,
         processes: int = 0,
+        photo: PhotoModel | None = None,
     ) -> None:
         """``processes`` > 0 runs the engines of :class:`LocalFaces` in that many worker processes (one per worker
-        thread; vision/worker_processes.py) instead of this process's threads."""
+        thread; vision/worker_processes.py) instead of this process's threads. ``photo`` confirms the live
+        model's names (None: the live model decides alone)."""
         self.gallery = gallery
+        self.photo = photo
         self.finding = finding
         self.model = finding.model
         self._settings = settings
@@ -182,14 +221,16 @@ class Recogniser:
             config = replace(config, workers=workers)
         sources, embed, own_faces = sources_for(finding)
         self._processes: ProcessEngines | None = None
-        host: EngineHost = LocalEngines(sources, embed, config.tracker)
+        confirmer = None if photo is None else PhotoConfirmer(photo.pipeline, photo.model)
+        host: EngineHost = LocalEngines(sources, embed, config.tracker, confirmer)
         if processes > 0 and isinstance(finding, LocalFaces) and not finding.every_face:
             config = replace(config, workers=processes)
-            host = self._processes = ProcessEngines(PipelineSpec(finding.model), processes, config.tracker)
+            spec = PipelineSpec(finding.model, None if photo is None else photo.model)
+            host = self._processes = ProcessEngines(spec, processes, config.tracker)
         self.service = RecognitionService(
             ReceiverFeed(receiver, camera_faces=own_faces),
             host,
-            self._judge,
+            self._decider,
             revision=gallery.revision,
             sighting_sink=self._record,
             config=config,
@@ -221,7 +262,7 @@ class Recogniser:
         self.service.set_config(
             replace(self.service.config, max_rate_hz=settings.max_rate_hz, min_face=settings.min_face_px)
         )
-        self.service.set_judge(self._judge())
+        self.service.set_decider(self._decider())
 
     def add_sighting_listener(self, listener: SightingListener) -> None:
         with self._lock:
@@ -237,8 +278,8 @@ class Recogniser:
 
     # ----------------------------------------------------------- workers
 
-    def _judge(self) -> TemplateJudge:
-        return TemplateJudge(load_matcher(self.gallery, self.model, self._settings), next_revision())
+    def _decider(self) -> Decider:
+        return load_decider(self.gallery, self.model, self._settings, None if self.photo is None else self.photo.model)
 
     def _record(self, records: Sequence[TrackRecord]) -> None:
         if not records:

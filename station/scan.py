@@ -26,14 +26,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from station.runtime import RecognitionSettings, load_matcher
+from station.runtime import PhotoModel, RecognitionSettings, load_decider
 from storage.gallery import Gallery
-from vision.decision import TemplateJudge, next_revision
+from vision.decision import Decider, next_revision
 from vision.engine import CameraEngine
 from vision.face_sources import DetectionSchedule, LivePipeline, LiveSettings, StationDetection
 from vision.faces import Face
 from vision.frames import CameraFrame
-from vision.matcher import Matcher
+from vision.photo_confirmer import PhotoConfirmer
 from vision.service import ServiceConfig
 from vision.sightings import to_new_sighting
 from vision.stages import StageClock, StageTimes
@@ -161,7 +161,8 @@ def scan_file(
     start: float | None = None,
     fps: float = DEFAULT_SCAN_FPS,
     workers: int = 2,
-    matcher: Matcher | None = None,
+    decider: Decider | None = None,
+    photo: PhotoModel | None = None,
     tracker: TrackerConfig | None = None,
     on_sighting: Callable[[TrackRecord], None] | None = None,
     progress: Callable[[float], None] | None = None,
@@ -172,6 +173,7 @@ def scan_file(
 
     ``progress`` is called with the fraction of the file done; ``stop`` ends the scan early (the tracks
     seen so far still become sightings). ``full_detect_every`` is the live engine's (ServiceConfig) unless given.
+    The decision is ``decider`` or else the gallery's, confirmed by ``photo`` as live (None: the live model alone).
     """
     if fps < 0:
         raise ScanError("the scan rate must not be negative")
@@ -179,12 +181,16 @@ def scan_file(
     name = camera or path.stem or "footage"
     start = _start_time(path) if start is None else start
     frames, native, count = _frames(path, fps, stop)
-    if matcher is None and gallery is not None:
-        matcher = load_matcher(gallery, pipeline.model, settings)
+    if decider is None:
+        photo_model = None if photo is None else photo.model
+        decider = (
+            Decider(None, next_revision())
+            if gallery is None
+            else load_decider(gallery, pipeline.model, settings, photo_model)
+        )
     live = ServiceConfig()  # the live engine's schedule
     every = live.full_detect_every if full_detect_every is None else full_detect_every
     live_settings = LiveSettings(settings.min_face_px, every, live.hint_age_s)
-    judge = TemplateJudge(matcher, next_revision())
     counts = _Counts()
     began = time.monotonic()
 
@@ -199,10 +205,12 @@ def scan_file(
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="scan") as pool:
         ahead = _Ahead(pool, pipeline, settings.min_face_px)
-        engine = CameraEngine(name, StationDetection(pipeline, ahead), pipeline.embed_crops, tracker or TrackerConfig())
+        confirmer = None if photo is None else PhotoConfirmer(photo.pipeline, photo.model)
+        source = StationDetection(pipeline, ahead)
+        engine = CameraEngine(name, source, pipeline.embed_crops, tracker or TrackerConfig(), confirmer)
         for item in _read_ahead(frames, ahead, every, max(2, 2 * workers)):
             frame = CameraFrame(name, item.index, start + item.offset_s, start + item.offset_s, image=item.image)
-            outcome = engine.process(frame, judge, live_settings, now=item.offset_s)
+            outcome = engine.process(frame, decider, live_settings, now=item.offset_s)
             counts.analysed += 1
             counts.faces += len(outcome.result.faces)
             counts.looks += outcome.looks

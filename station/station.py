@@ -29,6 +29,7 @@ from station.runtime import (
     RAY_ADDRESS,
     FaceFinding,
     LocalFaces,
+    PhotoModel,
     Recogniser,
     RecognitionSettings,
     RemoteFaces,
@@ -189,8 +190,11 @@ class Station:
             workers = self.ray_pool.config.station_workers  # actors × batch: every actor fed, nothing queued
         finding: FaceFinding = LocalFaces(self.pipeline) if self.ray_pool is None else RemoteFaces(self.ray_pool)
         processes = (workers or _default_workers()) if os.environ.get("FACESTATION_RECOGNITION") == "processes" else 0
+        confirm = (
+            None if self.photo_pipeline is None else PhotoModel(self.photo_pipeline.model, self.photo_pipeline.get)
+        )
         self.recogniser = Recogniser(
-            self.receiver, self.gallery, finding, settings, workers=workers, processes=processes
+            self.receiver, self.gallery, finding, settings, workers=workers, processes=processes, photo=confirm
         )
         for listener in self._sighting_listeners:
             self.recogniser.add_sighting_listener(listener)

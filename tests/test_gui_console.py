@@ -36,7 +36,6 @@ from storage.export import write_rows
 from storage.gallery import Gallery
 from storage.records import STATES, NewSighting
 from tests.conftest import FACES, SenderFactory, need
-from vision.decision import TemplateJudge
 from vision.faces import DecisionState
 from vision.pipeline import FacePipeline
 
@@ -405,8 +404,8 @@ def test_settings_apply_to_the_running_recogniser(
     assert recogniser.settings.threshold == 0.55
     assert recogniser.settings.min_face_px == 60
     assert recogniser.service.config.max_rate_hz == 2.0
-    judge = recogniser.service.judge
-    assert isinstance(judge, TemplateJudge) and judge.matcher is not None and judge.matcher.threshold == 0.55
+    live = recogniser.service.decider.live
+    assert live is not None and live.threshold == 0.55
     assert console.threshold() == 0.55, "the window asks the running recogniser, not a copied constant"
     shown: list[str] = []
     monkeypatch.setattr(QMessageBox, "warning", lambda *args, **kw: shown.append(str(args[2])))

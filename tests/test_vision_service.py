@@ -25,7 +25,7 @@ from station.frame_feed import ReceiverFeed
 from storage.gallery import Gallery
 from tests.conftest import FrameLog, SenderFactory, wait_until
 from tests.test_receiver import FakeCamera, jpeg
-from vision.decision import TemplateJudge, next_revision
+from vision.decision import Decider, next_revision
 from vision.face_sources import StationDetection
 from vision.faces import Face
 from vision.frames import CameraFaces
@@ -33,7 +33,7 @@ from vision.matcher import Matcher, gallery_loader
 from vision.pipeline import FaceObservation
 from vision.quality import Quality
 from vision.results import FrameResult
-from vision.service import JudgeFactory, LocalEngines, RecognitionService, ServiceConfig, SightingSink
+from vision.service import DeciderFactory, LocalEngines, RecognitionService, ServiceConfig, SightingSink
 from vision.sightings import sighting_sink
 from vision.stages import StageClock
 from vision.tracker import TrackerConfig, TrackRecord
@@ -109,8 +109,8 @@ def red_matcher() -> Matcher:
     return Matcher(MODEL, [1], ["Red"], red_disk_sample()[None], threshold=0.97, margin=0.0)
 
 
-def red_judge() -> TemplateJudge:
-    return TemplateJudge(red_matcher(), next_revision())
+def red_judge() -> Decider:
+    return Decider(red_matcher(), next_revision())
 
 
 class BlobPipeline:
@@ -153,7 +153,7 @@ class BlobPipeline:
 def service(
     rx: UdpReceiver,
     find: Callable[[ImageBGR], list[Face]],
-    judges: JudgeFactory | None = red_judge,
+    judges: DeciderFactory | None = red_judge,
     config: ServiceConfig | None = None,
     *,
     revision: Callable[[], int] | None = None,
@@ -310,7 +310,7 @@ def test_sightings_reach_the_gallery_and_the_matcher_follows_its_revision(
         svc, _ = service(
             rx,
             RedBlobAnalyser(),
-            lambda: TemplateJudge(loader(), next_revision()),
+            lambda: Decider(loader(), next_revision()),
             config,
             revision=gallery.revision,
             sighting_sink=record,
@@ -337,7 +337,7 @@ def test_sightings_reach_the_gallery_and_the_matcher_follows_its_revision(
             sender.send_signal(signal.SIGTERM)
             assert sender.wait(timeout=10) == 0
             assert wait_until(lambda: len(recorded) >= 1, 5), "the track ends 0.6 s after the camera stops"
-        assert svc.judge_reloads >= 1
+        assert svc.reloads >= 1
         track = next(r for r in recorded if r.track_id == first.track_id)
         assert track.person == "Red" and (track.score or 0) > 0.97 and track.frames >= 10 and track.end > track.start
         assert gallery.flush(10)

@@ -9,7 +9,7 @@ import numpy.typing as npt
 import pytest
 
 from facefind.boxes import iou_matrix
-from vision.decision import TemplateJudge, next_revision
+from vision.decision import BoundJudge, Decider, next_revision
 from vision.faces import DecisionState, Face, Look
 from vision.frames import FrameRef
 from vision.matcher import Matcher
@@ -52,12 +52,12 @@ def matcher(threshold: float = 0.6) -> Matcher:
     return Matcher("m", [1, 2], ["Ann", "Bob"], np.stack([E[0], E[1]]), threshold=threshold)
 
 
-def decider(m: Matcher) -> TemplateJudge:
-    return TemplateJudge(m, next_revision())  # the service's and the scan's own
+def decider(m: Matcher) -> BoundJudge:
+    return Decider(m, next_revision()).bind(None)  # the service's and the scan's own, without confirmation
 
 
 def run(
-    t: Tracker, frames: Sequence[Sequence[Face]], embed: Embedder, judge: TemplateJudge, dt: float = 0.1
+    t: Tracker, frames: Sequence[Sequence[Face]], embed: Embedder, judge: BoundJudge, dt: float = 0.1
 ) -> list[tuple[Face, ...]]:
     views = []
     for i, faces in enumerate(frames):

@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from vision.evidence import Evidence, Judge
+from vision.decision import Confirmer, Decider
+from vision.evidence import Evidence, Judge, Moment, Verdict
 from vision.face_sources import FaceSource, FoundBy, LiveSettings
 from vision.faces import Decision, DecisionState
 from vision.frames import CameraFrame
@@ -47,32 +48,63 @@ class FrameOutcome:
     live_tracks: int = 0  # the camera's live tracks after this frame
 
 
-class _TimedJudge:
-    """The judge of one frame, its decisions timed as the match stage on that frame's clock."""
+class _TimedConfirmer:
+    """The photo model of one frame's decisions, timed as the confirm stage on that frame's clock."""
 
-    def __init__(self, judge: Judge, clock: StageClock) -> None:
-        self._judge = judge
+    def __init__(self, confirmer: Confirmer, clock: StageClock) -> None:
+        self._confirmer = confirmer
         self._clock = clock
+
+    @property
+    def model(self) -> str:
+        return self._confirmer.model
+
+    def embed_moments(self, moments: Sequence[Moment]) -> FloatArray | None:
+        with self._clock.timing(Stage.CONFIRM, len(moments)):
+            return self._confirmer.embed_moments(moments)
+
+
+class _TimedJudge:
+    """One frame's judge: the decider bound to this engine's photo model, its decisions timed as the match
+    stage (less the photo model's own time, which is the confirm stage)."""
+
+    def __init__(self, decider: Decider, confirmer: Confirmer | None, clock: StageClock) -> None:
+        self._judge: Judge = decider.bind(None if confirmer is None else _TimedConfirmer(confirmer, clock))
+        self._clock = clock
+        self.seconds = 0.0
 
     @property
     def revision(self) -> int:
         return self._judge.revision
 
-    def decide(self, evidence: Evidence, previous: Decision) -> Decision:
-        with self._clock.timing(Stage.MATCH):
+    def decide(self, evidence: Evidence, previous: Decision) -> Verdict:
+        began = time.thread_time()
+        try:
             return self._judge.decide(evidence, previous)
+        finally:
+            self.seconds += time.thread_time() - began
+
+    def settle(self) -> None:
+        """Add this frame's matching time to the clock (what the photo model took is confirm time already)."""
+        self._clock.add(Stage.MATCH, max(0.0, self.seconds - self._clock.seconds(Stage.CONFIRM)))
 
 
 class CameraEngine:
     """See the module docstring. ``embed`` embeds aligned crops for the tracker (None: only faces that come
-    embedded are used)."""
+    embedded are used); ``confirmer`` is the photo model that confirms proposed names (None: not here)."""
 
     def __init__(
-        self, camera: str, source: FaceSource, embed: Embed | None, tracker: TrackerConfig | None = None
+        self,
+        camera: str,
+        source: FaceSource,
+        embed: Embed | None,
+        tracker: TrackerConfig | None = None,
+        confirmer: Confirmer | None = None,
     ) -> None:
         self.camera = camera
         self._source = source
         self._embed = embed
+        self._confirmer = confirmer
         self._tracker = Tracker(camera, tracker)
         self._undecided: dict[str, float] = {}  # track -> when its first frame arrived, until it is decided
 
@@ -81,7 +113,7 @@ class CameraEngine:
         return self._tracker.live
 
     def process(
-        self, frame: CameraFrame, judge: Judge | None, settings: LiveSettings, now: float | None = None
+        self, frame: CameraFrame, decider: Decider | None, settings: LiveSettings, now: float | None = None
     ) -> FrameOutcome:
         """Find, track and decide the faces of ``frame``; ``now`` is the station's monotonic clock (default: the
         time of each step), which ends tracks unseen for too long. FrameDecodeError for a frame that does not decode."""
@@ -91,6 +123,7 @@ class CameraEngine:
             return self._tracker.recent_boxes(time.monotonic() if now is None else now, settings.hint_age_s)
 
         found = self._source.find(frame, hints, settings, clock)
+        judge = None if decider is None else _TimedJudge(decider, self._confirmer, clock)
         began = time.thread_time()
         update = self._tracker.update(
             found.faces,
@@ -98,10 +131,13 @@ class CameraEngine:
             now=time.monotonic() if now is None else now,  # after detection: when these faces were last seen
             frame=found.frame,
             embed=None if self._embed is None else self._timed_embed(clock),
-            judge=None if judge is None else _TimedJudge(judge, clock),
+            judge=judge,
         )
-        tracked = time.thread_time() - began - clock.seconds(Stage.EMBED) - clock.seconds(Stage.MATCH)
-        clock.add(Stage.TRACK, max(0.0, tracked))
+        took = time.thread_time() - began
+        if judge is not None:
+            judge.settle()
+        decided = clock.seconds(Stage.MATCH) + clock.seconds(Stage.CONFIRM)
+        clock.add(Stage.TRACK, max(0.0, took - clock.seconds(Stage.EMBED) - decided))
         done = time.time()
         result = FrameResult(
             camera=frame.camera,

@@ -29,6 +29,25 @@ class Moment:
 
 
 @dataclass(frozen=True, slots=True)
+class Confirmation:
+    """The photo model's answer on a proposed name: whether it agreed, on a best look of what quality, and
+    its score for that person (None: nothing to look at)."""
+
+    person_id: int
+    passed: bool
+    quality: float
+    score: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A judge's answer: the decision, and the confirmation it made for it (None: none was needed or made)."""
+
+    decision: Decision
+    confirmation: Confirmation | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Evidence:
     """A track's looks so far: the template of its decisive looks (a quality-weighted mean of unit
     embeddings), how many looks it had and how many were good enough to decide on, and its best moments
@@ -40,6 +59,7 @@ class Evidence:
     good_looks: int
     best_quality: float
     moments: tuple[Moment, ...] = field(default=(), repr=False)
+    confirmations: tuple[Confirmation, ...] = ()  # the photo model's answers so far, oldest first
 
 
 class Judge(Protocol):
@@ -49,4 +69,4 @@ class Judge(Protocol):
     @property
     def revision(self) -> int: ...
 
-    def decide(self, evidence: Evidence, previous: Decision) -> Decision: ...
+    def decide(self, evidence: Evidence, previous: Decision) -> Verdict: ...

@@ -260,6 +260,10 @@ class Matcher:
         i = self._index.get(person_id)
         return None if i is None else self._names[i]
 
+    def knows(self, person_id: int) -> bool:
+        """Whether ``person_id`` has samples of this model."""
+        return person_id in self._index
+
     def on_watchlist(self, person_id: int | None) -> bool:
         return person_id is not None and person_id in self._watchlist
 

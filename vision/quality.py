@@ -29,6 +29,12 @@ class QualityLimits:
     max_roll: float = 30.0
 
 
+# A live look decides a track's identity only within these (vision/tracker.py ``decide_limits``): a face
+# smaller than 48 px, turned away past about 30 degrees, tilted past 30 or too blurred embeds too poorly to
+# name or to call unknown, and the track stays undecided until a better look (the operator's guide says so).
+DECIDE_LIMITS = QualityLimits(min_blur=40.0, min_face=48.0, max_yaw=0.6, max_roll=30.0)
+
+
 @dataclass(frozen=True, slots=True)
 class Quality:
     """Measured quality of one face; ``score`` in [0, 1] orders faces (higher is better)."""

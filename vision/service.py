@@ -14,7 +14,7 @@ it (keep them cheap; the console hands them to its own thread), and is kept per 
 :meth:`latest_results`; its ended tracks go to the sighting sink; its stage times are added up.
 
 The feed thread also polls the gallery's revision every ``revision_poll_s`` and, when it changed, builds
-a fresh judge on a short-lived thread and swaps it in; a failing reload is logged and the old judge kept
+a fresh decider on a short-lived thread and swaps it in; a failing reload is logged and the old one kept
 until the gallery changes again. Tracks of cameras gone quiet are ended on the same poll.
 """
 
@@ -31,9 +31,8 @@ from types import MappingProxyType
 from typing import Protocol
 
 from vision.camera_slot import CameraSlot
-from vision.decision import TemplateJudge
+from vision.decision import Confirmer, Decider
 from vision.engine import CameraEngine, Embed, FrameLost, FrameOutcome
-from vision.evidence import Judge
 from vision.face_sources import LiveSettings, SourceFactory
 from vision.frames import CameraFrame, FrameDecodeError
 from vision.matcher import limit_blas_threads
@@ -59,7 +58,7 @@ class EngineHost(Protocol):
     frames (None: any worker)."""
 
     def home(self, camera: str) -> int | None: ...
-    def set_judge(self, judge: Judge) -> None: ...
+    def set_decider(self, decider: Decider) -> None: ...
     def process(self, worker: int, camera: str, frame: CameraFrame, settings: LiveSettings) -> FrameOutcome: ...
     def expire(self, now: float) -> list[TrackRecord]: ...
     def flush(self) -> list[TrackRecord]: ...
@@ -69,7 +68,7 @@ class EngineHost(Protocol):
 
 ResultListener = Callable[[FrameResult], None]
 SightingSink = Callable[[Sequence[TrackRecord]], None]
-JudgeFactory = Callable[[], Judge]
+DeciderFactory = Callable[[], Decider]
 
 
 def _default_workers() -> int:
@@ -119,29 +118,34 @@ class ServiceConfig:
 class LocalEngines:
     """Every camera's engine in this process; any worker thread may run any camera (one frame at a time each)."""
 
-    def __init__(self, sources: SourceFactory, embed: Embed | None, tracker: TrackerConfig) -> None:
+    def __init__(
+        self, sources: SourceFactory, embed: Embed | None, tracker: TrackerConfig, confirmer: Confirmer | None = None
+    ) -> None:
         self._sources = sources
         self._embed = embed
         self._tracker = tracker
+        self._confirmer = confirmer
         self._lock = threading.Lock()
         self._engines: dict[str, CameraEngine] = {}
-        self._judge: Judge | None = None
+        self._decider: Decider | None = None
 
     def home(self, camera: str) -> int | None:
         return None
 
-    def set_judge(self, judge: Judge) -> None:
-        self._judge = judge
+    def set_decider(self, decider: Decider) -> None:
+        self._decider = decider
 
     def _engine(self, camera: str) -> CameraEngine:
         with self._lock:
             engine = self._engines.get(camera)
             if engine is None:
-                engine = self._engines[camera] = CameraEngine(camera, self._sources(camera), self._embed, self._tracker)
+                engine = self._engines[camera] = CameraEngine(
+                    camera, self._sources(camera), self._embed, self._tracker, self._confirmer
+                )
             return engine
 
     def process(self, worker: int, camera: str, frame: CameraFrame, settings: LiveSettings) -> FrameOutcome:
-        return self._engine(camera).process(frame, self._judge, settings)
+        return self._engine(camera).process(frame, self._decider, settings)
 
     def _each(self) -> list[CameraEngine]:
         with self._lock:
@@ -167,7 +171,7 @@ class RecognitionService:
         self,
         feed: FrameFeed,
         host: EngineHost,
-        judges: JudgeFactory | None = None,
+        deciders: DeciderFactory | None = None,
         *,
         revision: Callable[[], int] | None = None,
         sighting_sink: SightingSink | None = None,
@@ -176,11 +180,11 @@ class RecognitionService:
         self.config = config or ServiceConfig()
         self._feed = feed
         self._host = host
-        self._judges = judges
+        self._deciders = deciders
         self._revision = revision
         self._sink = sighting_sink
         self.stages = StageTotals()
-        self.judge: Judge = TemplateJudge(None, 0)
+        self.decider = Decider(None, 0)
         self._seen_revision: int | None = None
         self._cond = threading.Condition()
         self._cameras: dict[str, CameraSlot] = {}
@@ -191,12 +195,12 @@ class RecognitionService:
         self._listening = False
         self._reloading = threading.Event()
         self.sink_errors = 0
-        self.judge_reloads = 0
+        self.reloads = 0
 
     # ------------------------------------------------------------------ life
 
     def start(self) -> RecognitionService:
-        """Build the judge (its errors propagate) and start the feed thread and the workers."""
+        """Build the decider (its errors propagate) and start the feed thread and the workers."""
         if self._threads:
             raise RuntimeError("the recognition service is already running")
         if self.config.blas_threads is not None and not limit_blas_threads(self.config.blas_threads):
@@ -205,8 +209,8 @@ class RecognitionService:
             sys.setswitchinterval(min(sys.getswitchinterval(), self.config.gil_switch_s))
         if self._revision is not None:
             self._seen_revision = self._revision()
-        if self._judges is not None:
-            self.set_judge(self._judges())
+        if self._deciders is not None:
+            self.set_decider(self._deciders())
         if not self._listening:
             self._feed.add_listener(self._on_delivered)
             self._listening = True
@@ -267,10 +271,10 @@ class RecognitionService:
                 cam.set_rate(config.rate_for(cam.name))
             self._cond.notify_all()
 
-    def set_judge(self, judge: Judge) -> None:
-        """Decide with ``judge`` from the next frame on (live tracks are decided again)."""
-        self._host.set_judge(judge)
-        self.judge = judge
+    def set_decider(self, decider: Decider) -> None:
+        """Decide with ``decider`` from the next frame on (live tracks are decided again)."""
+        self._host.set_decider(decider)
+        self.decider = decider
 
     def stats(self) -> list[RecognitionStats]:
         now = time.monotonic()
@@ -322,7 +326,7 @@ class RecognitionService:
 
     def _poll_revision(self) -> None:
         """Start a reload on its own thread when the gallery changed (a big gallery takes a second to load)."""
-        if self._revision is None or self._judges is None or self._reloading.is_set():
+        if self._revision is None or self._deciders is None or self._reloading.is_set():
             return
         try:
             revision = self._revision()
@@ -332,16 +336,16 @@ class RecognitionService:
         if revision == self._seen_revision:
             return
         self._reloading.set()
-        threading.Thread(target=self._reload, args=(revision,), name="recognition-judge", daemon=True).start()
+        threading.Thread(target=self._reload, args=(revision,), name="recognition-decider", daemon=True).start()
 
     def _reload(self, revision: int) -> None:
-        assert self._judges is not None
+        assert self._deciders is not None
         try:
-            self.set_judge(self._judges())
-            self.judge_reloads += 1
+            self.set_decider(self._deciders())
+            self.reloads += 1
             log.info("recognition: gallery revision %s loaded", revision)
         except Exception:
-            log.exception("recognition: loading gallery revision %s failed; keeping the previous judge", revision)
+            log.exception("recognition: loading gallery revision %s failed; keeping the previous decider", revision)
         finally:
             self._seen_revision = revision  # a failed revision is retried when the gallery changes again
             self._reloading.clear()

@@ -1,4 +1,4 @@
-"""CPU time per recognition stage (decode, detect, align, embed, match, track), for the per-stage budget.
+"""CPU time per recognition stage (decode, detect, align, embed, match, confirm, track), for the per-stage budget.
 
 Each frame's work is timed on the thread that does it (``time.thread_time``, so time spent waiting for a
 lock or for the other core is not counted) into a :class:`StageClock` that belongs to that one frame; the
@@ -22,6 +22,7 @@ class Stage(StrEnum):
     ALIGN = "align"
     EMBED = "embed"
     MATCH = "match"
+    CONFIRM = "confirm"  # the photo model's look at a proposed name (vision/decision.py)
     TRACK = "track"
 
 

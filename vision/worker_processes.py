@@ -5,7 +5,7 @@ processes, one per recognition worker thread of the service: worker thread ``k``
 each camera lives in one process (its tracker's state is there), chosen when the camera is first seen
 (the process with the fewest cameras). A frame crosses as its JPEG bytes (never decoded in the station's
 process) in one pickled message over a pipe; the outcome comes back the same way (its faces without
-pixels, and the ended tracks with their crops and best frames). The judge is sent to every process when it
+pixels, and the ended tracks with their crops and best frames). The decider is sent to every process when it
 changes.
 
 A process that dies (killed, out of memory) fails only the frame it held: the frame is counted as an
@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
+from vision.decision import Decider
 from vision.engine import CameraEngine, FrameLost, FrameOutcome
-from vision.evidence import Judge
 from vision.face_sources import CameraCrops, LiveSettings
 from vision.frames import CameraFrame
 from vision.tracker import TrackerConfig, TrackRecord
@@ -47,9 +47,11 @@ class WorkerDied(FrameLost):
 
 @dataclass(frozen=True)
 class PipelineSpec:
-    """What a worker process loads: the live embedder's name (the detector is the station's default)."""
+    """What a worker process loads: the live embedder's name (the detector is the station's default), and the
+    photo model that confirms names (None: none)."""
 
     model: str
+    photo: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,8 @@ class _Flush:
 
 
 @dataclass(frozen=True)
-class _SetJudge:
-    judge: Judge
+class _SetDecider:
+    decider: Decider
 
 
 @dataclass(frozen=True)
@@ -89,20 +91,27 @@ def _child(conn: Connection, spec: PipelineSpec, tracker: TrackerConfig, level: 
 
     quiet_native_logs()
     from vision.embedders import load_embedder
+    from vision.photo_confirmer import PhotoConfirmer
     from vision.pipeline import FacePipeline
 
     try:
         pipeline = FacePipeline(embedder=load_embedder(spec.model))
         pipeline.warm_up()
+        photo = (
+            None if spec.photo is None else FacePipeline(detector=pipeline.detector, embedder=load_embedder(spec.photo))
+        )
+        if photo is not None:
+            photo.embedder.warm_up()
     except Exception as exc:
         conn.send(_Failed(type(exc).__name__, str(exc)))
         return
     conn.send("ready")
     engines: dict[str, CameraEngine] = {}
-    judge: Judge | None = None
+    decider: Decider | None = None
+    confirmer = None if photo is None or spec.photo is None else PhotoConfirmer(lambda: photo, spec.photo)
 
     def make(camera: str) -> CameraEngine:
-        return CameraEngine(camera, CameraCrops(pipeline), pipeline.embed_crops, tracker)
+        return CameraEngine(camera, CameraCrops(pipeline), pipeline.embed_crops, tracker, confirmer)
 
     while True:
         try:
@@ -111,21 +120,21 @@ def _child(conn: Connection, spec: PipelineSpec, tracker: TrackerConfig, level: 
             return  # the station went away
         if msg is None:
             return
-        if isinstance(msg, _SetJudge):
-            judge = msg.judge
+        if isinstance(msg, _SetDecider):
+            decider = msg.decider
             continue
-        conn.send(_answer(msg, engines, judge, make))
+        conn.send(_answer(msg, engines, decider, make))
 
 
 def _answer(
-    msg: object, engines: dict[str, CameraEngine], judge: Judge | None, make: Callable[[str], CameraEngine]
+    msg: object, engines: dict[str, CameraEngine], decider: Decider | None, make: Callable[[str], CameraEngine]
 ) -> FrameOutcome | list[TrackRecord] | _Failed:
     if isinstance(msg, _Frame):
         engine = engines.get(msg.camera)
         if engine is None:
             engine = engines[msg.camera] = make(msg.camera)
         try:
-            outcome: FrameOutcome = engine.process(msg.frame, judge, msg.settings)
+            outcome: FrameOutcome = engine.process(msg.frame, decider, msg.settings)
             return outcome
         except Exception as exc:
             return _Failed(type(exc).__name__, str(exc))
@@ -148,7 +157,7 @@ class _Worker:
         self.conn: Connection | None = None
         self.restarts = 0
 
-    def start(self, judge: Judge | None) -> None:
+    def start(self, decider: Decider | None) -> None:
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
         level = logging.getLogger().getEffectiveLevel()
@@ -169,8 +178,8 @@ class _Worker:
         if isinstance(first, _Failed):
             self.stop()
             raise VisionError(f"a recognition worker process could not load the models: {first.message}")
-        if judge is not None:
-            parent.send(_SetJudge(judge))
+        if decider is not None:
+            parent.send(_SetDecider(decider))
 
     def ask(self, msg: object, timeout: float = REPLY_TIMEOUT_S) -> object:
         """Send one message and wait for its answer; WorkerDied when the process is gone or silent."""
@@ -220,14 +229,14 @@ class ProcessEngines:
         self._lock = threading.Lock()
         self._homes: dict[str, int] = {}
         self._live: dict[str, int] = {}
-        self._judge: Judge | None = None
+        self._decider: Decider | None = None
         self._started = False
 
     def start(self) -> ProcessEngines:
         """Start every process and wait until each has loaded its models (VisionError if one cannot)."""
         try:
             for worker in self._workers:
-                worker.start(self._judge)
+                worker.start(self._decider)
         except Exception:
             self.close()
             raise
@@ -248,11 +257,11 @@ class ProcessEngines:
                 home = self._homes[camera] = load.index(min(load))
             return home
 
-    def set_judge(self, judge: Judge) -> None:
-        self._judge = judge
+    def set_decider(self, decider: Decider) -> None:
+        self._decider = decider
         for worker in self._workers:
             with worker.lock:
-                worker.tell(_SetJudge(judge))
+                worker.tell(_SetDecider(decider))
 
     def process(self, worker: int, camera: str, frame: CameraFrame, settings: LiveSettings) -> FrameOutcome:
         w = self._workers[worker]
@@ -274,7 +283,7 @@ class ProcessEngines:
         worker.stop(timeout=1.0)
         worker.restarts += 1
         try:
-            worker.start(self._judge)
+            worker.start(self._decider)
         except Exception as exc:
             log.error("recognition worker %d could not start again: %s", worker.index, exc)
 

@@ -144,6 +144,26 @@ def expected_at(model: str, threshold: float) -> OperatingPoint | None:
     return None  # pragma: no cover - the loop covers every t between the ends
 
 
+def threshold_for(model: str, fpir_upper: float) -> float | None:
+    """The threshold at which ``model`` names about ``fpir_upper`` of strangers (its 95% upper bound, read off
+    its operating points on a log scale and held at the table's ends); None for an uncalibrated model. Two
+    models at the thresholds for one ``fpir_upper`` are at the same strictness."""
+    found = calibration(model)
+    if found is None or not found.operating_points:
+        return None
+    points = sorted(found.operating_points, key=lambda p: p.threshold)
+    target = max(float(fpir_upper), 1e-9)
+    if target >= points[0].fpir_upper:
+        return points[0].threshold
+    if target <= points[-1].fpir_upper:
+        return points[-1].threshold
+    for lo, hi in itertools.pairwise(points):
+        if hi.fpir_upper <= target <= lo.fpir_upper:
+            f = math.log(lo.fpir_upper / target) / math.log(lo.fpir_upper / hi.fpir_upper)
+            return lo.threshold + f * (hi.threshold - lo.threshold)
+    return None  # pragma: no cover - the loop covers every target between the ends
+
+
 def _readable(n: float) -> int:
     """A "1 in N" count rounded as a person would say it: 7, 40, 100, 500, 2,000."""
     if n < 20:
