@@ -40,6 +40,7 @@ def print_sighting(record: Any) -> None:
             "event": "sighting",
             "camera": record.camera,
             "person": record.person,
+            "state": record.decision.state.value,  # named, unknown, or undecided (no look good enough)
             "score": None if record.score is None else round(record.score, 4),
             "start": iso(record.start),
             "end": iso(record.end),

@@ -16,7 +16,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
         "--since", metavar="ISO", help="sightings starting at or after this time (UTC unless an offset is given)"
     )
     p.add_argument("--until", metavar="ISO", help="sightings starting before this time")
-    p.add_argument("--unknown", action="store_true", help="only unknown faces")
+    p.add_argument("--unknown", action="store_true", help="only unknown faces (looked at well, nobody close enough)")
+    p.add_argument("--undecided", action="store_true", help="only faces never seen well enough to decide")
     p.add_argument("--min-score", type=float, metavar="S", help="only sightings scoring at least S")
     p.add_argument("--format", choices=("json", "csv"), default="json", help="JSON lines (default) or CSV")
     p.add_argument("--limit", type=int, default=1000, metavar="N", help="at most N sightings (default 1000, max 10000)")
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
             until=args.until,
             unknown_only=args.unknown,
             min_score=args.min_score,
+            state="undecided" if args.undecided else None,
             fmt=args.format,
             limit=args.limit,
             offset=args.offset,

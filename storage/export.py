@@ -38,6 +38,7 @@ FIELDS = (
     "person",
     "person_id",
     "score",
+    "state",
     "box_x",
     "box_y",
     "box_w",
@@ -62,6 +63,7 @@ def sighting_dict(s: Sighting, crop_name: str | None = None, snapshot_name: str 
         "person": s.person,
         "person_id": s.person_id,
         "score": None if s.score is None else round(s.score, 6),  # null: compared with no one
+        "state": s.state,  # named, unknown, or undecided (never seen well enough to decide)
         "box_x": s.box[0],
         "box_y": s.box[1],
         "box_w": s.box[2],
@@ -128,6 +130,7 @@ def export_history(
     camera: str | None = None,
     unknown_only: bool = False,
     min_score: float | None = None,
+    state: str | None = None,
     crops: bool = True,
     overwrite: bool = False,
 ) -> ExportSummary:
@@ -145,7 +148,7 @@ def export_history(
         raise GalleryError(f"export target {target} exists")
     if not target.parent.is_dir():
         raise GalleryError(f"export folder {target.parent} does not exist")
-    flt = SightingFilter(person, camera, since, until, unknown_only, min_score)
+    flt = SightingFilter(person, camera, since, until, unknown_only, min_score, state)
     tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
 
     def run(conn: sqlite3.Connection) -> tuple[int, int, dict[str, Any]]:
@@ -214,6 +217,7 @@ def history_command(
     until: str | None = None,
     unknown_only: bool = False,
     min_score: float | None = None,
+    state: str | None = None,
     fmt: str = "json",
     limit: int = 1000,
     offset: int = 0,
@@ -227,7 +231,7 @@ def history_command(
     t1 = None if until is None else parse_iso(until, "--until")
     if t0 is not None and t1 is not None and t1 <= t0:
         raise GalleryError("--until must be later than --since")
-    flt = SightingFilter(person, camera, t0, t1, unknown_only, min_score)
+    flt = SightingFilter(person, camera, t0, t1, unknown_only, min_score, state)
     with Gallery.open(gallery_path, actor="cli", busy_timeout_s=busy_timeout_s, create=False) as gallery:
 
         def run(conn: sqlite3.Connection) -> tuple[list[Sighting], dict[str, Any]]:

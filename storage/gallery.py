@@ -431,11 +431,11 @@ class Gallery:
         limit: int = 100,
         offset: int = 0,
         audit: bool = True,
+        state: str | None = None,
     ) -> list[Sighting]:
-        """Sightings matching every filter given, newest first, one page. The search is audited (queued
-        to the writer, so the query does not wait for a commit)."""
+        """Sightings matching every filter given, newest first, one page; audited (queued: no wait for a commit)."""
         history_rows.check_page(limit, offset)
-        f = SightingFilter(person, camera, since, until, unknown_only, min_score)
+        f = SightingFilter(person, camera, since, until, unknown_only, min_score, state)
 
         def run(conn: sqlite3.Connection) -> tuple[list[Sighting], dict[str, Any]]:
             q = history_rows.build_query(conn, f)

@@ -149,6 +149,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             """ALTER TABLE sightings ADD COLUMN state TEXT NOT NULL DEFAULT 'unknown'
                 CHECK (state IN ('named', 'unknown', 'undecided'))""",
             "UPDATE sightings SET state = 'named' WHERE person_id IS NOT NULL",
+            # The state follows the person: a sighting given a person (a relabel, a merge) is named; one whose
+            # person is unlinked (a delete that keeps the sightings) is an unknown face again.
+            """CREATE TRIGGER sightings_state_follows_person AFTER UPDATE OF person_id ON sightings
+                WHEN NEW.person_id IS NOT OLD.person_id
+                BEGIN
+                    UPDATE sightings SET state = CASE
+                        WHEN NEW.person_id IS NOT NULL THEN 'named'
+                        WHEN OLD.state = 'named' THEN 'unknown'
+                        ELSE OLD.state END
+                    WHERE id = NEW.id;
+                END""",
         ),
     ),
 )

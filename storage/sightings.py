@@ -18,7 +18,7 @@ from storage.codec import check_number, check_text, is_int
 from storage.errors import GalleryError
 from storage.people import PersonRef
 from storage.prepare import PreparedSighting
-from storage.records import Sighting, Snapshot
+from storage.records import STATES, Sighting, Snapshot
 from storage.timeutil import TimeLike, iso, to_epoch
 
 MAX_PAGE = 10_000
@@ -58,8 +58,9 @@ class SightingFilter:
     camera: str | None = None
     since: TimeLike | None = None
     until: TimeLike | None = None
-    unknown_only: bool = False
+    unknown_only: bool = False  # unknown faces only: looked at well, nobody close enough (not undecided ones)
     min_score: float | None = None
+    state: str | None = None  # one of storage.records.STATES
 
 
 @dataclass(frozen=True)
@@ -73,37 +74,50 @@ class HistoryQuery:
 
 def build_query(conn: sqlite3.Connection, f: SightingFilter) -> HistoryQuery:
     """Check ``f`` (a named person must exist) and turn it into a WHERE clause."""
-    where: list[str] = []
-    params: list[Any] = []
-    details: dict[str, Any] = {}
-    if f.person is not None and f.unknown_only:
+    if f.person is not None and (f.unknown_only or f.state not in (None, "named")):
         raise GalleryError("choose a person or unknown faces, not both")
+    if f.state is not None and f.state not in STATES:
+        raise GalleryError(f"state must be one of {', '.join(STATES)}, not {f.state!r}")
+    q = _Clauses()
     if f.person is not None:
-        where.append("s.person_id = ?")
-        params.append(people.person_id(conn, f.person))
-        details["person"] = f.person if isinstance(f.person, str) else int(f.person)
-    if f.unknown_only:
-        where.append("s.person_id IS NULL")
-        details["unknown_only"] = True
+        q.add(
+            "s.person_id = ?",
+            people.person_id(conn, f.person),
+            person=f.person if isinstance(f.person, str) else int(f.person),
+        )
+    state = "unknown" if f.unknown_only else f.state
+    if state is not None:
+        # person_id first: the (person_id, started) index answers it; the state tells unknown from undecided
+        q.add(
+            "s.person_id IS NOT NULL" if state == "named" else "s.person_id IS NULL AND s.state = ?",
+            *(() if state == "named" else (state,)),
+            state=state,
+        )
     if f.camera is not None:
-        where.append("s.camera = ?")
-        params.append(check_text(f.camera, "camera"))
-        details["camera"] = f.camera
+        q.add("s.camera = ?", check_text(f.camera, "camera"), camera=f.camera)
     if f.since is not None:
         t0 = to_epoch(f.since, "since")
-        where.append("s.started >= ?")
-        params.append(t0)
-        details["since"] = iso(t0)
+        q.add("s.started >= ?", t0, since=iso(t0))
     if f.until is not None:
         t1 = to_epoch(f.until, "until")
-        where.append("s.started < ?")
-        params.append(t1)
-        details["until"] = iso(t1)
+        q.add("s.started < ?", t1, until=iso(t1))
     if f.min_score is not None:
-        where.append("s.score >= ?")
-        params.append(check_number(f.min_score, "min_score"))
-        details["min_score"] = float(f.min_score)
-    return HistoryQuery(" AND ".join(where) or "1", tuple(params), details)
+        q.add("s.score >= ?", check_number(f.min_score, "min_score"), min_score=float(f.min_score))
+    return HistoryQuery(" AND ".join(q.where) or "1", tuple(q.params), q.details)
+
+
+class _Clauses:
+    """A WHERE clause built a condition at a time, with its parameters and what the audit records of it."""
+
+    def __init__(self) -> None:
+        self.where: list[str] = []
+        self.params: list[Any] = []
+        self.details: dict[str, Any] = {}
+
+    def add(self, sql: str, *params: Any, **details: Any) -> None:
+        self.where.append(sql)
+        self.params.extend(params)
+        self.details.update(details)
 
 
 def check_page(limit: int, offset: int) -> None:

@@ -30,7 +30,8 @@ def newest_unknown(
     rows = conn.execute(
         "SELECT s.id, s.started, s.camera, e.embedding FROM sightings s "
         "JOIN sighting_embeddings e ON e.sighting_id = s.id "
-        "WHERE s.person_id IS NULL AND e.model = ? AND s.started >= ? ORDER BY s.started DESC LIMIT ?",
+        "WHERE s.person_id IS NULL AND s.state = 'unknown' AND e.model = ? AND s.started >= ? "
+        "ORDER BY s.started DESC LIMIT ?",
         (model, -math.inf if since is None else since, int(max_faces)),
     ).fetchall()
     return rows, dim

@@ -102,7 +102,7 @@ class HistoryModel(QAbstractTableModel):
         if col == CAMERA:
             return s.camera
         if col == PERSON:
-            return s.person if s.person is not None else "unknown"
+            return s.person if s.person is not None else s.state  # "unknown", or "undecided": never seen well
         if col == SCORE:
             return score_text(row.similarity if row.similarity is not None else s.score)  # "—": compared with no one
         return "" if col == FACE else None

@@ -74,6 +74,7 @@ class HistoryFilter:
     until: float | None = None
     unknown_only: bool = False
     min_score: float | None = None
+    undecided_only: bool = False  # faces never seen well enough to decide
 
     def criteria(self) -> dict[str, Any]:
         """The keyword arguments ``Gallery.history`` and ``storage.export.export_history`` take for this filter."""
@@ -84,6 +85,7 @@ class HistoryFilter:
             "until": self.until,
             "unknown_only": self.unknown_only,
             "min_score": self.min_score,
+            "state": "undecided" if self.undecided_only else None,
         }
 
 
@@ -179,7 +181,12 @@ class HistoryView(QWidget):
             edit.setEnabled(False)
             box.toggled.connect(edit.setEnabled)
         self.unknown_only = QCheckBox("unknown only")
-        self.unknown_only.toggled.connect(lambda on: self.person.setEnabled(not on))
+        self.undecided_only = QCheckBox("undecided only")
+        self.undecided_only.setToolTip("faces never seen well enough to decide (turned away, blurred, too small)")
+        for box, other in ((self.unknown_only, self.undecided_only), (self.undecided_only, self.unknown_only)):
+            box.toggled.connect(lambda on, other=other: other.setChecked(False) if on else None)
+        for box in (self.unknown_only, self.undecided_only):
+            box.toggled.connect(self._person_usable)
         self.min_score = QDoubleSpinBox()
         self.min_score.setRange(0.0, 1.0)
         self.min_score.setSingleStep(0.05)
@@ -201,6 +208,7 @@ class HistoryView(QWidget):
         grid.addWidget(self.since, 1, 1)
         grid.addWidget(self.until_on, 1, 2)
         grid.addWidget(self.until, 1, 3)
+        grid.addWidget(self.undecided_only, 1, 4)
         grid.addWidget(self.search_button, 1, 6)
         grid.setColumnStretch(7, 1)
 
@@ -319,9 +327,13 @@ class HistoryView(QWidget):
             combo.setCurrentIndex(max(0, index))
             combo.blockSignals(False)
 
+    def _person_usable(self) -> None:
+        self.person.setEnabled(not (self.unknown_only.isChecked() or self.undecided_only.isChecked()))
+
     def current_filter(self) -> HistoryFilter:
         unknown = self.unknown_only.isChecked()
-        person = None if unknown else self.person.currentData()
+        undecided = self.undecided_only.isChecked()
+        person = None if unknown or undecided else self.person.currentData()
         camera = self.camera.currentData()
         return HistoryFilter(
             person_id=None if person is None else int(person),
@@ -330,11 +342,13 @@ class HistoryView(QWidget):
             until=self.until.dateTime().toSecsSinceEpoch() if self.until_on.isChecked() else None,
             unknown_only=unknown,
             min_score=self.min_score.value() if self.min_score.value() > 0 else None,
+            undecided_only=undecided,
         )
 
     def set_filter(self, f: HistoryFilter) -> None:
         """Put ``f`` into the filter row (the camera is added to its list if missing) and search."""
         self.unknown_only.setChecked(f.unknown_only)
+        self.undecided_only.setChecked(f.undecided_only)
         index = self.person.findData(f.person_id)
         if f.person_id is not None and index < 0:
             self.person.addItem(f"person {f.person_id}", f.person_id)
@@ -415,7 +429,8 @@ class HistoryView(QWidget):
         gallery = self.gallery
         self.crop_text.setText(
             f"{local_time(s.start)} – {time.strftime('%H:%M:%S', time.localtime(s.end))}\n"
-            f"camera {s.camera}\n{s.person or 'unknown'}" + ("" if s.score is None else f" (score {s.score:.3f})")
+            f"camera {s.camera}\n{s.person or ('undecided' if s.state == 'undecided' else 'unknown')}"
+            + ("" if s.score is None else f" (score {s.score:.3f})")
         )
 
         def load() -> CropDetail:
