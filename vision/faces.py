@@ -31,7 +31,8 @@ class Look(StrEnum):
     """Why a face was embedded this frame (the tracker embeds only what adds information)."""
 
     NEW = "new"  # the first face of a new track
-    VERIFY = "verify"  # linked on weak evidence (little overlap, a changed look, back after a gap)
+    VERIFY = "verify"  # linked on weak evidence (little overlap, a changed look)
+    RETURN = "return"  # seen again after a gap: at a doorway, the next person appears where the last one was
     BETTER = "better"  # better quality than the track's best so far
     RECHECK = "recheck"  # the periodic check that the track still holds the same face
     GIVEN = "given"  # it arrived embedded (a remote worker embeds every face)
