@@ -152,6 +152,7 @@ def test_resolve_threshold_prefers_the_setting_then_the_calibrated_default() -> 
 
     class Uncalibrated:
         name = "vggface2"
+        default_threshold = None
 
     assert resolve_threshold(Calibrated()) == 0.42
     assert resolve_threshold(Calibrated(), 0.6) == 0.6

@@ -38,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vision.lfw import pick_central
-from vision.matcher import DEFAULT_MARGIN, Match, Matcher, resolve_threshold
+from vision.matcher import Match, Matcher, resolve_threshold
 from vision.pipeline import FacePipeline, read_image
 from vision.quality import QualityLimits
 from vision.types import Detection, FloatArray
@@ -569,7 +569,7 @@ def evaluate_identification(
     elif model is not None and model != pipeline.model:
         raise ProtocolError(f"the pipeline embeds with {pipeline.model}, not {model}")
     chosen_threshold = resolve_threshold(pipeline.embedder, threshold)
-    chosen_margin = float(getattr(pipeline.embedder, "default_margin", DEFAULT_MARGIN) if margin is None else margin)
+    chosen_margin = float(pipeline.embedder.default_margin if margin is None else margin)
     start = time.perf_counter()
     roster = read_roster(directory)
     if len(roster) < 1:

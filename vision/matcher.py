@@ -103,14 +103,23 @@ class NegativeMatrixLike(Protocol):
     def embeddings(self) -> npt.NDArray[np.float32]: ...
 
 
-def resolve_threshold(embedder: object, setting: float | None = None) -> float:
+class CalibratedModel(Protocol):
+    """A model that may know its calibrated 1:N threshold (None: uncalibrated, e.g. vggface2-2048)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def default_threshold(self) -> float | None: ...
+
+
+def resolve_threshold(embedder: CalibratedModel, setting: float | None = None) -> float:
     """The threshold to use: the user's setting if given, else the embedder's calibrated ``default_threshold``."""
     if setting is not None:
         return _check_threshold(float(setting))
-    default = getattr(embedder, "default_threshold", None)
+    default = embedder.default_threshold
     if default is None:
-        name = getattr(embedder, "name", type(embedder).__name__)
-        raise ValueError(f"model {name!r} has no calibrated default threshold: set one explicitly")
+        raise ValueError(f"model {embedder.name!r} has no calibrated default threshold: set one explicitly")
     return _check_threshold(float(default))
 
 
