@@ -111,6 +111,50 @@ FUSION_640 = ModelCalibration(
 
 # ---- end of generated values ----
 
+
+@dataclass(frozen=True, slots=True)
+class PassPoint:
+    """What the live engine did per person who passes a camera at one live threshold (its names confirmed by the
+    photo model at the same strictness): ``named`` of ``strangers`` stranger passes named (``named_upper``: the
+    95% upper bound of that rate), ``missed`` of ``enrolled`` enrolled people's passes not named."""
+
+    threshold: float
+    named: int
+    strangers: int
+    named_upper: float
+    missed: int
+    enrolled: int
+
+
+# Measured per person who passes by bench/doorway_sweep.py on the doorway benchmark's design set (31 enrolled
+# people passing once each as 3 photos, 214 strangers passing once; bench/doorway_data.py), 2026-12.
+FACENET_512_PASSES = (
+    PassPoint(0.569, 3, 214, 0.0358, 0, 31),
+    PassPoint(0.594, 1, 214, 0.0220, 0, 31),
+    PassPoint(0.619, 0, 214, 0.0139, 0, 31),
+    PassPoint(0.644, 0, 214, 0.0139, 0, 31),
+    PassPoint(0.669, 0, 214, 0.0139, 0, 31),
+    PassPoint(0.694, 0, 214, 0.0139, 3, 31),
+    PassPoint(0.719, 0, 214, 0.0139, 3, 31),
+)
+PASSES: dict[str, tuple[PassPoint, ...]] = {"facenet-512": FACENET_512_PASSES}
+
+
+def per_pass_in_words(model: str, threshold: float) -> str | None:
+    """What the live engine did per person who passes at the measured threshold nearest ``threshold`` (None for a
+    model not measured so): the operating point per track, not per photo."""
+    points = PASSES.get(model)
+    if not points:
+        return None
+    p = min(points, key=lambda q: abs(q.threshold - threshold))
+    strangers = "no stranger" if p.named == 0 else f"{p.named} stranger{'s' * (p.named > 1)}"
+    return (
+        f"per person who passes a camera (measured at {p.threshold:.3f}): {strangers} of {p.strangers} named "
+        f"(at most {p.named_upper * 100:.1f} in 100 at 95% confidence), {p.missed} of {p.enrolled} enrolled "
+        "people missed"
+    )
+
+
 CALIBRATIONS: dict[str, ModelCalibration] = {c.model: c for c in (FACENET_512, DLIB_128, FUSION_640)}
 
 
