@@ -18,6 +18,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from storage import sql
 from storage.errors import GalleryError, QueueFullError
 from storage.prepare import PreparedSighting
 from storage.records import WriterError
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 WriteFn = Callable[[sqlite3.Connection], Any]
 SightingInserter = Callable[[sqlite3.Connection, Sequence[PreparedSighting]], None]
-ErrorTranslator = Callable[[sqlite3.Error], GalleryError]
+ErrorTranslator = Callable[[sql.Error], GalleryError]
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,7 @@ class WriterThread:
     def _run_call(self, job: _CallJob) -> None:
         try:
             result = self._transaction(job.fn) if job.transaction else job.fn(self._conn)
-        except sqlite3.Error as exc:
+        except sql.Error as exc:
             error: BaseException = self._translate(exc)
             if job.future is None:
                 self._report(job.label, str(error), 1)
@@ -254,7 +255,7 @@ class WriterThread:
         try:
             self._transaction(lambda conn: self._insert(conn, items))
             return
-        except sqlite3.Error as exc:
+        except sql.Error as exc:
             first: BaseException = self._translate(exc)
         except Exception as exc:
             first = exc
@@ -267,7 +268,7 @@ class WriterThread:
         for item in items:
             try:
                 self._transaction(lambda conn, it=item: self._insert(conn, [it]))  # type: ignore[misc]
-            except sqlite3.Error as exc:
+            except sql.Error as exc:
                 failed += 1
                 last = str(self._translate(exc))
             except Exception as exc:

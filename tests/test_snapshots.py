@@ -20,7 +20,7 @@ from storage.gallery import Gallery
 from storage.records import NewSighting
 from tests.conftest import CLIP, need
 from tests.test_storage import MODEL, T0, face_jpegs, sighting, unit
-from tests.test_storage_reliability import _distinctive, _raw
+from tests.test_storage_reliability import PLAIN, _distinctive, _raw
 from vision.results import FrameRef
 from vision.sightings import SNAPSHOT_MAX_WIDTH, snapshot_of, to_new_sighting
 from vision.tracker import TrackRecord
@@ -98,7 +98,7 @@ def test_retention_and_erasure_remove_every_byte_of_the_snapshots(tmp_path: Path
     rng = np.random.default_rng(5)
     now = T0 + 100 * 86400
     path = tmp_path / "gallery.db"
-    with Gallery.open(path) as g:
+    with Gallery.open(path, key=PLAIN) as g:  # the bytes of the file itself are read
         g.enrol_sample("Erin", model=MODEL, embedding=unit(rng), crop_jpeg=b"", source="", quality=1)
         erin = g.person("Erin").id
         g.record_sightings(
