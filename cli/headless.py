@@ -11,7 +11,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from cli.common import DEFAULT_LISTEN, CliError, emit, hostport, iso
+from cli.common import DEFAULT_LISTEN, CliError, emit, gallery_key, hostport, iso
 from station import settings as table
 
 
@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         gallery=Path(args.gallery),
         listen=listen,
         key_file=Path(args.key_file) if args.key_file else None,
+        gallery_key=gallery_key(args),
         actor="headless",
         recognition=args.recognition,
         threshold=args.threshold,

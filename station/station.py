@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ from station.schedule import Schedule
 from storage import locations
 from storage.errors import GalleryError
 from storage.gallery import Gallery
+from storage.gallerykey import KeySpec
 
 if TYPE_CHECKING:
     from vision.ray_workers import RayRecognitionPool
@@ -50,6 +51,7 @@ class StationOptions:
     gallery: Path
     listen: Address
     key_file: Path | None = None  # None: station.key beside the gallery, created on first run
+    gallery_key: KeySpec = field(default_factory=KeySpec)  # the gallery's encryption key (storage.gallerykey)
     actor: str = "station"  # who the audit log names
     recognition: bool = True
     threshold: float | None = None  # None: the gallery's setting, else the model's calibrated one
@@ -139,7 +141,7 @@ class Station:
     def _open_gallery(self) -> None:
         path = self.options.gallery
         try:
-            self.gallery = Gallery.open(path, actor=self.options.actor)
+            self.gallery = Gallery.open(path, actor=self.options.actor, key=self.options.gallery_key)
         except (GalleryError, OSError) as exc:
             raise StationError(str(exc)) from None
 

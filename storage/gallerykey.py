@@ -139,3 +139,13 @@ def key_for_existing(spec: KeyLike, gallery: Path, salt: bytes) -> GalleryKey:
             f"{gallery} is encrypted and its {KEY_FILE_WHAT} {path} is missing: restore the key from your "
             "backup (or name it with --gallery-key, or give the passphrase); without it the gallery cannot be read"
         ) from None
+
+
+def needs_passphrase(gallery: Path, spec: KeySpec) -> bool:
+    """True when the gallery is encrypted, no passphrase was given, and there is no key file to open it
+    with: the console then asks for the passphrase."""
+    from storage import cipher
+
+    if spec.uses_passphrase or (spec.plain and not gallery.exists()):
+        return False
+    return cipher.read_state(gallery) is cipher.FileState.ENCRYPTED and not spec.key_path(gallery).exists()
