@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 WriteFn = Callable[[sqlite3.Connection], Any]
-SightingInserter = Callable[[sqlite3.Connection, Sequence[PreparedSighting]], None]
+# Returns True when it rewrote stored data of an erased person: a WAL checkpoint then follows the commit.
+SightingInserter = Callable[[sqlite3.Connection, Sequence[PreparedSighting]], bool]
 ErrorTranslator = Callable[[sql.Error], GalleryError]
 
 
@@ -251,9 +252,18 @@ class WriterThread:
             if job.future is not None:
                 job.future.set_result(result)
 
+    def _checkpoint(self) -> None:
+        """Fold the WAL into the file and empty it, so the old page versions of what was just rewritten (an
+        erased face blurred out of a snapshot) leave the disk now; a reader in the way only delays that."""
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sql.Error as exc:
+            log.warning("gallery writer: WAL checkpoint after an erasure failed: %s", exc)
+
     def _run_sightings(self, items: list[PreparedSighting]) -> None:
         try:
-            self._transaction(lambda conn: self._insert(conn, items))
+            if self._transaction(lambda conn: self._insert(conn, items)):
+                self._checkpoint()
             return
         except sql.Error as exc:
             first: BaseException = self._translate(exc)
@@ -267,7 +277,8 @@ class WriterThread:
         last = str(first)
         for item in items:
             try:
-                self._transaction(lambda conn, it=item: self._insert(conn, [it]))  # type: ignore[misc]
+                if self._transaction(lambda conn, it=item: self._insert(conn, [it])):  # type: ignore[misc]
+                    self._checkpoint()
             except sql.Error as exc:
                 failed += 1
                 last = str(self._translate(exc))
