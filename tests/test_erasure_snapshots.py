@@ -29,7 +29,7 @@ def _photo(name: str) -> npt.NDArray[np.uint8]:
     path = need(FACES / "identities" / name / f"{name}_0001.jpg")
     img = cv2.imread(str(path))
     assert img is not None
-    return img
+    return np.asarray(img, dtype=np.uint8)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,8 @@ def frame() -> tuple[bytes, npt.NDArray[np.uint8]]:
     assert ok
     data = buf.tobytes()
     decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    return data, decoded
+    assert decoded is not None
+    return data, np.asarray(decoded, dtype=np.uint8)
 
 
 def _region(img: npt.NDArray[np.uint8], box: tuple[float, float, float, float]) -> npt.NDArray[np.float32]:
@@ -55,7 +56,7 @@ def _detail(img: npt.NDArray[np.float32]) -> float:
 def _state(jpeg: bytes, original: npt.NDArray[np.uint8], box: tuple[float, float, float, float]) -> str:
     """'blurred' when the face's fine detail is gone and its pixels moved far; 'intact' when it is the same
     face up to JPEG re-encoding."""
-    img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    img = np.asarray(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), dtype=np.uint8)
     now, before = _region(img, box), _region(original, box)
     diff = float(np.abs(now - before).mean())
     if diff < 4.0:
