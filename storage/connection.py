@@ -13,7 +13,7 @@ from pathlib import Path
 from storage import cipher, gallerykey, locations, private, sql
 from storage.cipher import SQLITE_MAGIC, FileState
 from storage.errors import GalleryBusyError, GalleryError
-from storage.gallerykey import GalleryKey, KeyLike
+from storage.gallerykey import GalleryKey, KeyLike, KeySpec
 from storage.schema import migrate
 
 log = logging.getLogger(__name__)
@@ -179,8 +179,8 @@ def open_writer(path: Path, busy_timeout_s: float, *, create: bool, key: KeyLike
         if conn is not None:
             conn.close()
         raise
-    if state is FileState.PLAIN:
-        warn_plain(path)
+    if state is FileState.PLAIN and not (isinstance(key, KeySpec) and key.plain):
+        warn_plain(path)  # not when plain was asked for (benchmarks, tests of the file's bytes)
     return Opened(conn, resolved)
 
 
