@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import quote
 
 from storage import sql
 from storage.errors import GalleryError
@@ -89,6 +90,11 @@ def apply_key(conn: sqlite3.Connection, key: GalleryKey | None) -> None:
         conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
 
 
+def read_only(path: Path) -> sqlite3.Connection:
+    """A connection that can only read ``path`` (never creates or changes a file), keyed by the caller."""
+    return sql.connect(f"file:{quote(str(path.absolute()))}?mode=ro", uri=True, isolation_level=None)
+
+
 def is_not_a_database(exc: sql.Error) -> bool:
     return exc.sqlite_errorname == "SQLITE_NOTADB" or "file is not a database" in str(exc).lower()
 
@@ -96,7 +102,7 @@ def is_not_a_database(exc: sql.Error) -> bool:
 def diagnose(path: Path, key: GalleryKey) -> GalleryError:
     """Why ``key`` could not read the encrypted gallery at ``path``: a wrong key (every page fails its
     check) or a damaged file (some pages pass). Reads the file only."""
-    conn = sql.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    conn = read_only(path)
     try:
         apply_key(conn, key)
         failures = [str(r[0]) for r in conn.execute("PRAGMA cipher_integrity_check").fetchall()]

@@ -91,7 +91,7 @@ def _existing_state(path: Path) -> FileState:
 
 def _already(path: Path, direction: Direction, key: GalleryKey | None) -> Conversion:
     """Nothing to convert; for an encrypted gallery, prove the key opens it (a wrong key is still an error)."""
-    conn = sql.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    conn = cipher.read_only(path)
     try:
         cipher.apply_key(conn, key)
         rows = _row_counts(conn, "main")
