@@ -23,7 +23,7 @@ from storage.cipher import FileState, WrongKeyError
 from storage.convert import CRASH_ENV
 from storage.errors import GalleryError
 from storage.gallery import Gallery
-from storage.gallerykey import GalleryKey, KeySpec
+from storage.gallerykey import GalleryKey, KeySpec, needs_passphrase
 from storage.secretfiles import MissingSecretError, SecretFileError
 from tests.conftest import ROOT, raw_connect
 from tests.test_storage import MODEL, T0, face_jpegs, sighting, unit
@@ -96,6 +96,11 @@ def test_a_passphrase_key_is_stretched_once_with_the_files_own_salt(tmp_path: Pa
     with pytest.raises(MissingSecretError, match="is missing: restore the key"):
         Gallery.open(path)  # no passphrase, no key file
     assert _digest(tmp_path) == before
+    # The console asks for the passphrase exactly when the gallery needs one.
+    assert needs_passphrase(path, KeySpec())
+    assert not needs_passphrase(path, KeySpec(passphrase="correct horse battery staple"))
+    with Gallery.open(tmp_path / "k.db") as g:  # a key-file gallery (its gallery.key beside it)
+        assert not needs_passphrase(g.path, KeySpec())
 
 
 def test_a_plain_gallery_opens_with_one_warning_saying_how_to_encrypt_it(tmp_path: Path) -> None:
