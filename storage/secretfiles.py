@@ -29,7 +29,8 @@ def write_new(path: Path, data: bytes, what: str) -> None:
     """Create ``path`` holding ``data``, owner-only, flushed to disk; refuses to replace an existing file."""
     try:
         private.make_dirs(path.parent)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), private.FILE_MODE)
+        nofollow = os.O_NOFOLLOW if _POSIX else 0
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | nofollow, private.FILE_MODE)
     except FileExistsError:
         raise SecretFileError(f"{path} already exists; refusing to overwrite a {what}") from None
     except OSError as exc:
