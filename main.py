@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from cli import console, enrol, evaluate, files, headless, history, identify, keygen, scan
+from cli import console, encryption, enrol, evaluate, evidence, files, headless, history, identify, keygen, scan
 from cli.common import VERSION, CliError, common_options, resolve_gallery
 
 log = logging.getLogger("facestation")
@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_parser(sub, common)
     scan.add_parser(sub, common)
     files.add_parsers(sub, common)
+    encryption.add_parsers(sub, common)
+    evidence.add_parsers(sub, common)
     return parser
 
 

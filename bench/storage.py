@@ -1,17 +1,22 @@
-"""Benchmark the gallery on a generated database: 10,000 persons, 50,000 samples, 1,000,000 sightings.
+"""Benchmark the gallery on a generated database: 10,000 persons, 50,000 samples, 1,000,000 sightings, plain
+and encrypted (SQLCipher) side by side.
 
-    .venv/bin/python bench/storage.py                    # the issue's sizes (about 2 minutes on 2 cores)
+    .venv/bin/python bench/storage.py                    # the issue's sizes (several minutes on 2 cores)
     .venv/bin/python bench/storage.py --sightings 200000 # a quicker run
 
-Generation writes straight through sqlite3 (executemany in one transaction, after ``Gallery.open`` made the
-schema); every measured figure goes through the public ``Gallery`` API. The file lives in a temporary folder
-unless --path is given. Prints a markdown table, then the same history queries with indexes dropped.
+Generation writes a plain gallery straight through sqlite3 (executemany in one transaction, after
+``Gallery.open`` made the schema); the encrypted one is a copy of it converted by ``main.py encrypt``'s code
+(storage.convert), which is timed too. Every measured figure goes through the public ``Gallery`` API, the
+two galleries measured one after the other in one run. The files live in a temporary folder unless --path
+is given. Prints a markdown table (plain, encrypted, and the encrypted/plain ratio), then the same history
+queries with indexes dropped (plain).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -28,7 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from storage.codec import to_blob  # noqa: E402
+from storage.convert import encrypt  # noqa: E402
 from storage.gallery import Gallery  # noqa: E402
+from storage.gallerykey import KeySpec  # noqa: E402
 from storage.records import NewSighting  # noqa: E402
 
 FACE = ROOT.parent / "shared" / "faces" / "identities" / "Andre_Agassi" / "Andre_Agassi_0001.jpg"
@@ -36,6 +43,7 @@ MODEL = "facenet-512"
 DIM = 512
 DAY = 86400.0
 CAMERAS = [f"cam-{i:02d}" for i in range(16)]
+PLAIN = KeySpec(plain=True)
 
 
 def crop_jpeg(size: int) -> bytes:
@@ -50,7 +58,7 @@ def crop_jpeg(size: int) -> bytes:
 
 
 def generate(path: Path, args: argparse.Namespace, crop: bytes, rng: np.random.Generator) -> dict[str, float]:
-    Gallery.open(path).close()  # schema and indexes, exactly as the station makes them
+    Gallery.open(path, key=PLAIN).close()  # schema and indexes, exactly as the station makes them
     conn = sqlite3.connect(path, isolation_level=None)
     # Generation only: no journal (each page is written once, not to the WAL and again at the checkpoint).
     # The measured figures below run with the station's own settings (WAL, synchronous NORMAL).
@@ -153,8 +161,10 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
     return statistics.median(times), times[int(0.95 * (len(times) - 1))], result
 
 
-def history_figures(g: Gallery, rng: np.random.Generator, repeat: int, now: float) -> dict[str, tuple[float, float]]:
-    persons = rng.integers(2, 10_001, repeat * 4).tolist()
+def history_figures(
+    g: Gallery, rng: np.random.Generator, repeat: int, now: float, n_persons: int = 10_000
+) -> dict[str, tuple[float, float]]:
+    persons = rng.integers(2, n_persons + 1, repeat * 4).tolist()
     it = iter(persons)
     out = {}
     week = 7 * DAY
@@ -172,6 +182,95 @@ def history_figures(g: Gallery, rng: np.random.Generator, repeat: int, now: floa
     return out
 
 
+def insert_rate(g: Gallery, args: argparse.Namespace, crop: bytes, rng: np.random.Generator, now: float) -> float:
+    """Sightings per second through the writer thread, with crops and embeddings, as a live station records them."""
+    embs = rng.standard_normal((args.insert, DIM), dtype=np.float32)
+    items = [
+        NewSighting(
+            camera=CAMERAS[i % 16],
+            start=now + i * 0.01,
+            end=now + i * 0.01 + 3,
+            person_id=(i % args.persons) + 1 if i % 3 else None,
+            score=0.7,
+            box=(1.0, 2.0, 96.0, 96.0),
+            crop_jpeg=crop,
+            embedding=embs[i],
+            model=MODEL,
+            track=f"live{i}",
+        )
+        for i in range(args.insert)
+    ]
+    t = time.perf_counter()
+    for start in range(0, len(items), args.insert_batch):
+        g.record_sightings(items[start : start + args.insert_batch])
+    assert g.flush(600)
+    assert g.writer_errors() == [], g.writer_errors()
+    return float(args.insert) / (time.perf_counter() - t)
+
+
+def measure(path: Path, key: KeySpec, args: argparse.Namespace, crop: bytes, seed: int) -> dict[str, Any]:
+    """Every figure of one gallery (the same random draws for plain and encrypted: ``seed``)."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, Any] = {}
+    t = time.perf_counter()
+    with Gallery.open(path, actor="bench", key=key) as g:
+        out["open_ms"] = (time.perf_counter() - t) * 1000
+        now = time.time()
+        out["insert"] = insert_rate(g, args, crop, rng, now)
+        out["history"] = history_figures(g, rng, args.repeat, now, args.persons)
+        out["offset"] = timed(lambda: g.history(camera="cam-03", limit=100, offset=10_000), max(5, args.repeat // 10))
+        out["embedded"] = g.read(lambda c: c.execute("SELECT count(*) FROM sighting_embeddings").fetchone()[0])
+        t = time.perf_counter()
+        assert len(g.search_by_face(rng.standard_normal(DIM, dtype=np.float32), MODEL, limit=20)) == 20
+        out["search_cold"] = (time.perf_counter() - t) * 1000
+        queries = iter(rng.standard_normal((args.repeat, DIM), dtype=np.float32))
+        out["search"] = timed(lambda: g.search_by_face(next(queries), MODEL, limit=20), args.repeat)
+        g.flush(60)
+        out["total"] = g.count_sightings()
+    out["size"] = path.stat().st_size
+    return out
+
+
+def _ms(pair: tuple[float, ...]) -> str:
+    return f"{pair[0]:.2f} ms (p95 {pair[1]:.2f})"
+
+
+def _ratio(plain: float, enc: float) -> str:
+    return f"x{enc / plain:.2f}" if plain > 0 else "-"
+
+
+def table(p: dict[str, Any], e: dict[str, Any], args: argparse.Namespace, crop: bytes, gen: dict[str, float]) -> None:
+    hp, he = p["history"], e["history"]
+    rows = [
+        ("insert throughput (batched, via the writer thread)", ">= 5,000 sightings/s",
+         f"{p['insert']:,.0f}/s", f"{e['insert']:,.0f}/s", _ratio(p["insert"], e["insert"]),
+         f"{args.insert:,} sightings with a {len(crop):,}-byte crop and a 512-D embedding, "
+         f"{args.insert_batch} per call"),
+        ("history by person and time range, page of 100", "< 50 ms", _ms(hp["person"]), _ms(he["person"]),
+         _ratio(hp["person"][0], he["person"][0]), "a random person, 30-day range; incl. the audit entry (queued)"),
+        ("history by person, frequent visitor, page of 100", "< 50 ms", _ms(hp["frequent"]), _ms(he["frequent"]),
+         _ratio(hp["frequent"][0], he["frequent"][0]),
+         f"person with ~{int(0.05 * args.sightings):,} sightings, 30-day range, full page"),
+        ("history by camera and time range, page of 100", "< 50 ms", _ms(hp["camera"]), _ms(he["camera"]),
+         _ratio(hp["camera"][0], he["camera"][0]), "1 of 16 cameras, 7-day range, full page"),
+        ("history, page at offset 10,000", "-", _ms(p["offset"]), _ms(e["offset"]),
+         _ratio(p["offset"][0], e["offset"][0]), "OFFSET paging cost"),
+        (f"search by face over {p['embedded']:,} sightings (512-D)", "< 200 ms", _ms(p["search"]), _ms(e["search"]),
+         _ratio(p["search"][0], e["search"][0]),
+         f"top 20, in-memory matrix; the first query loads it: {p['search_cold']:,.0f} / {e['search_cold']:,.0f} ms"),
+        ("open the gallery (Gallery.open)", "-", f"{p['open_ms']:.1f} ms", f"{e['open_ms']:.1f} ms",
+         _ratio(p["open_ms"], e["open_ms"]), "raw key from the key file: no key derivation per connection"),
+        ("file size", "reported", f"{p['size'] / 2**30:.2f} GiB", f"{e['size'] / 2**30:.2f} GiB",
+         _ratio(p["size"], e["size"]), f"{p['total']:,} sightings; SQLCipher keeps an IV and HMAC in each 4 KiB page"),
+        ("encrypt in place (main.py encrypt)", "reported", "-", f"{gen['encrypt_s']:.0f} s", "-",
+         "export, check (quick_check and row counts), fsync, rename, of the whole generated gallery"),
+    ]  # fmt: skip
+    print("| figure | target | plain | encrypted | encrypted/plain | notes |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--persons", type=int, default=10_000)
@@ -182,7 +281,7 @@ def main() -> int:
     ap.add_argument("--insert", type=int, default=20_000, help="sightings inserted through the writer thread")
     ap.add_argument("--insert-batch", type=int, default=50, help="sightings per record_sightings call")
     ap.add_argument("--repeat", type=int, default=100, help="queries per history figure")
-    ap.add_argument("--path", type=Path, help="where to build the gallery (default: a temporary folder)")
+    ap.add_argument("--path", type=Path, help="a folder to build the galleries in (default: a temporary one)")
     ap.add_argument("--no-ablation", action="store_true", help="skip the runs with indexes dropped")
     args = ap.parse_args()
     if args.persons < 2:
@@ -193,130 +292,41 @@ def main() -> int:
     tmp = None
     if args.path is None:
         tmp = tempfile.TemporaryDirectory(prefix="bench-storage-")
-        path = Path(tmp.name) / "gallery.db"
+        folder = Path(tmp.name)
     else:
-        path = args.path
-        if path.exists():
-            ap.error(f"{path} exists")
+        folder = args.path
+        if folder.exists():
+            ap.error(f"{folder} exists")
+    plain, encrypted = folder / "plain" / "gallery.db", folder / "encrypted" / "gallery.db"
+    plain.parent.mkdir(parents=True)
+    encrypted.parent.mkdir(parents=True)
     print(
         f"generating {args.persons:,} persons, {args.samples:,} samples, {args.sightings:,} sightings "
-        f"({args.embedded:,} with embeddings, crop {len(crop):,} bytes) in {path} ...",
+        f"({args.embedded:,} with embeddings, crop {len(crop):,} bytes) in {plain} ...",
         file=sys.stderr,
     )
-    gen = generate(path, args, crop, rng)
+    gen = generate(plain, args, crop, rng)
+    print(f"generated in {gen['total_s']:.1f} s ({args.sightings / gen['sightings_s']:,.0f}/s bulk)", file=sys.stderr)
+    shutil.copyfile(plain, encrypted)
+    t = time.perf_counter()
+    encrypt(encrypted)  # the key file is made beside it, as main.py encrypt does
+    gen["encrypt_s"] = time.perf_counter() - t
+    print(f"encrypted a copy in place in {gen['encrypt_s']:.1f} s", file=sys.stderr)
     t_sync = time.perf_counter()
     os.sync()  # let the generator's gigabytes reach the disk, so its writeback does not slow what is measured
     print(f"synced in {time.perf_counter() - t_sync:.1f} s", file=sys.stderr)
-    gen_rate = args.sightings / gen["sightings_s"]
-    size_before = path.stat().st_size
-    print(f"generated in {gen['total_s']:.1f} s ({gen_rate:,.0f} sightings/s bulk)", file=sys.stderr)
-
-    rows: list[tuple[str, str, str, str]] = []
-    with Gallery.open(path, actor="bench") as g:
-        now = time.time()
-        # Insert throughput through the writer thread, with crops and embeddings, as a live station records them.
-        embs = rng.standard_normal((args.insert, DIM), dtype=np.float32)
-        items = [
-            NewSighting(
-                camera=CAMERAS[i % 16],
-                start=now + i * 0.01,
-                end=now + i * 0.01 + 3,
-                person_id=(i % args.persons) + 1 if i % 3 else None,
-                score=0.7,
-                box=(1.0, 2.0, 96.0, 96.0),
-                crop_jpeg=crop,
-                embedding=embs[i],
-                model=MODEL,
-                track=f"live{i}",
-            )
-            for i in range(args.insert)
-        ]
-        t = time.perf_counter()
-        for start in range(0, len(items), args.insert_batch):
-            g.record_sightings(items[start : start + args.insert_batch])
-        assert g.flush(600)
-        insert_s = time.perf_counter() - t
-        assert g.writer_errors() == [], g.writer_errors()
-        rate = args.insert / insert_s
-        rows.append(
-            (
-                "insert throughput (batched, via the writer thread)",
-                ">= 5,000 sightings/s",
-                f"{rate:,.0f} sightings/s",
-                f"{args.insert:,} sightings with a {len(crop):,}-byte crop and a 512-D embedding, "
-                f"{args.insert_batch} per call; bulk generation: {gen_rate:,.0f}/s",
-            )
-        )
-
-        hist = history_figures(g, rng, args.repeat, now)
-        rows.append(
-            (
-                "history by person and time range, page of 100",
-                "< 50 ms",
-                f"{hist['person'][0]:.2f} ms (p95 {hist['person'][1]:.2f})",
-                "a random person, 30-day range; incl. the audit entry (queued)",
-            )
-        )
-        rows.append(
-            (
-                "history by person, frequent visitor, page of 100",
-                "< 50 ms",
-                f"{hist['frequent'][0]:.2f} ms (p95 {hist['frequent'][1]:.2f})",
-                f"person with ~{int(0.05 * args.sightings):,} sightings, 30-day range, full page",
-            )
-        )
-        rows.append(
-            (
-                "history by camera and time range, page of 100",
-                "< 50 ms",
-                f"{hist['camera'][0]:.2f} ms (p95 {hist['camera'][1]:.2f})",
-                "1 of 16 cameras, 7-day range, full page",
-            )
-        )
-        med, p95, _ = timed(lambda: g.history(camera="cam-03", limit=100, offset=10_000), max(5, args.repeat // 10))
-        rows.append(("history, page at offset 10,000", "-", f"{med:.1f} ms (p95 {p95:.1f})", "OFFSET paging cost"))
-
-        n_emb = g.read(lambda c: c.execute("SELECT count(*) FROM sighting_embeddings").fetchone()[0])
-        q = rng.standard_normal(DIM, dtype=np.float32)
-        t = time.perf_counter()
-        first_hits = g.search_by_face(q, MODEL, limit=20)
-        cold = (time.perf_counter() - t) * 1000
-        assert len(first_hits) == 20
-        queries = iter(rng.standard_normal((args.repeat, DIM), dtype=np.float32))
-        med, p95, _ = timed(lambda: g.search_by_face(next(queries), MODEL, limit=20), args.repeat)
-        rows.append(
-            (
-                f"search by face over {n_emb:,} sightings (512-D)",
-                "< 200 ms",
-                f"{med:.1f} ms (p95 {p95:.1f})",
-                f"top 20, in-memory matrix; the first query loads it: {cold:,.0f} ms",
-            )
-        )
-        g.flush(60)
-        total = g.count_sightings()
-    size = path.stat().st_size
-    parts = sighting_bytes(path)
-    own = sum(parts.values())
-    rows.append(
-        (
-            "file size per sighting",
-            "reported",
-            f"{own / total:,.0f} bytes",
-            f"pages of the sighting tables and indexes / sightings (row+indexes {parts['rows'] / total:,.0f} B, "
-            f"crop {parts['crops'] / total:,.0f} B for a {len(crop):,}-byte JPEG, embeddings "
-            f"{parts['embeddings'] / total:,.0f} B with {args.embedded / args.sightings:.0%} embedded); "
-            f"whole file {size / 2**30:.2f} GiB = {size / total:,.0f} B per sighting with the samples",
-        )
+    p = measure(plain, PLAIN, args, crop, seed=7)
+    e = measure(encrypted, KeySpec(), args, crop, seed=7)
+    table(p, e, args, crop, gen)
+    parts = sighting_bytes(plain)
+    total = p["total"]
+    print(
+        f"\nplain file per sighting: {sum(parts.values()) / total:,.0f} bytes in the sighting tables and indexes "
+        f"(row+indexes {parts['rows'] / total:,.0f} B, crop {parts['crops'] / total:,.0f} B, embeddings "
+        f"{parts['embeddings'] / total:,.0f} B with {args.embedded / args.sightings:.0%} embedded)"
     )
-    _ = size_before
-
-    print("| figure | target | measured | notes |")
-    print("|---|---|---|---|")
-    for r in rows:
-        print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} |")
-
     if not args.no_ablation:
-        ablation(path, rng, max(5, args.repeat // 10))
+        ablation(plain, rng, max(5, args.repeat // 10))
     if tmp is not None:
         tmp.cleanup()
     return 0
@@ -337,7 +347,7 @@ def ablation(path: Path, rng: np.random.Generator, repeat: int) -> None:
         for name in drop:
             conn.execute(f"DROP INDEX {name}")
         conn.close()
-        with Gallery.open(path, actor="bench") as g:
+        with Gallery.open(path, actor="bench", key=PLAIN) as g:
             h = history_figures(g, rng, repeat, time.time())
         print(f"| {label} | {h['person'][0]:.1f} | {h['frequent'][0]:.1f} | {h['camera'][0]:.1f} |")
     conn = sqlite3.connect(path, isolation_level=None)

@@ -42,6 +42,18 @@ def common_options(*, top_level: bool) -> argparse.ArgumentParser:
         help=f"gallery database (default {locations.default_gallery()}; with --demo, {locations.demo_gallery()})",
         **default,
     )
+    common.add_argument(
+        "--gallery-key",
+        metavar="FILE",
+        help="the gallery's encryption key file (default: gallery.key beside the gallery, made for a new one)",
+        **default,
+    )
+    common.add_argument(
+        "--passphrase-file",
+        metavar="FILE",
+        help="unlock (or encrypt) the gallery with the passphrase in FILE (owner-only) instead of a key file",
+        **default,
+    )
     verbose: dict[str, Any] = {"default": False} if top_level else {"default": argparse.SUPPRESS}
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr", **verbose)
     return common
@@ -52,6 +64,20 @@ def resolve_gallery(args: argparse.Namespace) -> None:
     if getattr(args, "gallery", None) is None:
         demo = bool(getattr(args, "demo", False))
         args.gallery = str(locations.demo_gallery() if demo else locations.default_gallery())
+
+
+def gallery_key(args: argparse.Namespace) -> Any:
+    """The gallery's key as the operator gave it (storage.gallerykey.KeySpec): --gallery-key or
+    --passphrase-file, else the default key file beside the gallery."""
+    from storage.gallerykey import KeySpec
+
+    key_file, passphrase_file = getattr(args, "gallery_key", None), getattr(args, "passphrase_file", None)
+    if key_file and passphrase_file:
+        raise CliError("give --gallery-key or --passphrase-file, not both")
+    return KeySpec(
+        key_file=Path(key_file) if key_file else None,
+        passphrase_file=Path(passphrase_file) if passphrase_file else None,
+    )
 
 
 def hostport(text: str, flag: str, *, allow_zero: bool = True) -> tuple[str, int]:
@@ -96,7 +122,7 @@ def open_gallery(args: argparse.Namespace, actor: str) -> Any:
 
     path = Path(args.gallery)
     try:
-        return Gallery.open(path, actor=actor)
+        return Gallery.open(path, actor=actor, key=gallery_key(args))
     except (GalleryError, OSError) as exc:
         raise CliError(str(exc)) from None
 

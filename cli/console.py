@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cli.common import DEFAULT_LISTEN, CliError, hostport
+from cli.common import DEFAULT_LISTEN, CliError, gallery_key, hostport
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,6 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ray-address", metavar="HOST:PORT", help="recognise on this Ray cluster (default: the console setting)"
     )
     parser.add_argument("--ray-workers", type=int, default=2, metavar="N", help="recognition actors on the cluster")
+    parser.add_argument(
+        "--ask-passphrase",
+        action="store_true",
+        help="ask for the gallery's passphrase at start (asked anyway when it is encrypted and has no key file)",
+    )
     parser.add_argument("--quit-after", type=float, metavar="S", help=argparse.SUPPRESS)  # smoke tests
 
 
@@ -34,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
         gallery=Path(args.gallery),
         listen=listen,
         key_file=Path(args.key_file) if args.key_file else None,
+        gallery_key=gallery_key(args),
+        ask_passphrase=args.ask_passphrase,
         demo_cameras=2 if args.demo else 0,
         demo_people=bool(args.demo),
         mdns_interfaces=interfaces,

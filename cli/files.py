@@ -7,7 +7,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from cli.common import CliError, emit
+from cli.common import CliError, emit, gallery_key
 from storage import locations
 
 
@@ -44,7 +44,7 @@ def run_backup(args: argparse.Namespace) -> int:
         raise CliError(f"{dest} is the gallery itself: back up to another file")
     started = time.monotonic()
     try:
-        gallery = Gallery.open(source, actor="cli")
+        gallery = Gallery.open(source, actor="cli", key=gallery_key(args))
     except (GalleryError, OSError) as exc:
         raise CliError(str(exc)) from None
     try:

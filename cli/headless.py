@@ -11,7 +11,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from cli.common import DEFAULT_LISTEN, CliError, emit, hostport, iso
+from cli.common import DEFAULT_LISTEN, CliError, emit, gallery_key, hostport, iso
 from station import settings as table
 
 
@@ -62,18 +62,19 @@ def _camera_line(ev: Any) -> dict[str, Any]:
     return line
 
 
-def run(args: argparse.Namespace) -> int:
-    from network.udp_receiver import format_stats
-    from station.station import Station, StationError, StationOptions
+def _options(args: argparse.Namespace) -> Any:
+    """The station's options from the command line (checked: one CliError line for a bad value)."""
+    from station.station import StationOptions
 
     listen = hostport(args.listen, "--listen")
     connects = tuple(hostport(c, "--connect", allow_zero=False) for c in args.connect or [])
     if args.stats_every <= 0:
         raise CliError("--stats-every must be positive")
-    options = StationOptions(
+    return StationOptions(
         gallery=Path(args.gallery),
         listen=listen,
         key_file=Path(args.key_file) if args.key_file else None,
+        gallery_key=gallery_key(args),
         actor="headless",
         recognition=args.recognition,
         threshold=args.threshold,
@@ -89,22 +90,42 @@ def run(args: argparse.Namespace) -> int:
         demo_cameras=args.demo,
         demo_people=bool(args.demo),
     )
-    station = Station(options)
 
-    def found(sender: Any, present: bool) -> None:
-        emit(
-            {
-                "event": "discovered",
-                "camera": sender.name,
-                "address": sender.address,
-                "present": present,
-                "width": sender.width,
-                "height": sender.height,
-                "fps": sender.fps,
-            }
-        )
 
-    station.add_discovery_listener(found)
+def _found(sender: Any, present: bool) -> None:
+    emit(
+        {
+            "event": "discovered",
+            "camera": sender.name,
+            "address": sender.address,
+            "present": present,
+            "width": sender.width,
+            "height": sender.height,
+            "fps": sender.fps,
+        }
+    )
+
+
+def _print_stats(station: Any, receiver: Any) -> None:
+    from network.udp_receiver import format_stats
+
+    for st in receiver.stats():
+        emit(format_stats(st))
+    if station.recogniser is not None:
+        for rs in station.recogniser.stats():
+            emit({"event": "recognition", **_rounded(rs)})
+    if station.ray_pool is not None:
+        emit({"event": "ray", **asdict(station.ray_pool.stats())})
+    rejected = receiver.rejected()
+    if rejected:
+        emit({"event": "rejected", "rejected": rejected, "total": sum(rejected.values())})
+
+
+def run(args: argparse.Namespace) -> int:
+    from station.station import Station, StationError
+
+    station = Station(_options(args))
+    station.add_discovery_listener(_found)
     station.add_sighting_listener(print_sighting)
     try:
         station.start()
@@ -132,16 +153,7 @@ def run(args: argparse.Namespace) -> int:
                 emit(_camera_line(ev))
             if now >= next_stats:
                 next_stats += args.stats_every
-                for st in receiver.stats():
-                    emit(format_stats(st))
-                if station.recogniser is not None:
-                    for rs in station.recogniser.stats():
-                        emit({"event": "recognition", **_rounded(rs)})
-                if station.ray_pool is not None:
-                    emit({"event": "ray", **asdict(station.ray_pool.stats())})
-                rejected = receiver.rejected()
-                if rejected:
-                    emit({"event": "rejected", "rejected": rejected, "total": sum(rejected.values())})
+                _print_stats(station, receiver)
             stop.wait(0.1)
     finally:
         station.stop()  # open tracks become sightings, printed and recorded

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cli.common import CliError
+from cli.common import CliError, gallery_key
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
             limit=args.limit,
             offset=args.offset,
             busy_timeout_s=args.busy_timeout,
+            key=gallery_key(args),
         )
     except GalleryError as exc:
         raise CliError(str(exc)) from None

@@ -15,18 +15,19 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QInputDialog, QLineEdit, QMessageBox
 
 from gui.main_window import MainWindow
 from gui.services import ConsoleServices
 from network import protocol
 from network.discovery import local_ipv4_addresses
 from station.station import Station, StationError, StationOptions
+from storage.gallerykey import KeySpec, needs_passphrase
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ class ConsoleOptions:
     gallery: Path
     listen: tuple[str, int]
     key_file: Path | None = None
+    gallery_key: KeySpec = field(default_factory=KeySpec)  # the gallery's encryption key (storage.gallerykey)
+    ask_passphrase: bool = False  # ask for the gallery's passphrase even where a key file could serve
     demo_cameras: int = 0
     demo_people: bool = False  # enrol the demo people into the gallery where it lacks them
     mdns_interfaces: tuple[str, ...] | None = None  # None: all interfaces
@@ -64,6 +67,7 @@ def build_services(options: ConsoleOptions) -> tuple[ConsoleServices, list[Calla
             gallery=options.gallery,
             listen=options.listen,
             key_file=options.key_file,
+            gallery_key=options.gallery_key,
             actor="console",
             ray_address=options.ray_address,
             ray_workers=options.ray_workers,
@@ -104,12 +108,31 @@ def _choose_platform() -> None:
             os.environ["QT_QPA_PLATFORM"] = "offscreen"
 
 
+def ask_passphrase(options: ConsoleOptions) -> ConsoleOptions:
+    """The options with the passphrase the operator types, where the gallery needs one (encrypted with a
+    passphrase and no key file beside it) or ``--ask-passphrase`` asked for it. Offscreen nobody can type:
+    the missing key is then reported as one line like everywhere else."""
+    wanted = options.ask_passphrase or needs_passphrase(options.gallery, options.gallery_key)
+    if not wanted or QGuiApplication.platformName() in ("offscreen", "minimal"):
+        return options
+    text, ok = QInputDialog.getText(
+        None,
+        "FaceStation: encrypted gallery",
+        f"Passphrase for the gallery {options.gallery}:",
+        QLineEdit.EchoMode.Password,
+    )
+    if not ok or not text:
+        raise ConsoleError(f"no passphrase given: the encrypted gallery {options.gallery} was not opened")
+    return replace(options, gallery_key=replace(options.gallery_key, passphrase=text, key_file=None))
+
+
 def run_console(options: ConsoleOptions, argv: list[str] | None = None) -> int:
     _choose_platform()
     app = QApplication.instance() or QApplication(argv or ["facestation"])
     assert isinstance(app, QApplication)
     app.setApplicationName("FaceStation")
     try:
+        options = ask_passphrase(options)
         services, stops = build_services(options)
     except ConsoleError as exc:
         if QGuiApplication.platformName() not in ("offscreen", "minimal"):  # nobody could close it there

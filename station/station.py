@@ -15,7 +15,7 @@ import logging
 import os
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,7 @@ from station.schedule import Schedule
 from storage import locations
 from storage.errors import GalleryError
 from storage.gallery import Gallery
+from storage.gallerykey import KeySpec
 from vision.service import _default_workers
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class StationOptions:
     gallery: Path
     listen: Address
     key_file: Path | None = None  # None: station.key beside the gallery, created on first run
+    gallery_key: KeySpec = field(default_factory=KeySpec)  # the gallery's encryption key (storage.gallerykey)
     actor: str = "station"  # who the audit log names
     recognition: bool = True
     threshold: float | None = None  # None: the gallery's setting, else the model's calibrated one
@@ -151,7 +153,7 @@ class Station:
     def _open_gallery(self) -> None:
         path = self.options.gallery
         try:
-            self.gallery = Gallery.open(path, actor=self.options.actor)
+            self.gallery = Gallery.open(path, actor=self.options.actor, key=self.options.gallery_key)
         except (GalleryError, OSError) as exc:
             raise StationError(str(exc)) from None
 

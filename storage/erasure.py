@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-from storage import counters
+from storage import counters, redaction
 from storage.errors import GalleryError
 
 RETENTION_CHUNK = 20_000
@@ -21,7 +21,9 @@ RETENTION_CHUNK = 20_000
 
 def erase_person(conn: sqlite3.Connection, pid: int, *, erase_sightings: bool) -> dict[str, int]:
     """Delete a person, their samples and negatives, and the crops and embeddings of their sightings; the
-    sightings themselves are deleted (``erase_sightings``) or kept as unknown. Returns the counts."""
+    sightings themselves are deleted (``erase_sightings``) or kept as unknown. Their face is blurred in the
+    other sightings' snapshots that recorded it (storage.redaction). Returns the counts."""
+    windows = redaction.windows_of(conn, pid)
     mine = "(SELECT id FROM sightings WHERE person_id = ?)"
     crops = conn.execute(f"DELETE FROM sighting_crops WHERE sighting_id IN {mine}", (pid,)).rowcount
     embeddings = conn.execute(f"DELETE FROM sighting_embeddings WHERE sighting_id IN {mine}", (pid,)).rowcount
@@ -33,7 +35,11 @@ def erase_person(conn: sqlite3.Connection, pid: int, *, erase_sightings: bool) -
     samples = conn.execute("DELETE FROM samples WHERE person_id = ?", (pid,)).rowcount
     negatives = conn.execute("DELETE FROM negatives WHERE person_id = ?", (pid,)).rowcount
     conn.execute("DELETE FROM persons WHERE id = ?", (pid,))
+    blurred = redaction.redact_stored(conn, windows)
+    redaction.remember_erased(conn, windows)
+    redaction.redirect(conn, pid, None)
     return {
+        "snapshots_blurred": blurred,
         "samples": int(samples),
         "negatives": int(negatives),
         "sightings": int(sightings),

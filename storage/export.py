@@ -25,6 +25,7 @@ from typing import IO, Any, TextIO
 from storage import private, sightings
 from storage.errors import GalleryError
 from storage.gallery import Gallery
+from storage.gallerykey import KeyLike
 from storage.people import PersonRef
 from storage.records import ExportSummary, Sighting
 from storage.sightings import SightingFilter
@@ -222,6 +223,7 @@ def history_command(
     limit: int = 1000,
     offset: int = 0,
     busy_timeout_s: float = 5.0,
+    key: KeyLike = None,
 ) -> int:
     """``main.py history``: print matching sightings, newest first (JSON lines or CSV), by the same query
     and row writer as the exports. Never creates a gallery. Audited as a history search."""
@@ -232,7 +234,7 @@ def history_command(
     if t0 is not None and t1 is not None and t1 <= t0:
         raise GalleryError("--until must be later than --since")
     flt = SightingFilter(person, camera, t0, t1, unknown_only, min_score, state)
-    with Gallery.open(gallery_path, actor="cli", busy_timeout_s=busy_timeout_s, create=False) as gallery:
+    with Gallery.open(gallery_path, actor="cli", busy_timeout_s=busy_timeout_s, create=False, key=key) as gallery:
 
         def run(conn: sqlite3.Connection) -> tuple[list[Sighting], dict[str, Any]]:
             q = sightings.build_query(conn, flt)

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from storage.codec import blobs_to_matrix, normalise_rows
+from storage.codec import as_embedding, blobs_to_matrix, check_text, normalise_rows
+from storage.errors import GalleryError
+from storage.sightings import check_page
 
 _LOAD_CHUNK = 20_000
 
@@ -72,6 +74,22 @@ class FaceIndex:
             rows.append(ids, mat)
             if len(chunk) < _LOAD_CHUNK:
                 return rows
+
+    def search(
+        self, conn: sqlite3.Connection, dims: dict[str, int], embedding: object, model: object, limit: int
+    ) -> tuple[str, list[tuple[int, float]]]:
+        """Check a search by face (the embedding, the model name, the page size against the model's stored
+        dimension ``dims``) and run it: (the model name, the ``limit`` best (sighting id, cosine))."""
+        emb = as_embedding(embedding)
+        model_name = check_text(model, "model name", max_len=100)
+        check_page(limit, 0)
+        if model_name not in dims:
+            return model_name, []
+        if dims[model_name] != emb.shape[0]:
+            raise GalleryError(
+                f"model {model_name!r} embeddings have {dims[model_name]} values; this one has {emb.shape[0]}"
+            )
+        return model_name, self.top(conn, model_name, dims[model_name], emb, int(limit))
 
     def top(
         self, conn: sqlite3.Connection, model: str, dim: int, query: npt.NDArray[np.float32], k: int

@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from storage import audit as audit_log
 from storage import cameras as camera_list
-from storage import counters, erasure, maintenance, people, unknowns
+from storage import counters, erasure, maintenance, people, sql, unknowns
 from storage import settings as setting_store
 from storage import sightings as history_rows
 from storage.cameras import Camera
@@ -34,6 +34,7 @@ from storage.codec import as_embedding, blobs_to_matrix, check_jpeg, check_numbe
 from storage.connection import open_writer, translate
 from storage.errors import GalleryError
 from storage.faceindex import FaceIndex
+from storage.gallerykey import GalleryKey, KeyLike
 from storage.people import PersonRef
 from storage.prepare import prepare_sightings
 from storage.readers import Readers
@@ -72,12 +73,14 @@ class Gallery:
         busy_timeout_s: float,
         queue_capacity: int = 20_000,
         queue_wait_s: float = 2.0,
+        key: GalleryKey | None = None,
     ) -> None:
         self.path = path
         self.actor = actor
+        self.key = key  # None: a plain gallery; else the raw key a worker process opens it with
         self._busy = busy_timeout_s
         self._write_conn = conn
-        self._readers = Readers(path, busy_timeout_s, self._translate)
+        self._readers = Readers(path, busy_timeout_s, self._translate, key)
         self._closed = False
         self._faces = FaceIndex()
         self._error_listeners: list[Callable[[WriterError], None]] = []
@@ -102,8 +105,10 @@ class Gallery:
         create: bool = True,
         queue_capacity: int = 20_000,
         queue_wait_s: float = 2.0,
+        key: KeyLike = None,
     ) -> Gallery:
-        """Open (or, with ``create``, create) the gallery at ``path`` and bring its schema up to date.
+        """Open (or, with ``create``, create) the gallery at ``path`` and bring its schema up to date. ``key``:
+        storage.gallerykey (by default the key file beside it); a new gallery is encrypted unless it says plain.
 
         Raises GalleryError with one readable line for a directory, a file that is not SQLite, a corrupt or
         read-only file, one locked by another writer past ``busy_timeout_s``, or one from a newer FaceStation.
@@ -115,10 +120,11 @@ class Gallery:
         if not busy_timeout_s >= 0:
             raise GalleryError("the busy timeout must be zero or more seconds")
         check_text(actor, "actor")
-        conn = open_writer(p, busy_timeout_s, create=create)
+        opened = open_writer(p, busy_timeout_s, create=create, key=key)
         return cls(
             p,
-            conn,
+            opened.conn,
+            key=opened.key,
             actor=actor,
             busy_timeout_s=busy_timeout_s,
             queue_capacity=queue_capacity,
@@ -149,7 +155,7 @@ class Gallery:
 
     # -------------------------------------------------------------- helpers
 
-    def _translate(self, exc: sqlite3.Error) -> GalleryError:
+    def _translate(self, exc: sql.Error) -> GalleryError:
         return translate(exc, self.path, self._busy)
 
     def _reader(self) -> sqlite3.Connection:
@@ -486,20 +492,9 @@ class Gallery:
     ) -> list[tuple[Sighting, float]]:
         """The stored sightings (known or unknown) most similar to ``embedding``, best first, with their cosine
         similarity. Served from an in-memory matrix that only loads rows it has not seen. Audited."""
-        emb = as_embedding(embedding)
-        model_name = check_text(model, "model name", max_len=100)
-        history_rows.check_page(limit, 0)
-        dims = self.models()
-        if model_name not in dims:
-            return []
-        if dims[model_name] != emb.shape[0]:
-            raise GalleryError(
-                f"model {model_name!r} embeddings have {dims[model_name]} values; this one has {emb.shape[0]}"
-            )
-        conn = self._reader()
         try:
-            hits = self._faces.top(conn, model_name, dims[model_name], emb, int(limit))
-        except sqlite3.Error as exc:
+            model_name, hits = self._faces.search(self._reader(), self.models(), embedding, model, limit)
+        except sql.Error as exc:
             raise self._translate(exc) from None
         by_id = {s.id: s for s in self.sightings_by_id([h[0] for h in hits])}
         if audit:
@@ -586,7 +581,7 @@ class Gallery:
     def backup(self, dest: str | Path, *, overwrite: bool = False, pages: int = 1024) -> Path:
         """Copy the live gallery to ``dest`` with SQLite's online backup API, a few pages at a time so the
         writer keeps going. The copy is owner-only, and checked before it is put in place. Audited."""
-        target = maintenance.backup(self._reader(), Path(dest), overwrite=overwrite, pages=pages)
+        target = maintenance.backup(self._reader(), Path(dest), overwrite=overwrite, pages=pages, key=self.key)
         self._post_audit("backup", {"to": str(target)})
         return target
 

@@ -24,6 +24,8 @@ APP_DIR_UNIX = "facestation"
 APP_DIR_WINDOWS_MAC = "FaceStation"
 GALLERY_FILE = "gallery.db"
 KEY_FILE = "station.key"
+GALLERY_KEY_FILE = "gallery.key"
+SIGNING_KEY_FILE = "signing.key"
 LOG_DIR_ENV = "FACESTATION_LOG_DIR"
 
 # storage/ sits in the project root, beside main.py and pyproject.toml, in a checkout.
@@ -73,6 +75,17 @@ def demo_gallery() -> Path:
 def default_key(gallery: Path | None = None) -> Path:
     """The station key lives beside the gallery it goes with."""
     return (default_gallery() if gallery is None else Path(gallery)).parent / KEY_FILE
+
+
+def default_gallery_key(gallery: Path | None = None) -> Path:
+    """The gallery's encryption key (storage.gallerykey) lives beside it, and beside the station key; it is
+    not the station key, which the cameras hold too."""
+    return (default_gallery() if gallery is None else Path(gallery)).parent / GALLERY_KEY_FILE
+
+
+def default_signing_key(gallery: Path | None = None) -> Path:
+    """The station's Ed25519 evidence signing key (storage.signing), beside the gallery it signs for."""
+    return (default_gallery() if gallery is None else Path(gallery)).parent / SIGNING_KEY_FILE
 
 
 def log_dir() -> Path:

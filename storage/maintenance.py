@@ -6,15 +6,19 @@ import os
 import sqlite3
 from pathlib import Path
 
-from storage import private
+from storage import cipher, private, sql
 from storage.errors import GalleryError
+from storage.gallerykey import GalleryKey
 
 COUNTED = ("persons", "samples", "negatives", "sightings", "sighting_crops", "sighting_snapshots", "audit")
 
 
-def backup(src: sqlite3.Connection, target: Path, *, overwrite: bool, pages: int) -> Path:
+def backup(
+    src: sqlite3.Connection, target: Path, *, overwrite: bool, pages: int, key: GalleryKey | None = None
+) -> Path:
     """Copy the database behind ``src`` to ``target`` with SQLite's online backup API, ``pages`` at a time
-    so the writer keeps going. The copy is written owner-only beside ``target``, checked, then renamed."""
+    so the writer keeps going. The copy is written owner-only beside ``target``, checked, then renamed. The
+    copy of an encrypted gallery is encrypted with the same ``key`` (it opens with the gallery's key)."""
     if target.is_dir():
         raise GalleryError(f"backup target {target} is a directory")
     if target.exists() and not overwrite:
@@ -25,8 +29,9 @@ def backup(src: sqlite3.Connection, target: Path, *, overwrite: bool, pages: int
     try:
         tmp.unlink(missing_ok=True)  # a crashed run's leftover
         private.create_file(tmp)  # before SQLite opens it: the copy (and its journal) are owner-only
-        out = sqlite3.connect(str(tmp), isolation_level=None)
+        out = sql.connect(str(tmp), isolation_level=None)
         try:
+            cipher.apply_key(out, key)
             src.backup(out, pages=pages, sleep=0.002)
             check = out.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
@@ -34,7 +39,7 @@ def backup(src: sqlite3.Connection, target: Path, *, overwrite: bool, pages: int
         finally:
             out.close()
         os.replace(tmp, target)
-    except sqlite3.Error as exc:
+    except sql.Error as exc:
         tmp.unlink(missing_ok=True)
         raise GalleryError(f"backup to {target} failed: {exc}") from None
     except OSError as exc:

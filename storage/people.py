@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from storage import redaction
 from storage.codec import blobs_to_matrix, check_text, is_int
 from storage.errors import GalleryError
 from storage.records import Person, Sample, SampleMatrix
@@ -56,7 +57,13 @@ def name_of(conn: sqlite3.Connection, pid: int) -> str:
 
 
 def create(conn: sqlite3.Connection, name: str) -> int:
-    return int(conn.execute("INSERT INTO persons (name, created) VALUES (?, ?)", (name, time.time())).lastrowid or 0)
+    """A new person; never with the id of one erased or merged away (sightings still queued may name it)."""
+    cur = conn.execute(
+        "INSERT INTO persons (id, name, created) VALUES (1 + max(coalesce((SELECT max(id) FROM persons), 0), "
+        "coalesce((SELECT max(old_id) FROM person_redirects), 0)), ?, ?)",
+        (name, time.time()),
+    )
+    return int(cur.lastrowid or 0)
 
 
 def all_persons(conn: sqlite3.Connection) -> list[Person]:
@@ -146,6 +153,7 @@ def merge(conn: sqlite3.Connection, src: int, dst: int) -> dict[str, int]:
         (src, src, dst),
     )
     conn.execute("DELETE FROM persons WHERE id = ?", (src,))
+    redaction.redirect(conn, src, dst)  # sightings still queued for ``src`` go to ``dst``
     return moved
 
 

@@ -9,9 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from storage import counters
+from storage import counters, sql
 from storage.connection import connect
 from storage.errors import GalleryError
+from storage.gallerykey import GalleryKey
 
 T = TypeVar("T")
 
@@ -19,8 +20,15 @@ T = TypeVar("T")
 class Readers:
     """Opens a reader connection per thread on first use; ``close`` closes them all."""
 
-    def __init__(self, path: Path, busy_timeout_s: float, translate: Callable[[sqlite3.Error], GalleryError]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        busy_timeout_s: float,
+        translate: Callable[[sql.Error], GalleryError],
+        key: GalleryKey | None = None,
+    ) -> None:
         self._path = path
+        self._key = key
         self._busy = busy_timeout_s
         self._translate = translate
         self._local = threading.local()
@@ -35,8 +43,8 @@ class Readers:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             try:
-                conn = connect(self._path, self._busy, reader=True)
-            except sqlite3.Error as exc:
+                conn = connect(self._path, self._busy, reader=True, key=self._key)
+            except sql.Error as exc:
                 raise self._translate(exc) from None
             with self._lock:
                 self._conns.append(conn)
@@ -55,7 +63,7 @@ class Readers:
             finally:
                 if conn.in_transaction:
                     conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except sql.Error as exc:
             raise self._translate(exc) from None
 
     def counter(self, key: str) -> int:
@@ -70,7 +78,7 @@ class Readers:
                 self._local.data_version = version
             if key not in cache:
                 cache[key] = counters.value(conn, key)
-        except sqlite3.Error as exc:
+        except sql.Error as exc:
             raise self._translate(exc) from None
         return cache[key]
 

@@ -16,6 +16,16 @@ STATES = ("named", "unknown", "undecided")
 
 
 @dataclass(frozen=True)
+class SnapshotFace:
+    """A face seen in a sighting's evidence snapshot: the track it belonged to (track ids are unique only
+    within one station run, on one camera) and its box (x, y, w, h) in the snapshot's pixels. Erasing a
+    person blurs their box in the other sightings' snapshots by this (storage.redaction)."""
+
+    track: str
+    box: Box
+
+
+@dataclass(frozen=True)
 class NewSighting:
     """One track's sighting, as the recogniser hands it to ``Gallery.record_sightings``.
 
@@ -39,6 +49,10 @@ class NewSighting:
     # the face's box in the snapshot's pixels. Empty bytes: none (a remote worker, a frame not kept).
     snapshot_jpeg: bytes = b""
     snapshot_box: Box | None = None
+    # Every face in the snapshot's frame, with its track (this sighting's own face among them, or not), and
+    # when the frame was taken (epoch seconds); () and None when the engine did not record them.
+    snapshot_faces: tuple[SnapshotFace, ...] = ()
+    snapshot_at: float | None = None
     state: str = ""
 
 

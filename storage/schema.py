@@ -162,6 +162,39 @@ MIGRATIONS: tuple[Migration, ...] = (
                 END""",
         ),
     ),
+    Migration(
+        6,
+        "snapshot faces and erasure",
+        (
+            # When the snapshot's frame was taken (NULL: not recorded), and every face in it with the track it
+            # belonged to, so that erasing a person blurs them in other sightings' snapshots (storage/redaction.py).
+            "ALTER TABLE sighting_snapshots ADD COLUMN taken REAL",
+            """CREATE TABLE snapshot_faces (
+                sighting_id INTEGER NOT NULL REFERENCES sighting_snapshots (sighting_id) ON DELETE CASCADE,
+                camera TEXT NOT NULL,
+                track TEXT NOT NULL,
+                box_x REAL NOT NULL,
+                box_y REAL NOT NULL,
+                box_w REAL NOT NULL,
+                box_h REAL NOT NULL)""",
+            "CREATE INDEX snapshot_faces_track ON snapshot_faces (camera, track)",
+            "CREATE INDEX snapshot_faces_sighting ON snapshot_faces (sighting_id)",
+            # The windows of erased tracks (no name, no face), kept a day to blur snapshots written after.
+            """CREATE TABLE erased_tracks (
+                camera TEXT NOT NULL,
+                track TEXT NOT NULL,
+                started REAL NOT NULL,
+                ended REAL NOT NULL,
+                erased REAL NOT NULL)""",
+            "CREATE INDEX erased_tracks_track ON erased_tracks (camera, track)",
+            # Persons erased (new_id NULL) or merged away: queued sightings naming them are dropped or moved,
+            # and their ids are never given to a new person.
+            """CREATE TABLE person_redirects (
+                old_id INTEGER PRIMARY KEY,
+                new_id INTEGER,
+                time REAL NOT NULL)""",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from storage import people
+from storage import people, redaction
 from storage.codec import check_number, check_text, is_int
 from storage.errors import GalleryError
 from storage.people import PersonRef
@@ -215,18 +215,24 @@ def embedding(conn: sqlite3.Connection, sighting_id: int) -> tuple[str, bytes] |
     return None if row is None else (str(row[0]), bytes(row[1]))
 
 
-def insert(conn: sqlite3.Connection, items: Sequence[PreparedSighting]) -> None:
-    """Runs on the writer thread, inside its transaction: the whole batch with three executemany calls."""
+def insert(conn: sqlite3.Connection, batch: Sequence[PreparedSighting]) -> bool:
+    """Runs on the writer thread, inside its transaction: the whole batch with a few executemany calls, after
+    storage.redaction screened it for persons erased or merged while it waited. True when that rewrote
+    stored snapshots (the writer then checkpoints the WAL)."""
+    items, rewrote = redaction.screen(conn, batch)
     base = int(conn.execute("SELECT coalesce(max(id), 0) FROM sightings").fetchone()[0])
     dims: dict[str, int] = {}
     crop_rows: list[tuple[int, bytes]] = []
     embeddings: list[tuple[int, str, bytes]] = []
-    snapshot_rows: list[tuple[int, bytes, float, float, float, float]] = []
+    snapshot_rows: list[tuple[Any, ...]] = []
+    face_rows: list[tuple[Any, ...]] = []
     for sid, it in enumerate(items, start=base + 1):
         if it.crop is not None:
             crop_rows.append((sid, it.crop))
         if it.snapshot is not None:
-            snapshot_rows.append((sid, it.snapshot[0], *it.snapshot[1]))
+            snap = it.snapshot
+            snapshot_rows.append((sid, snap.jpeg, *snap.box, snap.taken))
+            face_rows.extend((sid, it.camera, *face) for face in snap.faces)
         if it.embedding is not None:
             if it.model not in dims:
                 people.ensure_model(conn, it.model, it.dim)
@@ -242,6 +248,13 @@ def insert(conn: sqlite3.Connection, items: Sequence[PreparedSighting]) -> None:
     conn.executemany("INSERT INTO sighting_crops (sighting_id, jpeg) VALUES (?, ?)", crop_rows)
     conn.executemany("INSERT INTO sighting_embeddings (sighting_id, model, embedding) VALUES (?, ?, ?)", embeddings)
     conn.executemany(
-        "INSERT INTO sighting_snapshots (sighting_id, jpeg, box_x, box_y, box_w, box_h) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO sighting_snapshots (sighting_id, jpeg, box_x, box_y, box_w, box_h, taken) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
         snapshot_rows,
     )
+    conn.executemany(
+        "INSERT INTO snapshot_faces (sighting_id, camera, track, box_x, box_y, box_w, box_h) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        face_rows,
+    )
+    return rewrote

@@ -18,6 +18,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from storage import sql
 from storage.errors import GalleryError, QueueFullError
 from storage.prepare import PreparedSighting
 from storage.records import WriterError
@@ -26,8 +27,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 WriteFn = Callable[[sqlite3.Connection], Any]
-SightingInserter = Callable[[sqlite3.Connection, Sequence[PreparedSighting]], None]
-ErrorTranslator = Callable[[sqlite3.Error], GalleryError]
+# Returns True when it rewrote stored data of an erased person: a WAL checkpoint then follows the commit.
+SightingInserter = Callable[[sqlite3.Connection, Sequence[PreparedSighting]], bool]
+ErrorTranslator = Callable[[sql.Error], GalleryError]
 
 
 @dataclass(frozen=True)
@@ -235,7 +237,7 @@ class WriterThread:
     def _run_call(self, job: _CallJob) -> None:
         try:
             result = self._transaction(job.fn) if job.transaction else job.fn(self._conn)
-        except sqlite3.Error as exc:
+        except sql.Error as exc:
             error: BaseException = self._translate(exc)
             if job.future is None:
                 self._report(job.label, str(error), 1)
@@ -250,11 +252,20 @@ class WriterThread:
             if job.future is not None:
                 job.future.set_result(result)
 
+    def _checkpoint(self) -> None:
+        """Fold the WAL into the file and empty it, so the old page versions of what was just rewritten (an
+        erased face blurred out of a snapshot) leave the disk now; a reader in the way only delays that."""
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sql.Error as exc:
+            log.warning("gallery writer: WAL checkpoint after an erasure failed: %s", exc)
+
     def _run_sightings(self, items: list[PreparedSighting]) -> None:
         try:
-            self._transaction(lambda conn: self._insert(conn, items))
+            if self._transaction(lambda conn: self._insert(conn, items)):
+                self._checkpoint()
             return
-        except sqlite3.Error as exc:
+        except sql.Error as exc:
             first: BaseException = self._translate(exc)
         except Exception as exc:
             first = exc
@@ -266,8 +277,9 @@ class WriterThread:
         last = str(first)
         for item in items:
             try:
-                self._transaction(lambda conn, it=item: self._insert(conn, [it]))  # type: ignore[misc]
-            except sqlite3.Error as exc:
+                if self._transaction(lambda conn, it=item: self._insert(conn, [it])):  # type: ignore[misc]
+                    self._checkpoint()
+            except sql.Error as exc:
                 failed += 1
                 last = str(self._translate(exc))
             except Exception as exc:

@@ -49,6 +49,14 @@ def need(path: Path) -> Path:
     return path
 
 
+def raw_connect(path: Path | str, **options: Any) -> Any:
+    """A bare connection to a gallery file, keyed with its key file when it is encrypted (the default), for
+    tests that look inside the file or hold its lock from "another process"."""
+    from storage.connection import open_raw
+
+    return open_raw(Path(path), **options)
+
+
 def open_gallery(folder: Path, **options: Any) -> Gallery:
     """A new gallery file in ``folder`` (the fixture's, or a variant's: e.g. a short busy timeout)."""
     return Gallery.open(folder / "gallery.db", **{"actor": "tester", **options})

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import sqlite3
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -34,7 +33,7 @@ from station.runtime import calibrated_threshold
 from storage.gallery import Gallery
 from storage.records import NewSighting, Sighting
 from storage.timeutil import iso
-from tests.conftest import FACES, need, open_gallery
+from tests.conftest import FACES, need, open_gallery, raw_connect
 from tests.test_storage_reliability import cli
 from vision.pipeline import FaceObservation, FacePipeline, read_image
 from vision.types import ImageBGR
@@ -614,7 +613,7 @@ def test_a_locked_database_gives_a_message_and_the_views_stay_usable(
     qtbot.addWidget(settings)
     idle(qtbot, settings)
 
-    other = sqlite3.connect(str(gallery.path), isolation_level=None)
+    other = raw_connect(gallery.path)
     try:
         other.execute("BEGIN EXCLUSIVE")
         view.rename("Colin Powell")

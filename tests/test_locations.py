@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +16,9 @@ import pytest
 from network.demo_senders import FROZEN_SENDER_COMMAND, SENDER, sender_command
 from storage import locations
 from storage.gallery import Gallery
+from storage.gallerykey import KeySpec
 from storage.logfiles import start_file_logging, stop_file_logging
-from tests.conftest import ROOT
+from tests.conftest import ROOT, raw_connect
 
 
 def main_py(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -181,7 +181,7 @@ def test_backup_copies_the_gallery_and_refuses_to_overwrite(tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     line = json.loads(result.stdout)
     assert line["event"] == "backup" and line["file"] == str(dest) and line["bytes"] == dest.stat().st_size
-    with sqlite3.connect(dest) as conn:
+    with raw_connect(dest, key=KeySpec(key_file=source.parent / "gallery.key")) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert [r[0] for r in conn.execute("SELECT name FROM persons")] == ["Ada"]
     before = dest.read_bytes()
@@ -194,8 +194,9 @@ def test_backup_copies_the_gallery_and_refuses_to_overwrite(tmp_path: Path) -> N
     folder.mkdir()
     dated = json.loads(main_py("backup", str(folder), "--gallery", str(source)).stdout)
     assert Path(dated["file"]).parent == folder and Path(dated["file"]).name.startswith("gallery-")
-    # Restoring is copying the file back while the station is stopped: the copy opens as a gallery.
-    restored = Gallery.open(Path(dated["file"]), actor="test")
+    # Restoring is copying the file back while the station is stopped: the copy opens as a gallery, with the
+    # gallery's key (a backup is encrypted like the gallery, and its key is not put beside it).
+    restored = Gallery.open(Path(dated["file"]), actor="test", key=KeySpec(key_file=source.parent / "gallery.key"))
     try:
         assert [p.name for p in restored.persons()] == ["Ada"]
     finally:

@@ -20,7 +20,7 @@ from storage.gallery import Gallery
 from storage.records import NewSighting
 from tests.conftest import CLIP, need
 from tests.test_storage import MODEL, T0, face_jpegs, sighting, unit
-from tests.test_storage_reliability import _distinctive, _raw
+from tests.test_storage_reliability import PLAIN, _distinctive, _raw
 from vision.evidence import Moment
 from vision.faces import Decision, DecisionState
 from vision.frames import FrameRef
@@ -51,7 +51,9 @@ def record(frame: FrameRef | None, box: tuple[float, float, float, float] = (100
         crop=np.zeros((160, 160, 3), np.uint8),
         embedding=np.ones(8, np.float32) / np.sqrt(8),
         model=MODEL,
-        moment=Moment(frame, Detection(box, marks, 0.99), 0.7, T0 + 0.5),
+        moment=Moment(
+            frame, Detection(box, marks, 0.99), 0.7, T0 + 0.5, (("door-1", box), ("door-2", (0.0, 0.0, 40.0, 40.0)))
+        ),
     )
 
 
@@ -71,6 +73,11 @@ def test_a_received_frame_is_kept_as_it_came_and_a_wide_one_is_scaled_to_960() -
     assert snapshot_of(record(None)) == (b"", None)
     sighting = to_new_sighting(record(FrameRef(narrow, 640, 360)))
     assert sighting.snapshot_jpeg == narrow and sighting.quality == pytest.approx(0.7)
+    assert sighting.snapshot_at == T0 + 0.5, "when the snapshot's frame was taken"
+    assert [f.track for f in sighting.snapshot_faces] == ["door-1", "door-2"], "every tracked face of that frame"
+    scaled = to_new_sighting(record(FrameRef(None, 1920, 1080, image=wide), box=(960.0, 540.0, 200.0, 240.0)))
+    assert scaled.snapshot_faces[1].box == pytest.approx((0.0, 0.0, 20.0, 20.0)), "in the snapshot's own pixels"
+    assert to_new_sighting(record(None)).snapshot_faces == ()
 
 
 def test_snapshots_are_stored_exported_and_refused_when_not_jpeg(tmp_path: Path) -> None:
@@ -101,7 +108,7 @@ def test_retention_and_erasure_remove_every_byte_of_the_snapshots(tmp_path: Path
     rng = np.random.default_rng(5)
     now = T0 + 100 * 86400
     path = tmp_path / "gallery.db"
-    with Gallery.open(path) as g:
+    with Gallery.open(path, key=PLAIN) as g:  # the bytes of the file itself are read
         g.enrol_sample("Erin", model=MODEL, embedding=unit(rng), crop_jpeg=b"", source="", quality=1)
         erin = g.person("Erin").id
         g.record_sightings(

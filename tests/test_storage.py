@@ -19,7 +19,7 @@ from storage.export import export_history
 from storage.gallery import Gallery
 from storage.records import NewSighting, WriterError
 from storage.schema import MIGRATIONS, SCHEMA_VERSION
-from tests.conftest import FACES, need
+from tests.conftest import FACES, need, raw_connect
 
 MODEL = "facenet-512"
 DIM = 512
@@ -117,7 +117,7 @@ def test_older_schema_is_migrated_in_order_keeping_its_data(tmp_path: Path) -> N
 def test_newer_schema_is_refused_and_left_untouched(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
     Gallery.open(path).close()
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = raw_connect(path)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
     before = path.read_bytes()
@@ -372,7 +372,7 @@ def test_a_failing_sighting_is_reported_and_the_rest_of_its_batch_kept(gallery: 
 def test_a_full_writer_queue_refuses_loudly_and_loses_nothing_accepted(tmp_path: Path) -> None:
     path = tmp_path / "g.db"
     with Gallery.open(path, busy_timeout_s=10, queue_capacity=300, queue_wait_s=0.3) as g:
-        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker = raw_connect(path)
         blocker.execute("BEGIN IMMEDIATE")  # the writer now waits on the file lock
         accepted = 0
         with pytest.raises(QueueFullError, match="100 sightings were not recorded"):

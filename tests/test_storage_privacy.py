@@ -27,6 +27,7 @@ crop = Path(sys.argv[3]).read_bytes()
 os.umask(0)
 os.environ["XDG_DATA_HOME"] = str(tmp / "xdg")
 
+from storage.connection import open_raw
 from storage.export import export_history
 from storage.gallery import Gallery
 from storage.logfiles import start_file_logging, stop_file_logging
@@ -80,7 +81,7 @@ for key, folder in (("own", tmp / "xdg" / "facestation"), ("named", tmp / "mine"
     Gallery.open(p).close()
     os.chmod(folder, 0o755)
     os.chmod(p, 0o644)
-    other = sqlite3.connect(p, isolation_level=None)  # an older station: its WAL and SHM take the 0644
+    other = open_raw(p)  # an older station: its WAL and SHM take the 0644
     other.execute("INSERT INTO settings (key, value) VALUES ('x', '1')")
     before = modes(p, f"{p}-wal", f"{p}-shm", folder)
     del lines[:]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -19,8 +18,9 @@ import pytest
 
 from storage.errors import GalleryError
 from storage.gallery import Gallery
+from storage.gallerykey import KeySpec
 from storage.schema import SCHEMA_VERSION
-from tests.conftest import FACES, ROOT, need
+from tests.conftest import FACES, ROOT, need, raw_connect
 from tests.test_storage import MODEL, T0, face_jpegs, sighting, unit
 
 BATCH = 200
@@ -91,7 +91,7 @@ def test_sigkill_mid_burst_keeps_every_committed_batch(tmp_path: Path) -> None:
     beyond = 0
     for reports in (3, 12, 25):
         confirmed = run_child_until(path, crop_file, reports)
-        conn = sqlite3.connect(path)
+        conn = raw_connect(path)
         try:
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
             counts: dict[str, int] = {}
@@ -110,7 +110,7 @@ def test_sigkill_mid_burst_keeps_every_committed_batch(tmp_path: Path) -> None:
         # The next writer run appends with the same track names; start each round from a clean count.
         with Gallery.open(path) as g:
             assert g.count_sightings() == total
-        conn = sqlite3.connect(path)
+        conn = raw_connect(path)
         conn.execute("DELETE FROM sighting_crops")
         conn.execute("DELETE FROM sightings")
         conn.commit()
@@ -168,7 +168,7 @@ def make_directory(path: Path) -> None:
 
 def make_newer(path: Path) -> None:
     _good_gallery(path)
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = raw_connect(path)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
     conn.close()
 
@@ -226,7 +226,7 @@ def test_unusable_file_gives_one_clear_error_and_is_left_as_it_was(kind: str, tm
 def test_a_gallery_locked_by_another_writer_past_the_timeout(tmp_path: Path) -> None:
     path = tmp_path / "gallery.db"
     _good_gallery(path)
-    holder = sqlite3.connect(path, isolation_level=None)
+    holder = raw_connect(path)
     try:
         holder.execute("BEGIN IMMEDIATE")
         holder.execute("INSERT INTO settings (key, value) VALUES ('held', '1')")
@@ -247,7 +247,7 @@ def test_a_gallery_locked_by_another_writer_past_the_timeout(tmp_path: Path) -> 
 def test_a_lock_that_ends_within_the_timeout_is_waited_for(tmp_path: Path) -> None:
     path = tmp_path / "gallery.db"
     _good_gallery(path)
-    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder = raw_connect(path)
     holder.execute("BEGIN IMMEDIATE")
     timer = threading.Timer(0.3, lambda: holder.execute("COMMIT"))
     timer.start()
@@ -324,6 +324,11 @@ def test_readers_stay_unblocked_while_the_writer_inserts_thousands(tmp_path: Pat
 # ---------------------------------------------------------------- erasure
 
 
+# These read the file's own bytes for what secure_delete must have zeroed, so the gallery is a plain one:
+# in an encrypted gallery no crop shows in the bytes at all (tests/test_gallery_cipher.py checks that).
+PLAIN = KeySpec(plain=True)
+
+
 def _raw(path: Path) -> bytes:
     data = path.read_bytes()
     wal = path.with_name(path.name + "-wal")
@@ -340,7 +345,7 @@ def test_delete_person_with_vacuum_leaves_no_byte_of_their_crops(tmp_path: Path)
     erin_sample, erin_seen, keep_sample, unknown = crops
     rng = np.random.default_rng(9)
     path = tmp_path / "gallery.db"
-    with Gallery.open(path) as g:
+    with Gallery.open(path, key=PLAIN) as g:
         g.enrol_sample("Erin", model=MODEL, embedding=unit(rng), crop_jpeg=erin_sample, source="", quality=1)
         g.enrol_sample("Keep", model=MODEL, embedding=unit(rng), crop_jpeg=keep_sample, source="", quality=1)
         erin, keep = g.person("Erin").id, g.person("Keep").id
@@ -380,7 +385,7 @@ def test_delete_person_without_vacuum_leaves_no_byte_of_their_faces(tmp_path: Pa
     rng = np.random.default_rng(11)
     erin_emb, neg_emb, seen_embs = unit(rng), unit(rng), [unit(rng) for _ in range(3)]
     path = tmp_path / "gallery.db"
-    with Gallery.open(path) as g:
+    with Gallery.open(path, key=PLAIN) as g:
         g.enrol_sample("Erin", model=MODEL, embedding=erin_emb, crop_jpeg=erin_sample, source="", quality=1)
         g.add_negative("Erin", model=MODEL, embedding=neg_emb, crop_jpeg=not_erin, source="marked wrong")
         g.enrol_sample("Keep", model=MODEL, embedding=unit(rng), crop_jpeg=keep_sample, source="", quality=1)
@@ -418,7 +423,7 @@ def test_retention_leaves_no_byte_of_expired_crops_or_embeddings(tmp_path: Path)
     old_embs, new_emb = [unit(rng) for _ in range(4)], unit(rng)
     now = T0 + 100 * 86400
     path = tmp_path / "gallery.db"
-    with Gallery.open(path) as g:
+    with Gallery.open(path, key=PLAIN) as g:
         g.record_sightings(
             [sighting(start=now - 60 * 86400 + i, crop=old_crop, embedding=e) for i, e in enumerate(old_embs)]
             + [sighting(start=now - 3600, crop=new_crop, embedding=new_emb)]

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from gui.jobs import Jobs
 from gui.services import FaceAnalyser
+from gui.widgets import data_exports
 from gui.widgets.thumbnails import ViewJobs, decode_thumbnail, to_pixmap
 from station.enrolment import Companion, enrol_observation
 from storage.gallery import Gallery
@@ -179,6 +180,11 @@ class GalleryView(QWidget):
         self.notes.setMaximumHeight(90)
         self.save_notes_button = QPushButton("Save notes")
         self.save_notes_button.clicked.connect(lambda: self.save_notes(self.notes.toPlainText()))
+        self.export_button = QPushButton("Export all data on this person…")
+        self.export_button.setToolTip("A zip of everything held on them, for a data-protection request")
+        self.export_button.clicked.connect(self._ask_export)
+        self.export_status = QLabel("")
+        self.export_status.setWordWrap(True)
         self.delete_button = QPushButton("Delete person…")
         self.delete_button.setToolTip("Erase the person, their samples, sightings and crops")
         self.delete_button.setStyleSheet("QPushButton { color: #d04040; }")
@@ -191,6 +197,7 @@ class GalleryView(QWidget):
         bottom = QHBoxLayout()
         bottom.addWidget(self.watchlist)
         bottom.addStretch(1)
+        bottom.addWidget(self.export_button)
         bottom.addWidget(self.delete_button)
         right = QVBoxLayout()
         right.addWidget(self.title)
@@ -200,6 +207,7 @@ class GalleryView(QWidget):
         right.addWidget(self.notes)
         right.addWidget(self.save_notes_button, 0, Qt.AlignmentFlag.AlignLeft)
         right.addLayout(bottom)
+        right.addWidget(self.export_status)
 
         left_panel, right_panel = QWidget(), QWidget()
         left_panel.setLayout(left)
@@ -285,6 +293,7 @@ class GalleryView(QWidget):
             self.notes,
             self.save_notes_button,
             self.delete_button,
+            self.export_button,
         ):
             w.setEnabled(enabled)
         self.add_sample_button.setEnabled(enabled and self.faces is not None)
@@ -361,6 +370,23 @@ class GalleryView(QWidget):
     def remove_sample(self, sample_id: int) -> None:
         gallery, keep = self.gallery, self.current_person_id()
         self.work.run(lambda: gallery.delete_sample(sample_id), lambda _: self._changed(keep))
+
+    def _ask_export(self) -> None:
+        path = None if self.page is None else data_exports.ask_person_file(self, self.page.person.name)
+        if path is not None:
+            self.export_person_data(path)
+
+    def export_person_data(self, path: Path) -> None:
+        """Everything held on the selected person, as a zip at ``path`` (storage.person_export)."""
+        pid = self.current_person_id()
+        if pid is None:
+            return
+        gallery = self.gallery
+        self.export_status.setText("Exporting…")
+        self.work.run(
+            lambda: data_exports.person_data(gallery, pid, path),
+            lambda summary: self.export_status.setText(data_exports.person_done(summary)),
+        )
 
     def _ask_rename(self) -> None:
         if self.page is None:

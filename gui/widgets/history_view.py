@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 
 from gui.jobs import Jobs
 from gui.services import FaceAnalyser
+from gui.widgets import data_exports
 from gui.widgets.gallery_view import IMAGE_FILTER, face_from_file
 from gui.widgets.history_model import ROW_PX, HistoryModel, HistoryRow, local_time
 from gui.widgets.thumbnails import ViewJobs, decode_thumbnail, scaled, snapshot_with_box, to_pixmap
@@ -219,7 +220,7 @@ class HistoryView(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(ROW_PX)
         self.table.verticalHeader().setVisible(False)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Fixed)
@@ -262,6 +263,9 @@ class HistoryView(QWidget):
         self.export_button = QPushButton("Export…")
         self.export_button.setToolTip("Every sighting matching the filters (all pages): CSV, JSON, or a zip with crops")
         self.export_button.clicked.connect(self._choose_export)
+        self.evidence_button = QPushButton("Export as evidence…")
+        self.evidence_button.setToolTip("The selected sightings (Ctrl-click for several) as a signed evidence zip")
+        self.evidence_button.clicked.connect(self._ask_evidence)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         side = QVBoxLayout()
@@ -273,6 +277,7 @@ class HistoryView(QWidget):
         side.addSpacing(12)
         side.addWidget(self.search_image_button)
         side.addWidget(self.export_button)
+        side.addWidget(self.evidence_button)
         side.addWidget(self.status)
         side.addStretch(1)
 
@@ -413,6 +418,10 @@ class HistoryView(QWidget):
         row = self.model.row_at(rows[0].row()) if rows else None
         return None if row is None else row.sighting
 
+    def selected_ids(self) -> list[int]:
+        rows = (self.model.row_at(i.row()) for i in self.table.selectionModel().selectedRows())
+        return sorted(r.sighting.id for r in rows if r is not None)
+
     def select_row(self, row: int) -> None:
         self.table.selectRow(row)
 
@@ -420,6 +429,7 @@ class HistoryView(QWidget):
         s = self.selected()
         self.search_face_button.setEnabled(s is not None)
         self.wrong_button.setEnabled(s is not None and s.person_id is not None)
+        self.evidence_button.setEnabled(s is not None)
 
     def _row_selected(self) -> None:
         self._selection_changed()
@@ -557,6 +567,22 @@ class HistoryView(QWidget):
         )
         if path:
             self.export_csv(Path(path))
+
+    def _ask_evidence(self) -> None:
+        ids = self.selected_ids()
+        dialog = data_exports.EvidenceDialog(len(ids), Path.home() / f"evidence-{ids[0] if ids else 0}.zip", self)
+        if ids and dialog.exec() == QDialog.DialogCode.Accepted:
+            self.export_evidence(ids, *dialog.values())
+
+    def export_evidence(self, ids: list[int], case: str, note: str, path: Path) -> None:
+        """The sightings ``ids`` as signed evidence in ``path`` (station.evidence), in the background."""
+        gallery = self.gallery
+        self.status.setText(f"Exporting {len(ids)} sighting(s) as evidence…")
+        self.work.run(
+            lambda: data_exports.evidence(gallery, ids, case, note, path),
+            lambda summary: self.status.setText(data_exports.evidence_done(summary)),
+            failed=self.status.setText,
+        )
 
     def export_csv(self, path: Path) -> None:
         """Export every sighting matching the current filter (all pages) to ``path``."""
