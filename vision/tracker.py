@@ -68,7 +68,9 @@ class TrackerConfig:
     min_iou: float = 0.15
     confident_iou: float = 0.4  # a link with less overlap than this is verified at once
     min_appearance: float = 0.6  # ... and one whose thumbnail correlates less than this with the track's
-    verify_after_gap_s: float | None = 0.25  # ... and a face seen again after this long unseen (None: never)
+    # ... and a face seen again after missing from at least one analysed frame and this long (None: never): a
+    # camera analysed three times a second loses no face between its frames, so the gap alone does not count
+    verify_after_gap_s: float | None = 0.25
     max_centre_shift: float = 0.6  # unmatched by IoU: link if the centre moved less than this × the box side
     relink_similarity: float = 0.55  # a new track this close to a live, unseen track joins it
     # A verification or re-check less like the track's looks than this is someone else: split. FaceNet's cosine
@@ -172,6 +174,7 @@ class _Track:
         self.looks = self.good_looks = 0
         self.last_look = -np.inf
         self.thumb: FloatArray | None = None
+        self.missed = 0  # analysed frames in a row without this track's face
         self.decision = UNDECIDED
         self.decided_at: tuple[int, int] | None = None  # (looks, judge revision) of the last decision
         self.confirmations: list[Confirmation] = []  # the photo model's answers (a few: one per proposal)
@@ -179,6 +182,7 @@ class _Track:
     def see(self, face: Face, at: float, now: float, frame: FrameRef | None, thumb: FloatArray | None) -> bool:
         """Take this frame's face; True when it is the track's best moment so far."""
         self.frames += 1
+        self.missed = 0
         if thumb is not None:
             self.thumb = thumb
         self.last_at = max(self.last_at, at)
@@ -368,7 +372,7 @@ class Tracker:
         if track is None:
             return Look.NEW
         gap = cfg.verify_after_gap_s
-        if gap is not None and now - track.last_now >= gap:
+        if gap is not None and track.missed > 0 and now - track.last_now >= gap:
             return Look.RETURN
         weak = work.overlaps.get(i, 0.0) < cfg.confident_iou or _alike(track.thumb, work.thumbs[i]) < cfg.min_appearance
         if weak:
@@ -432,7 +436,12 @@ class Tracker:
         ended.append(track.record(self.camera))
 
     def _finish_frame(self, placed: list[tuple[_Track, bool]], at: float, judge: Judge | None) -> None:
-        """Note where this frame's faces were in the moments it gave, then decide the tracks it touched."""
+        """Note where this frame's faces were in the moments it gave, then decide the tracks it touched; the
+        tracks without a face in this frame missed one more."""
+        seen = {id(t) for t, _ in placed}
+        for track in self._tracks:
+            if id(track) not in seen:
+                track.missed += 1
         faces = tuple((t.track_id, t.box) for t, _ in placed)
         for track, _ in placed:
             track.note_faces(at, faces)
