@@ -221,6 +221,8 @@ def print_soak(config: Config, result: dict[str, Any], minutes: float) -> None:
     print("| minute | " + " | ".join(f"{m:g}" for m, _ in rss) + " |")
     print("|---|" + "---|" * len(rss))
     print("| RSS MiB | " + " | ".join(f"{v / 2**20:.0f}" for _, v in rss) + " |")
+    for net in result.get("compiled", [{}])[-1]:
+        print(f"| {net} shapes compiled | " + " | ".join(str(c.get(net, "-")) for c in result["compiled"]) + " |")
     print(
         f"\nRSS growth from minute 3 to the end: {fmt(growth)} MiB; recognition errors: {s['errors']}; "
         f"warnings logged: {sum(result['warnings'].values())} {result['warnings'] or ''}; "

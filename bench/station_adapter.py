@@ -112,6 +112,16 @@ class StationUnderTest:
             for s in recogniser.stats()
         }
 
+    def compiled(self) -> dict[str, int]:
+        """How many models the inference runtime has compiled for fixed shapes, per net (v2's OpenVINO
+        detector and FaceNet); {} where the tree has none of that. For the soak: compiled models hold memory."""
+        try:
+            from vision.mtcnn_ov import OvNets
+        except ImportError:
+            return {}
+        nets = OvNets.get()
+        return {"P-Net": len(nets.pnet.shapes), "R-Net": len(nets.rnet.shapes), "O-Net": len(nets.onet.shapes)}
+
     def keep_engine(self) -> None:
         """Hold on to the engine's parts (pipeline, matcher, settings) for :meth:`stages_alone` after stop."""
         recogniser = self.station.recogniser

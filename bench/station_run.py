@@ -112,17 +112,21 @@ def window(acc: ModuleType, a: dict[str, Any], b: dict[str, Any], known: Any) ->
     }
 
 
-def soak(acc: ModuleType, sampler: Sampler, minutes: float, first: dict[str, Any]) -> list[tuple[float, int]]:
-    """RSS every minute for ``minutes`` (minute 0 is ``first``)."""
+def soak(sut: Any, minutes: float, first: dict[str, Any]) -> tuple[list[tuple[float, int]], list[dict[str, int]]]:
+    """RSS, and the models compiled so far, every minute for ``minutes`` (minute 0 is ``first``)."""
     import psutil
 
     proc = psutil.Process()
     rss = [(0.0, proc.memory_info().rss)]
+    compiled = [sut.compiled()]
     for m in range(1, int(minutes) + 1):
         time.sleep(max(0.0, first["t"] + 60.0 * m - time.monotonic()))
         rss.append((float(m), proc.memory_info().rss))
-        print(f"soak: minute {m}: RSS {rss[-1][1] / 2**20:.0f} MiB", file=sys.stderr, flush=True)
-    return rss
+        compiled.append(sut.compiled())
+        print(
+            f"soak: minute {m}: RSS {rss[-1][1] / 2**20:.0f} MiB, compiled {compiled[-1]}", file=sys.stderr, flush=True
+        )
+    return rss, compiled
 
 
 def parts_plan(frames: int, cameras: int, rate: float, fps: float, budget: int = 150) -> tuple[int, list[int]]:
@@ -162,8 +166,9 @@ def run(args: argparse.Namespace, acc: ModuleType, adapter: ModuleType, frames_f
         time.sleep(args.warmup)
         first = sampler.take()
         rss: list[tuple[float, int]] = []
+        compiled: list[dict[str, int]] = []
         if args.soak:
-            rss = soak(acc, sampler, args.soak, first)
+            rss, compiled = soak(sut, args.soak, first)
         else:
             time.sleep(args.seconds)
         last = sampler.take()
@@ -172,7 +177,7 @@ def run(args: argparse.Namespace, acc: ModuleType, adapter: ModuleType, frames_f
         replay.wait(10)
         sut.keep_engine()
         sut.stop()
-        result.update(loaded_s=loaded_s, rss=rss, warnings=dict(errors.counts), cameras=args.cameras)
+        result.update(loaded_s=loaded_s, rss=rss, compiled=compiled, warnings=dict(errors.counts), cameras=args.cameras)
         with lock:
             result["named"] = dict(Counter(p or "unknown" for _, _, p in announced))
             result["missing_sightings"] = len(sut.missing_sightings(announced)) if args.soak else None
