@@ -6,16 +6,19 @@ threads; :func:`camera_stats` turns one into the frozen :class:`~network.frames.
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict, deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from network import protocol
 from network.addresses import Address
-from network.frames import CameraStats
+from network.frames import CameraStats, DetectAt
 from network.pairing import CameraFaces
-from network.protocol import FrameAssembly, SessionGuard
+from network.protocol import SessionGuard
+from network.wire.reassembly import ReassemblyWindow
+
+MAX_IN_FLIGHT = 4  # frames being reassembled at once per camera (the receiver's config sets its own)
 
 
 class Window:
@@ -52,12 +55,10 @@ class CameraState:
     height: int = 0
     fps: float = 0.0
     guard: SessionGuard = field(default_factory=SessionGuard)
-    assemblies: OrderedDict[int, FrameAssembly] = field(default_factory=OrderedDict)
-    last_delivered: int = -1
+    reassembly: ReassemblyWindow = field(default_factory=lambda: ReassemblyWindow(MAX_IN_FLIGHT))
     online: bool = False
     last_seen: float = 0.0
     frames: int = 0
-    incomplete: int = 0
     recovered: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=300))
@@ -71,12 +72,20 @@ class CameraState:
     faces_window: Window = field(default_factory=lambda: Window(2.0))
     accept_sent: float = 0.0
 
+    @property
+    def last_delivered(self) -> int:
+        """The id of the newest frame delivered (older frames' chunks are ignored)."""
+        return self.reassembly.last_complete
+
+    @property
+    def incomplete(self) -> int:
+        """Frames dropped before they were complete (evicted, timed out, or overtaken)."""
+        return self.reassembly.incomplete
+
     def reset_session(self) -> None:
         if self.faces is not None:
             self.faces.reset()
-        self.incomplete += len(self.assemblies)
-        self.assemblies.clear()
-        self.last_delivered = -1
+        self.reassembly.reset()
         self.seq_first = self.seq_highest = -1
         self.seq_received = 0
         self.loss_marks.clear()
@@ -113,7 +122,7 @@ def camera_stats(cam: CameraState, now: float, window: float) -> CameraStats:
         latency_ms_p95=None if lat is None else round(float(np.percentile(lat, 95)), 2),
         last_seen=cam.last_seen,
         protocol=cam.protocol,
-        detect="edge" if faces is not None and faces.edge else "station",
+        detect=DetectAt.EDGE if faces is not None and faces.edge else DetectAt.STATION,
         faces=0 if faces is None else faces.paired,
         faces_unpaired=0 if faces is None else faces.unpaired,
         edge_fallbacks=0 if faces is None else faces.fallbacks,

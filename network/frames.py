@@ -3,12 +3,35 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import cached_property
+from typing import Literal
 
 import cv2
 import numpy as np
 
 from network.wire.faces import EdgeFaces
+
+
+class CameraPresence(StrEnum):
+    """A camera event's state (the ``camera`` JSON line's ``state``)."""
+
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class OfflineReason(StrEnum):
+    """Why a camera went offline: it said BYE, or it fell silent."""
+
+    BYE = "bye"
+    SILENT = "silent"
+
+
+class DetectAt(StrEnum):
+    """Where a camera's faces are found: on the camera host (``udp_sender.py --detect``) or at the station."""
+
+    EDGE = "edge"
+    STATION = "station"
 
 
 class FrameDecodeError(ValueError):
@@ -75,7 +98,7 @@ class CameraStats:
     latency_ms_p95: float | None
     last_seen: float
     protocol: int = 1  # what the camera's HELLO said it speaks (2: it may send FACES)
-    detect: str = "station"  # "edge": the camera finds the faces and sends them; "station": the station does
+    detect: DetectAt = DetectAt.STATION  # EDGE: the camera finds the faces and sends them
     faces: int = 0  # FACES messages paired with their frame and handed to recognition
     faces_unpaired: int = 0  # FACES messages whose frame never arrived (or was too old)
     edge_fallbacks: int = 0  # times the camera stopped sending faces and the station took detection back
@@ -87,7 +110,7 @@ class CameraEvent:
     """A camera came online or went offline (with why)."""
 
     camera: str
-    state: str  # "online" | "offline"
+    state: CameraPresence
     address: str
     at: float
-    reason: str = ""
+    reason: OfflineReason | Literal[""] = ""  # "" for an online event

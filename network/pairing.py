@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 from network.frames import Frame
 from network.wire.faces import EdgeFaces, parse_faces
-from network.wire.fec import FrameAssembly
 from network.wire.header import Header, Reason, Rejection
+from network.wire.reassembly import ReassemblyWindow
 
 log = logging.getLogger(__name__)
 
@@ -40,53 +40,45 @@ class CameraFaces:
     def __init__(self, camera: str, config: PairingConfig | None = None) -> None:
         self.camera = camera
         self.config = config or PairingConfig()
-        self.assemblies: OrderedDict[int, FrameAssembly] = OrderedDict()
+        self.messages = ReassemblyWindow(self.config.max_in_flight, "FACES")
         self.recent: OrderedDict[int, Frame] = OrderedDict()
         self.pending: OrderedDict[int, EdgeFaces] = OrderedDict()
-        self.last_complete = -1
         self.edge = False
         self.last_paired = 0.0
         self.paired = 0
         self.unpaired = 0
-        self.incomplete = 0
         self.fallbacks = 0
+
+    @property
+    def last_complete(self) -> int:
+        """The id of the last FACES message reassembled (its late chunks, and older ones, are ignored)."""
+        return self.messages.last_complete
+
+    @last_complete.setter
+    def last_complete(self, frame_id: int) -> None:
+        self.messages.last_complete = frame_id
+
+    @property
+    def incomplete(self) -> int:
+        """FACES messages dropped before they were complete."""
+        return self.messages.incomplete
 
     def reset(self) -> None:
         """A new sender session (frame ids start again) or the camera went offline."""
-        self.incomplete += len(self.assemblies)
-        self.assemblies.clear()
+        self.messages.reset()
         self.recent.clear()
         self.unpaired += len(self.pending)
         self.pending.clear()
-        self.last_complete = -1
         self.edge = False
 
     def chunk(
         self, header: Header, payload: bytes, now: float, stream_size: tuple[int, int]
     ) -> EdgeFaces | Rejection | None:
         """Add a FACES or FACES_PARITY chunk; the parsed message (or why it was refused) once complete."""
-        fid = header.frame_id
-        if fid <= self.last_complete:
-            return None  # a late chunk of a message already complete or given up
-        assembly = self.assemblies.get(fid)
-        if assembly is None:
-            while len(self.assemblies) >= self.config.max_in_flight:
-                self.assemblies.popitem(last=False)
-                self.incomplete += 1
-            assembly = self.assemblies[fid] = FrameAssembly(header, now)
-            if len(self.assemblies) > 1 and fid < next(reversed(self.assemblies)):
-                self.assemblies = OrderedDict(sorted(self.assemblies.items()))
-        elif not assembly.matches(header):
-            return Rejection(Reason.MALFORMED, "FACES chunk disagrees with its message", header.camera_id)
-        data = assembly.add(header, payload)
-        if data is None:
-            return None
-        for older in [k for k in self.assemblies if k <= fid]:
-            if older != fid:
-                self.incomplete += 1
-            del self.assemblies[older]
-        self.last_complete = fid
-        parsed = parse_faces(fid, data)
+        done = self.messages.add(header, payload, now)
+        if done is None or isinstance(done, Rejection):
+            return done
+        parsed = parse_faces(done.frame_id, done.data)
         if isinstance(parsed, Rejection):
             return Rejection(parsed.reason, parsed.detail, header.camera_id)
         if stream_size[0] and parsed.stream_size != stream_size:
@@ -133,10 +125,7 @@ class CameraFaces:
 
     def housekeeping(self, now: float, frame_timeout_s: float) -> None:
         """Drop stalled reassemblies; end edge mode when the camera stopped sending faces."""
-        for fid, assembly in list(self.assemblies.items()):
-            if now - assembly.started > frame_timeout_s:
-                del self.assemblies[fid]
-                self.incomplete += 1
+        self.messages.expire(now, frame_timeout_s)
         if self.edge and now - self.last_paired > self.config.timeout_s:
             self.edge = False
             self.fallbacks += 1

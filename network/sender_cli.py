@@ -14,6 +14,7 @@ import socket
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import cv2
 
@@ -22,6 +23,9 @@ from network.addresses import parse_hostport, resolve_ipv4
 from network.capture import Source, SourceError, open_source
 from network.protocol import Hello
 from network.streaming import DEFAULT_PORT, Sender, TransportError, encoded_size
+
+if TYPE_CHECKING:
+    from network.discovery import Announcer
 
 log = logging.getLogger("facestation.sender")
 
@@ -116,62 +120,88 @@ def start_detection(sender: Sender, args: argparse.Namespace) -> None:
     log.info("detecting faces on this host (MTCNN on OpenCV dnn, faces of %s and up)", smallest)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if not args.verbose:  # FFmpeg's own log lines would bury our one clear error line (read when a file opens)
+def check_numbers(args: argparse.Namespace) -> None:
+    """The numeric options in range, or SenderError naming the first that is not."""
+    if not 0 < args.fps <= 120:
+        raise SenderError(f"--fps must be within (0, 120], got {args.fps}")
+    if not 1 <= args.quality <= 100:
+        raise SenderError(f"--quality must be within 1..100, got {args.quality}")
+    if args.max_width < 0:
+        raise SenderError("--max-width must not be negative")
+    if args.fec_group < 0:
+        raise SenderError("--fec-group must not be negative")
+    if args.start < 0:
+        raise SenderError("--start must not be negative")
+
+
+def camera_name(args: argparse.Namespace) -> str:
+    """``--name``, else the host name (a webcam) or the source's file name; SenderError if HELLO cannot carry it."""
+    name: str = args.name or (socket.gethostname() if args.source.isdigit() else Path(args.source).stem or "camera")
+    try:
+        protocol.encode_control(Hello(name, 0, 0, 0))
+    except ValueError as exc:
+        raise SenderError(f"bad --name: {exc}") from None
+    return name
+
+
+def _configure_logging(verbose: bool) -> None:
+    if not verbose:  # FFmpeg's own log lines would bury our one clear error line (read when a file opens)
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.INFO,
         stream=sys.stderr,
         format="%(asctime)s sender %(levelname)s %(message)s",
     )
-    if not args.verbose:  # OpenCV's own warnings would bury our one clear error line
+    if not verbose:  # OpenCV's own warnings would bury our one clear error line
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
+def build_sender(args: argparse.Namespace) -> Sender:
+    """The sender the options describe (checked first, each failure one SenderError line)."""
+    check_numbers(args)
+    key = read_key(args.key_file)
+    station = parse_station(args.station) if args.station else None
+    name = camera_name(args)
+    source = open_source(args.source, loop=args.loop, fps=args.fps, start_s=args.start)
+    return Sender(
+        source,
+        key,
+        name=name,
+        fps=args.fps,
+        max_width=args.max_width,
+        quality=args.quality,
+        station=station,
+        port=args.port,
+        bind_host=args.bind,
+        mbps=args.max_mbps,
+        fec_group=args.fec_group,
+        loop=args.loop,
+    )
+
+
+def _announce(sender: Sender, args: argparse.Namespace) -> Announcer | None:
+    """The mDNS announcement, unless the sender pushes to one station or was told not to announce."""
+    if args.station or args.no_announce:
+        return None
+    from network.discovery import Announcer
+
+    probe_h, probe_w = _probe_size(sender.source, args.max_width)
+    return Announcer(
+        sender.name, sender.port, width=probe_w, height=probe_h, fps=sender.fps, interfaces=args.mdns_interface
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
     sender: Sender | None = None
     announcer = None
     try:
-        if not 0 < args.fps <= 120:
-            raise SenderError(f"--fps must be within (0, 120], got {args.fps}")
-        if not 1 <= args.quality <= 100:
-            raise SenderError(f"--quality must be within 1..100, got {args.quality}")
-        if args.max_width < 0:
-            raise SenderError("--max-width must not be negative")
-        if args.fec_group < 0:
-            raise SenderError("--fec-group must not be negative")
-        if args.start < 0:
-            raise SenderError("--start must not be negative")
-        key = read_key(args.key_file)
-        station = parse_station(args.station) if args.station else None
-        name = args.name or (socket.gethostname() if args.source.isdigit() else Path(args.source).stem or "camera")
-        try:
-            protocol.encode_control(Hello(name, 0, 0, 0))
-        except ValueError as exc:
-            raise SenderError(f"bad --name: {exc}") from None
-        source = open_source(args.source, loop=args.loop, fps=args.fps, start_s=args.start)
-        sender = Sender(
-            source,
-            key,
-            name=name,
-            fps=args.fps,
-            max_width=args.max_width,
-            quality=args.quality,
-            station=station,
-            port=args.port,
-            bind_host=args.bind,
-            mbps=args.max_mbps,
-            fec_group=args.fec_group,
-            loop=args.loop,
-        )
+        sender = build_sender(args)
         signal.signal(signal.SIGTERM, _raise_interrupt)  # until the loop runs: stop wherever we are
         if args.detect:
             start_detection(sender, args)
-        if station is None and not args.no_announce:
-            from network.discovery import Announcer
-
-            probe_h, probe_w = _probe_size(source, args.max_width)
-            announcer = Announcer(
-                name, sender.port, width=probe_w, height=probe_h, fps=sender.fps, interfaces=args.mdns_interface
-            )
+        announcer = _announce(sender, args)
         # From here on a signal only asks the loop to stop, so it never lands inside a log write or a
         # half-sent frame; the loop notices within one frame interval and says BYE.
         signal.signal(signal.SIGINT, sender.stop)

@@ -211,37 +211,49 @@ class Sender:
             log.debug("rejected datagram from %s: %s", addr, opened.reason.value)
             return
         header = opened.header
-        if header.camera_id not in (0, self.camera_id):
+        if header.camera_id not in (0, self.camera_id) or not self._fresh(header):
             return
+        msg = protocol.parse_control(header.type, opened.payload)
+        if isinstance(msg, Subscribe):
+            self._on_subscribe(msg, addr)
+        elif isinstance(msg, Accept):
+            self._on_accept(msg, addr)
+        elif isinstance(msg, Bye):
+            self._on_bye(addr)
+
+    def _fresh(self, header: protocol.Header) -> bool:
+        """Not a replay within the station session's window (sessions kept bounded)."""
         guard = self._guards.get(header.session)
         if guard is None:
             if len(self._guards) > 256:
                 self._guards.clear()
             guard = self._guards[header.session] = SessionGuard()
-        if not guard.accept(header, stale=False)[0]:
+        return guard.accept(header, stale=False)[0]
+
+    def _on_subscribe(self, msg: Subscribe, addr: tuple[str, int]) -> None:
+        known = self._cookies.get(addr)
+        if known is None or msg.cookie != known:
+            self._send_hello(addr)  # prove the address is live: the station must echo our cookie
             return
-        msg = protocol.parse_control(header.type, opened.payload)
-        if isinstance(msg, Subscribe):
-            known = self._cookies.get(addr)
-            if known is None or msg.cookie != known:
-                self._send_hello(addr)  # prove the address is live: the station must echo our cookie
-                return
-            entry = self._stations.get(addr)
-            if entry is None:
-                log.info("station %s:%d (%s) subscribed for %ds", addr[0], addr[1], msg.station, msg.lease_s)
-                entry = self._stations[addr] = _Station(addr, 0.0, known)
-            entry.expires = max(entry.expires, time.monotonic() + min(msg.lease_s, 300))
-        elif isinstance(msg, Accept):
-            entry = self._stations.get(addr)
-            if entry is not None:  # only a station we stream to can ask for faces
-                if msg.faces and not entry.faces_until and self.edge is not None:
-                    log.info("station %s:%d takes this camera's faces", *addr)
-                entry.faces_until = time.monotonic() + min(msg.lease_s, 300) if msg.faces else 0.0
-        elif isinstance(msg, Bye):
-            entry = self._stations.get(addr)
-            if entry is not None and not entry.pushed:
-                del self._stations[addr]
-                log.info("station %s:%d unsubscribed", *addr)
+        entry = self._stations.get(addr)
+        if entry is None:
+            log.info("station %s:%d (%s) subscribed for %ds", addr[0], addr[1], msg.station, msg.lease_s)
+            entry = self._stations[addr] = _Station(addr, 0.0, known)
+        entry.expires = max(entry.expires, time.monotonic() + min(msg.lease_s, 300))
+
+    def _on_accept(self, msg: Accept, addr: tuple[str, int]) -> None:
+        entry = self._stations.get(addr)
+        if entry is None:  # only a station we stream to can ask for faces
+            return
+        if msg.faces and not entry.faces_until and self.edge is not None:
+            log.info("station %s:%d takes this camera's faces", *addr)
+        entry.faces_until = time.monotonic() + min(msg.lease_s, 300) if msg.faces else 0.0
+
+    def _on_bye(self, addr: tuple[str, int]) -> None:
+        entry = self._stations.get(addr)
+        if entry is not None and not entry.pushed:
+            del self._stations[addr]
+            log.info("station %s:%d unsubscribed", *addr)
 
     def _expire(self) -> None:
         now = time.monotonic()

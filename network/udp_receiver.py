@@ -24,7 +24,7 @@ import socket
 import sys
 import threading
 import time
-from collections import Counter, OrderedDict, deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -36,7 +36,7 @@ from network.camera_state import Subscription as _Subscription
 from network.camera_state import Window as _Window
 from network.camera_state import camera_stats
 from network.camera_state import format_stats as format_stats
-from network.frames import CameraEvent, CameraStats, Frame
+from network.frames import CameraEvent, CameraPresence, CameraStats, Frame, OfflineReason
 from network.pairing import CameraFaces, PairingConfig
 from network.protocol import (
     CHUNKED,
@@ -44,7 +44,6 @@ from network.protocol import (
     Accept,
     Bye,
     Datagram,
-    FrameAssembly,
     Header,
     Hello,
     MsgType,
@@ -52,6 +51,7 @@ from network.protocol import (
     Rejection,
     Subscribe,
 )
+from network.wire.reassembly import Reassembled, ReassemblyWindow
 
 _DRAIN_MAX = 64  # datagrams handled per lock; bounds how long a reader can wait
 
@@ -237,49 +237,54 @@ class UdpReceiver:
         sock = self._sock
         assert sock is not None
         next_tick = 0.0
-        batch: list[tuple[bytes, Any]] = []
         poller = select.poll()
         poller.register(sock, select.POLLIN)
         wait_ms = max(1, round(self.config.tick_s * 1000))
         while not self._stop.is_set():
-            batch.clear()
-            try:
-                if poller.poll(wait_ms):
-                    # Drain what is already queued: one clock read, one lock and one housekeeping
-                    # check per burst rather than per datagram.
-                    while len(batch) < _DRAIN_MAX:
-                        batch.append(sock.recvfrom(65535))
-            except BlockingIOError:
-                pass
-            except OSError as exc:  # e.g. ICMP errors surfacing on Linux
-                log.debug("recvfrom: %s", exc)
+            batch = _drain(sock, poller, wait_ms)
             now = self._clock()
-            delivered: list[Frame] = []
             with self._lock:  # readers hold it only briefly
-                for data, addr in batch:
-                    try:
-                        self._handle(data, (str(addr[0]), int(addr[1])), now)
-                    except Exception:  # a bug must not stop the station
-                        log.exception("receiver: datagram from %s failed", addr)
+                self._handle_batch(batch, now)
                 if now >= next_tick:
                     next_tick = now + self.config.tick_s
-                    try:
-                        self._housekeeping(now)
-                    except Exception:
-                        log.exception("receiver: housekeeping failed")
-                if self._delivered or self._notify:
-                    delivered, self._delivered = self._delivered, []
-                    self._notify = False
-                    self._frames_ready.notify_all()
+                    self._tick(now)
+                delivered = self._wake_readers()
                 listeners = self._listeners
-            for frame in delivered:
-                for listener in listeners:
-                    try:
-                        listener(frame)
-                    except Exception:
-                        log.exception("frame listener failed")
+            self._tell_listeners(delivered, listeners)
         with self._lock:
             self._farewell()
+
+    def _handle_batch(self, batch: list[tuple[bytes, Any]], now: float) -> None:
+        for data, addr in batch:
+            try:
+                self._handle(data, (str(addr[0]), int(addr[1])), now)
+            except Exception:  # a bug must not stop the station
+                log.exception("receiver: datagram from %s failed", addr)
+
+    def _tick(self, now: float) -> None:
+        try:
+            self._housekeeping(now)
+        except Exception:
+            log.exception("receiver: housekeeping failed")
+
+    def _wake_readers(self) -> list[Frame]:
+        """The frames delivered since the last call; readers waiting for frames are woken."""
+        if not (self._delivered or self._notify):
+            return []
+        delivered, self._delivered = self._delivered, []
+        self._notify = False
+        self._frames_ready.notify_all()
+        return delivered
+
+    @staticmethod
+    def _tell_listeners(delivered: list[Frame], listeners: list[FrameListener]) -> None:
+        """Outside the lock: a listener may read the receiver."""
+        for frame in delivered:
+            for listener in listeners:
+                try:
+                    listener(frame)
+                except Exception:
+                    log.exception("frame listener failed")
 
     # Everything below runs on the receive thread with self._lock held.
 
@@ -314,7 +319,7 @@ class UdpReceiver:
         elif header.type is MsgType.BYE:
             cam = self._cameras.get(header.camera_id)
             if cam is not None and self._admit(cam, header, now):
-                self._set_offline(cam, now, "bye")
+                self._set_offline(cam, now, OfflineReason.BYE)
         else:
             self._reject(Rejection(Reason.MALFORMED, f"{header.type.name} sent to a station", header.camera_id))
 
@@ -342,24 +347,14 @@ class UdpReceiver:
         if protocol.camera_id_for(msg.name) != header.camera_id:
             self._reject(Rejection(Reason.MALFORMED, "camera id does not match name", header.camera_id))
             return
-        cam = self._cameras.get(header.camera_id)
-        if cam is None:
-            if len(self._cameras) >= self.config.max_cameras:
-                self._reject(Rejection(Reason.UNKNOWN_CAMERA, "camera limit reached", header.camera_id))
-                return
-            cam = _Camera(header.camera_id, msg.name, addr, window=_Window(self.config.stats_window_s))
-            self._cameras[header.camera_id] = cam
-        if not self._admit(cam, header, now):
+        cam = self._hello_camera(header.camera_id, msg.name, addr)
+        if cam is None or not self._admit(cam, header, now):
             return
         cam.address = addr
         cam.width, cam.height, cam.fps = msg.width, msg.height, msg.fps
         cam.protocol = msg.protocol
         if msg.protocol >= PROTOCOL:  # it may detect faces itself: ask for them (renewed like a lease)
-            if cam.faces is None:
-                cam.faces = CameraFaces(cam.name, PairingConfig(timeout_s=self.config.edge_timeout_s))
-            if now - cam.accept_sent >= self.config.lease_s / 3.0:
-                cam.accept_sent = now
-                self._send(self._sealer.control(Accept(self.config.lease_s), camera_id=cam.camera_id), addr)
+            self._accept_faces(cam, addr, now)
         sub = self._subs.get(addr)
         if sub is not None:
             sub.camera_id = header.camera_id
@@ -368,31 +363,43 @@ class UdpReceiver:
                 self._send_subscribe(sub, now)
         self._set_online(cam, now)
 
+    def _hello_camera(self, camera_id: int, name: str, addr: Address) -> _Camera | None:
+        """The camera a HELLO comes from, made on its first HELLO; None (refused, counted) past the limit."""
+        cam = self._cameras.get(camera_id)
+        if cam is not None:
+            return cam
+        if len(self._cameras) >= self.config.max_cameras:
+            self._reject(Rejection(Reason.UNKNOWN_CAMERA, "camera limit reached", camera_id))
+            return None
+        window = _Window(self.config.stats_window_s)
+        reassembly = ReassemblyWindow(self.config.max_in_flight)
+        cam = _Camera(camera_id, name, addr, window=window, reassembly=reassembly)
+        self._cameras[camera_id] = cam
+        return cam
+
+    def _accept_faces(self, cam: _Camera, addr: Address, now: float) -> None:
+        """ACCEPT to a protocol-2 camera (its FACES are wanted), renewed a few times per lease."""
+        if cam.faces is None:
+            cam.faces = CameraFaces(cam.name, PairingConfig(timeout_s=self.config.edge_timeout_s))
+        if now - cam.accept_sent >= self.config.lease_s / 3.0:
+            cam.accept_sent = now
+            self._send(self._sealer.control(Accept(self.config.lease_s), camera_id=cam.camera_id), addr)
+
     def _on_chunk(self, cam: _Camera, dgram: Datagram, addr: Address, now: float) -> None:
         header = dgram.header
         cam.window.add(now, nbytes=len(dgram.payload) + protocol.HEADER.size + protocol.TAG_SIZE)
         cam.address = addr
         self._set_online(cam, now)
-        if header.frame_id <= cam.last_delivered:
+        if cam.reassembly.late(header.frame_id):
             return  # a late chunk of a frame already delivered or given up
         if header.frame_len > self.config.max_frame_bytes:
             self._reject(Rejection(Reason.OVERSIZED, "frame above the receiver's ceiling"), cam)
             return
-        assembly = cam.assemblies.get(header.frame_id)
-        if assembly is None:
-            while len(cam.assemblies) >= self.config.max_in_flight:
-                cam.assemblies.popitem(last=False)
-                cam.incomplete += 1
-            assembly = FrameAssembly(header, now)
-            cam.assemblies[header.frame_id] = assembly
-            if len(cam.assemblies) > 1 and header.frame_id < next(reversed(cam.assemblies)):
-                cam.assemblies = OrderedDict(sorted(cam.assemblies.items()))
-        elif not assembly.matches(header):
-            self._reject(Rejection(Reason.MALFORMED, "chunk disagrees with its frame"), cam)
-            return
-        data = assembly.add(header, dgram.payload)
-        if data is not None:
-            self._deliver(cam, assembly, data, now)
+        done = cam.reassembly.add(header, dgram.payload, now)
+        if isinstance(done, Rejection):
+            self._reject(done, cam)
+        elif done is not None:
+            self._deliver(cam, done, now)
 
     def _on_faces_chunk(self, cam: _Camera, dgram: Datagram, now: float) -> None:
         header = dgram.header
@@ -421,16 +428,11 @@ class UdpReceiver:
         self._analysis_serial = self._serial
         self._notify = True
 
-    def _deliver(self, cam: _Camera, assembly: FrameAssembly, data: bytes, now: float) -> None:
-        fid = assembly.frame_id
-        for older in [k for k in cam.assemblies if k <= fid]:
-            if older != fid:
-                cam.incomplete += 1
-            del cam.assemblies[older]
-        cam.last_delivered = fid
-        cam.recovered += assembly.recovered
+    def _deliver(self, cam: _Camera, done: Reassembled, now: float) -> None:
+        fid = done.frame_id
+        cam.recovered += done.recovered
         self._serial += 1
-        frame = Frame(cam.name, cam.camera_id, fid, self._serial, assembly.timestamp_us / 1e6, now, data)
+        frame = Frame(cam.name, cam.camera_id, fid, self._serial, done.timestamp_us / 1e6, now, done.data)
         self._slots[cam.name] = frame
         cam.frames += 1
         cam.latencies.append(frame.latency_ms)
@@ -446,29 +448,25 @@ class UdpReceiver:
     def _set_online(self, cam: _Camera, now: float) -> None:
         if not cam.online:
             cam.online = True
-            self._events.append(CameraEvent(cam.name, "online", _fmt(cam.address), now))
+            self._events.append(CameraEvent(cam.name, CameraPresence.ONLINE, _fmt(cam.address), now))
             log.info("camera %s online at %s", cam.name, _fmt(cam.address))
 
-    def _set_offline(self, cam: _Camera, now: float, reason: str) -> None:
+    def _set_offline(self, cam: _Camera, now: float, reason: OfflineReason) -> None:
         if cam.online:
             cam.online = False
-            cam.incomplete += len(cam.assemblies)
-            cam.assemblies.clear()
+            cam.reassembly.drop_all()
             if cam.faces is not None:
                 cam.faces.reset()
-            self._events.append(CameraEvent(cam.name, "offline", _fmt(cam.address), now, reason))
+            self._events.append(CameraEvent(cam.name, CameraPresence.OFFLINE, _fmt(cam.address), now, reason))
             log.info("camera %s offline (%s)", cam.name, reason)
 
     def _housekeeping(self, now: float) -> None:
         for cam in list(self._cameras.values()):
-            for fid, assembly in list(cam.assemblies.items()):
-                if now - assembly.started > self.config.frame_timeout_s:
-                    del cam.assemblies[fid]
-                    cam.incomplete += 1
+            cam.reassembly.expire(now, self.config.frame_timeout_s)
             if cam.faces is not None:
                 cam.faces.housekeeping(now, self.config.frame_timeout_s)
             if cam.online and now - cam.last_seen > self.config.offline_after_s:
-                self._set_offline(cam, now, "silent")
+                self._set_offline(cam, now, OfflineReason.SILENT)
             if cam.seq_first >= 0 and (not cam.loss_marks or now - cam.loss_marks[-1][0] >= 0.25):
                 cam.loss_marks.append((now, cam.seq_received, cam.seq_highest - cam.seq_first + 1))
         renew = self.config.lease_s / 3.0
@@ -510,6 +508,21 @@ class UdpReceiver:
     def _farewell(self) -> None:
         for address in self._subs:
             self._send(self._sealer.control(Bye("station stopping")), address)
+
+
+def _drain(sock: socket.socket, poller: select.poll, wait_ms: int) -> list[tuple[bytes, Any]]:
+    """Wait up to ``wait_ms`` for datagrams, then take what is already queued (at most ``_DRAIN_MAX``):
+    one clock read, one lock and one housekeeping check per burst rather than per datagram."""
+    batch: list[tuple[bytes, Any]] = []
+    try:
+        if poller.poll(wait_ms):
+            while len(batch) < _DRAIN_MAX:
+                batch.append(sock.recvfrom(65535))
+    except BlockingIOError:
+        pass
+    except OSError as exc:  # e.g. ICMP errors surfacing on Linux
+        log.debug("recvfrom: %s", exc)
+    return batch
 
 
 def _grow_rcvbuf(sock: socket.socket, size: int) -> None:

@@ -290,6 +290,21 @@ def test_cpu_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
         CpuSettings(precision="int4")
 
 
+def test_opencv_runs_its_calls_on_their_callers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Making the OpenVINO core turns OpenCV's own pool off (its worker only spins between calls)."""
+    ov_runtime.core()
+    assert cv2.getNumThreads() == 1
+    try:
+        monkeypatch.setenv(ov_runtime.CV_THREADS_ENV, "2")
+        assert ov_runtime.limit_opencv_threads() == 2 and cv2.getNumThreads() == 2
+        monkeypatch.setenv(ov_runtime.CV_THREADS_ENV, "many")
+        with pytest.raises(VisionError, match="FACESTATION_CV_THREADS must be a whole number"):
+            ov_runtime.limit_opencv_threads()
+    finally:
+        monkeypatch.delenv(ov_runtime.CV_THREADS_ENV)
+        assert ov_runtime.limit_opencv_threads() == 1
+
+
 # ----------------------------------------------------------------------------------------- cache
 
 

@@ -16,6 +16,14 @@ machine); and there are ``streams`` streams of ``threads`` threads each: by defa
 never oversubscribe them. ``FACESTATION_OV_THREADS``, ``FACESTATION_OV_STREAMS`` and
 ``FACESTATION_OV_PRECISION`` (the embedder's; see vision.embedders.facenet_ov) change the defaults.
 
+**OpenCV's thread pool.** The detector's OpenCV work (the pyramid's resizes, the R/O-Net patches'
+remaps, the alignment's warps) runs around every inference, and by default OpenCV hands each call to
+its own pool of one thread per core, whose worker then waits for the next call by spinning on
+``sched_yield`` (bench/STATION_NOTES.md: about 48,000 yields a second at two cameras, all from that one
+thread). The recognition workers are the parallelism here, so when this module makes the process's
+OpenVINO core it sets OpenCV to run each call on its caller (``cv2.setNumThreads(1)``; the
+``FACESTATION_CV_THREADS`` variable changes it, 0 being OpenCV's "sequential").
+
 **Threads.** A compiled model is shared; :class:`Requests` gives each concurrent caller an infer
 request of its own (an infer request is not thread-safe, a compiled model is).
 
@@ -52,6 +60,7 @@ TELEMETRY_MODULE = "openvino_telemetry"
 THREADS_ENV = "FACESTATION_OV_THREADS"
 STREAMS_ENV = "FACESTATION_OV_STREAMS"
 PRECISION_ENV = "FACESTATION_OV_PRECISION"
+CV_THREADS_ENV = "FACESTATION_CV_THREADS"
 PRECISIONS = ("f32", "bf16")
 PACKAGE = "openvino"
 
@@ -220,17 +229,29 @@ def constant(values: npt.NDArray[Any]) -> Any:
 
 def core() -> Any:
     """The process's ``ov.Core`` (one per process: it owns the CPU plugin and its thread pools), set up
-    with the default CPU settings."""
+    with the default CPU settings; making it also sizes OpenCV's pool (:func:`limit_opencv_threads`)."""
     ov = openvino()
     defaults = CpuSettings.from_env().properties()  # before the lock: it calls openvino() too
     with _lock:
         if not _core:
+            limit_opencv_threads()
             with native.call():
                 new = ov.Core()
                 # also the defaults of any compile that names no settings: no pinning, bounded threads
                 new.set_property("CPU", defaults)
             _core.append(new)
         return _core[0]
+
+
+def limit_opencv_threads() -> int:
+    """Run OpenCV's calls on their callers: 1 thread, or ``$FACESTATION_CV_THREADS``; returns the count set.
+
+    OpenCV's own pool only adds a thread that spins between calls (see the module docstring)."""
+    import cv2
+
+    threads = _env_int(CV_THREADS_ENV, 1, 0, 256)
+    cv2.setNumThreads(threads)
+    return threads
 
 
 def compile_model(model: Any, settings: CpuSettings) -> Any:

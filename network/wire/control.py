@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from network.wire.header import PROTOCOL, MsgType, Reason, Rejection
@@ -67,32 +68,51 @@ _ACCEPT_FACES = 1
 
 def parse_control(kind: MsgType, payload: bytes) -> ControlMessage | Rejection:
     """Decode a HELLO, SUBSCRIBE, BYE or ACCEPT payload; never raises."""
+    parse = _PARSERS.get(kind)
+    if parse is None:
+        return Rejection(Reason.MALFORMED, f"{kind.name} is not a control message")
     try:
-        if kind is MsgType.HELLO:
-            width, height, fps_milli, proto, cookie, name_len = _HELLO.unpack_from(payload)
-            name = _read_name(payload, _HELLO.size, name_len)
-            if not name:
-                return Rejection(Reason.MALFORMED, "HELLO without a camera name")
-            return Hello(name, width, height, fps_milli / 1000.0, proto, cookie)
-        if kind is MsgType.SUBSCRIBE:
-            lease_s, cookie, name_len = _SUBSCRIBE.unpack_from(payload)
-            if lease_s == 0:
-                return Rejection(Reason.MALFORMED, "SUBSCRIBE with a zero lease")
-            return Subscribe(lease_s, _read_name(payload, _SUBSCRIBE.size, name_len), cookie)
-        if kind is MsgType.BYE:
-            if not payload:
-                return Bye()
-            return Bye(_read_name(payload, 1, payload[0]))
-        if kind is MsgType.ACCEPT:
-            if len(payload) != _ACCEPT.size:
-                return Rejection(Reason.MALFORMED, f"ACCEPT of {len(payload)} bytes")
-            lease_s, kinds = _ACCEPT.unpack(payload)
-            if lease_s == 0 or kinds & ~_ACCEPT_FACES:
-                return Rejection(Reason.MALFORMED, f"ACCEPT lease {lease_s} kinds {kinds}")
-            return Accept(lease_s, bool(kinds & _ACCEPT_FACES))
+        return parse(payload)
     except (struct.error, UnicodeDecodeError, _BadName) as exc:
         return Rejection(Reason.MALFORMED, f"bad {kind.name} payload: {exc}")
-    return Rejection(Reason.MALFORMED, f"{kind.name} is not a control message")
+
+
+def _parse_hello(payload: bytes) -> Hello | Rejection:
+    width, height, fps_milli, proto, cookie, name_len = _HELLO.unpack_from(payload)
+    name = _read_name(payload, _HELLO.size, name_len)
+    if not name:
+        return Rejection(Reason.MALFORMED, "HELLO without a camera name")
+    return Hello(name, width, height, fps_milli / 1000.0, proto, cookie)
+
+
+def _parse_subscribe(payload: bytes) -> Subscribe | Rejection:
+    lease_s, cookie, name_len = _SUBSCRIBE.unpack_from(payload)
+    if lease_s == 0:
+        return Rejection(Reason.MALFORMED, "SUBSCRIBE with a zero lease")
+    return Subscribe(lease_s, _read_name(payload, _SUBSCRIBE.size, name_len), cookie)
+
+
+def _parse_bye(payload: bytes) -> Bye:
+    if not payload:
+        return Bye()
+    return Bye(_read_name(payload, 1, payload[0]))
+
+
+def _parse_accept(payload: bytes) -> Accept | Rejection:
+    if len(payload) != _ACCEPT.size:
+        return Rejection(Reason.MALFORMED, f"ACCEPT of {len(payload)} bytes")
+    lease_s, kinds = _ACCEPT.unpack(payload)
+    if lease_s == 0 or kinds & ~_ACCEPT_FACES:
+        return Rejection(Reason.MALFORMED, f"ACCEPT lease {lease_s} kinds {kinds}")
+    return Accept(lease_s, bool(kinds & _ACCEPT_FACES))
+
+
+_PARSERS: dict[MsgType, Callable[[bytes], ControlMessage | Rejection]] = {
+    MsgType.HELLO: _parse_hello,
+    MsgType.SUBSCRIBE: _parse_subscribe,
+    MsgType.BYE: _parse_bye,
+    MsgType.ACCEPT: _parse_accept,
+}
 
 
 class _BadName(ValueError):

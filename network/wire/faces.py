@@ -111,6 +111,22 @@ def encode_faces(msg: EdgeFaces) -> bytes:
 
 def parse_faces(frame_id: int, payload: bytes) -> EdgeFaces | Rejection:
     """Decode a reassembled FACES payload; never raises."""
+    head = _parse_head(payload)
+    if isinstance(head, Rejection):
+        return head
+    sw, sh, cw, ch, detect_ms, count = head
+    faces = _parse_records(payload, count)
+    if isinstance(faces, Rejection):
+        return faces
+    msg = EdgeFaces(frame_id, (sw, sh), (cw, ch), faces, detect_ms)
+    problem = _check_message(msg)
+    if problem:
+        return Rejection(Reason.MALFORMED, problem)
+    return msg
+
+
+def _parse_head(payload: bytes) -> tuple[int, int, int, int, int, int] | Rejection:
+    """(stream w, h, source w, h, detect ms, face count) of a FACES payload, its size and count bounded."""
     if len(payload) > MAX_FACES_BYTES:
         return Rejection(Reason.OVERSIZED, f"faces message of {len(payload)} bytes")
     if len(payload) < _HEAD.size:
@@ -120,10 +136,14 @@ def parse_faces(frame_id: int, payload: bytes) -> EdgeFaces | Rejection:
         return Rejection(Reason.MALFORMED, f"faces format {fmt} flags {flags}")
     if count > MAX_FACES:
         return Rejection(Reason.OVERSIZED, f"{count} faces (at most {MAX_FACES})")
-    records_end = _HEAD.size + count * _FACE.size
-    if len(payload) < records_end:
+    if len(payload) < _HEAD.size + count * _FACE.size:
         return Rejection(Reason.MALFORMED, "faces message shorter than its records")
-    offset = records_end
+    return sw, sh, cw, ch, detect_ms, count
+
+
+def _parse_records(payload: bytes, count: int) -> tuple[EdgeFace, ...] | Rejection:
+    """The ``count`` face records after the head, each with its crop from the bytes after the records."""
+    offset = _HEAD.size + count * _FACE.size
     faces: list[EdgeFace] = []
     for i in range(count):
         v = _FACE.unpack_from(payload, _HEAD.size + i * _FACE.size)
@@ -139,11 +159,7 @@ def parse_faces(frame_id: int, payload: bytes) -> EdgeFaces | Rejection:
         faces.append(EdgeFace(box, landmarks, v[14], (v[15], v[16], v[17], v[18]), (crop_w, crop_h), crop))
     if offset != len(payload):
         return Rejection(Reason.MALFORMED, f"{len(payload) - offset} bytes after the last crop")
-    msg = EdgeFaces(frame_id, (sw, sh), (cw, ch), tuple(faces), detect_ms)
-    problem = _check_message(msg)
-    if problem:
-        return Rejection(Reason.MALFORMED, problem)
-    return msg
+    return tuple(faces)
 
 
 def _check_message(msg: EdgeFaces) -> str:

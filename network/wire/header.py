@@ -158,34 +158,45 @@ def parse_header(data: bytes) -> Header | Rejection:
 
 
 def _check_fields(h: Header, payload_len: int) -> Rejection | None:
-    cam = h.camera_id
     if h.type in CHUNKED:
-        if h.frame_len > _CEILING[h.type]:
-            what = "frame" if h.type in (MsgType.FRAME, MsgType.PARITY) else "faces message"
-            return Rejection(Reason.OVERSIZED, f"{what} of {h.frame_len} bytes", cam)
-        if h.frame_len == 0 or h.count == 0:
-            return Rejection(Reason.MALFORMED, "empty frame", cam)
-        if not MIN_CHUNK <= h.chunk_size <= MAX_PAYLOAD:
-            return Rejection(Reason.MALFORMED, f"chunk size {h.chunk_size}", cam)
-        if h.count != -(-h.frame_len // h.chunk_size):
-            return Rejection(Reason.MALFORMED, "chunk count does not match frame length", cam)
-        if h.groups > h.count:
-            return Rejection(Reason.MALFORMED, "more FEC groups than chunks", cam)
-        if h.type not in PARITY_TYPES:
-            if h.index >= h.count:
-                return Rejection(Reason.MALFORMED, "chunk index out of range", cam)
-            expected = chunk_length(h.index, h.count, h.chunk_size, h.frame_len)
-        else:
-            if h.groups == 0 or h.index >= h.groups:
-                return Rejection(Reason.MALFORMED, "parity group out of range", cam)
-            expected = h.chunk_size
-        if payload_len != expected:
-            return Rejection(Reason.MALFORMED, f"payload of {payload_len} bytes, expected {expected}", cam)
-        return None
+        return _check_chunk(h) or _check_chunk_payload(h, payload_len)
     if h.index or h.count or h.groups or h.chunk_size or h.frame_len or h.frame_id:
-        return Rejection(Reason.MALFORMED, "control message with frame fields", cam)
+        return Rejection(Reason.MALFORMED, "control message with frame fields", h.camera_id)
     if payload_len > MAX_CONTROL_PAYLOAD:
-        return Rejection(Reason.OVERSIZED, f"control payload of {payload_len} bytes", cam)
+        return Rejection(Reason.OVERSIZED, f"control payload of {payload_len} bytes", h.camera_id)
+    return None
+
+
+def _check_chunk(h: Header) -> Rejection | None:
+    """A chunked message's fields: its length under the type's ceiling, and chunking that adds up."""
+    cam = h.camera_id
+    if h.frame_len > _CEILING[h.type]:
+        what = "frame" if h.type in (MsgType.FRAME, MsgType.PARITY) else "faces message"
+        return Rejection(Reason.OVERSIZED, f"{what} of {h.frame_len} bytes", cam)
+    if h.frame_len == 0 or h.count == 0:
+        return Rejection(Reason.MALFORMED, "empty frame", cam)
+    if not MIN_CHUNK <= h.chunk_size <= MAX_PAYLOAD:
+        return Rejection(Reason.MALFORMED, f"chunk size {h.chunk_size}", cam)
+    if h.count != -(-h.frame_len // h.chunk_size):
+        return Rejection(Reason.MALFORMED, "chunk count does not match frame length", cam)
+    if h.groups > h.count:
+        return Rejection(Reason.MALFORMED, "more FEC groups than chunks", cam)
+    return None
+
+
+def _check_chunk_payload(h: Header, payload_len: int) -> Rejection | None:
+    """The chunk's index in range for its kind (data or parity), and its payload exactly as long as it says."""
+    cam = h.camera_id
+    if h.type not in PARITY_TYPES:
+        if h.index >= h.count:
+            return Rejection(Reason.MALFORMED, "chunk index out of range", cam)
+        expected = chunk_length(h.index, h.count, h.chunk_size, h.frame_len)
+    else:
+        if h.groups == 0 or h.index >= h.groups:
+            return Rejection(Reason.MALFORMED, "parity group out of range", cam)
+        expected = h.chunk_size
+    if payload_len != expected:
+        return Rejection(Reason.MALFORMED, f"payload of {payload_len} bytes, expected {expected}", cam)
     return None
 
 
