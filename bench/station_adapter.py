@@ -12,15 +12,15 @@ here comes from that tree. It uses only what every engine so far has and the nex
   ``add_sighting_listener`` (``camera``, ``track_id``, ``person`` of each record).
 
 **The stages alone** (:meth:`StationUnderTest.stages_alone`) need the engine's parts, so they are the
-part of this file that follows the engine: :func:`_stages_alone_v2` drives today's (v2: the service's
-live schedule, ``FacePipeline``, ``Tracker``, ``template_decider``) one frame after another on one
-thread. When the per-camera engine lands, add ``_stages_alone_v3`` beside it (one call per frame) and
-pick it in :meth:`StationUnderTest.stages_alone` by what the tree has; keep v2's, so older trees
-still run.
+part of this file that follows the engine: :func:`_stages_alone_v3` calls the per-camera engine once a
+frame (``vision.engine.CameraEngine``); :func:`_stages_alone_v2` drives v2's parts (the service's live
+schedule, ``FacePipeline``, ``Tracker``, ``template_decider``) one frame after another on one thread, so
+older trees still run. :meth:`StationUnderTest.stages_alone` picks by what the tree has.
 """
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -123,10 +123,11 @@ class StationUnderTest:
         return {"P-Net": len(nets.pnet.shapes), "R-Net": len(nets.rnet.shapes), "O-Net": len(nets.onet.shapes)}
 
     def keep_engine(self) -> None:
-        """Hold on to the engine's parts (pipeline, matcher, settings) for :meth:`stages_alone` after stop."""
+        """Hold on to the engine's parts (pipeline, service, settings or photo model) for :meth:`stages_alone`."""
         recogniser = self.station.recogniser
         assert recogniser is not None and self.station.pipeline is not None
-        self._engine = (self.station.pipeline.get(), recogniser.service, recogniser.settings)
+        third = recogniser.settings if not _per_camera_engine() else self.station.photo_pipeline
+        self._engine = (self.station.pipeline.get(), recogniser.service, third)
 
     def stop(self) -> None:
         self.station.stop()
@@ -142,7 +143,51 @@ class StationUnderTest:
         """The clip through the engine's stages on this thread, as one camera per entry of ``starts``
         whose analysed frames are every ``stride``-th frame at ``fps``; call after :meth:`keep_engine`."""
         assert self._engine is not None, "keep_engine() before the station stops"
+        if _per_camera_engine():
+            return _stages_alone_v3(self._engine, jpegs, starts, stride, fps)
         return _stages_alone_v2(self._engine, jpegs, starts, stride, fps)
+
+
+def _per_camera_engine() -> bool:
+    """Whether the tree under test has engine v3 (``vision.engine.CameraEngine``, one per camera)."""
+    import importlib.util
+
+    return importlib.util.find_spec("vision.engine") is not None
+
+
+def _stages_alone_v3(
+    engine: tuple[Any, Any, Any], jpegs: list[bytes], starts: list[int], stride: int, fps: float
+) -> Parts:
+    """v3: one ``CameraEngine.process`` call per frame (its own face source, tracker, decider and photo model
+    as the station assembled them), the engine's stage times beside the process's CPU."""
+    engine_mod = importlib.import_module("vision.engine")
+    sources = importlib.import_module("vision.face_sources")
+    frames_mod = importlib.import_module("vision.frames")
+    confirmers = importlib.import_module("vision.photo_confirmer")
+    pipeline, service, photo = engine
+    config = service.config
+    confirmer = None if photo is None else confirmers.PhotoConfirmer(photo.get, photo.model)
+    parts = Parts()
+    thread0, process0 = time.thread_time(), time.process_time()
+    for n, start in enumerate(starts):
+        camera = f"parts-{n}"
+        one = engine_mod.CameraEngine(
+            camera, sources.StationDetection(pipeline), pipeline.embed_crops, config.tracker, confirmer
+        )
+        for k in range(-(-len(jpegs) // stride)):
+            at = k * stride / fps
+            jpeg = jpegs[(start + k * stride) % len(jpegs)]
+            frame = frames_mod.CameraFrame(camera, k, at, at, jpeg=jpeg)
+            outcome = one.process(frame, service.decider, config.live, now=at)
+            for stage, seconds in outcome.times.seconds.items():
+                parts.stages[stage] = parts.stages.get(stage, 0.0) + seconds
+            parts.full_detections += outcome.whole
+            parts.embedded += outcome.looks
+            parts.frames += 1
+        one.flush()
+    parts.thread_s = time.thread_time() - thread0
+    parts.process_s = time.process_time() - process0
+    return parts
 
 
 class _Clock:
@@ -159,12 +204,14 @@ class _Clock:
 def _stages_alone_v2(
     engine: tuple[Any, Any, Any], jpegs: list[bytes], starts: list[int], stride: int, fps: float
 ) -> Parts:
-    """v2 (vision/service.py's ``_recognise`` and ``_detect``, on one thread, without the service)."""
-    from network.frames import decode_jpeg
-    from vision.matcher import template_decider
-    from vision.results import FrameRef
-    from vision.stages import StageTimes
-    from vision.tracker import Tracker, TrackInput
+    """v2 (vision/service.py's ``_recognise`` and ``_detect``, on one thread, without the service). Its imports
+    are by name: they are v2's modules, which later trees no longer have."""
+    decode_jpeg = importlib.import_module("network.frames").decode_jpeg
+    template_decider = importlib.import_module("vision.matcher").template_decider
+    FrameRef = importlib.import_module("vision.results").FrameRef
+    StageTimes = importlib.import_module("vision.stages").StageTimes
+    tracker_mod = importlib.import_module("vision.tracker")
+    Tracker, TrackInput = tracker_mod.Tracker, tracker_mod.TrackInput
 
     pipeline, service, settings = engine
     config = service.config
