@@ -46,7 +46,7 @@ from bench.station_replay import encode_clip, write_frames  # noqa: E402
 
 CLIP = ROOT.parent / "shared" / "faces" / "video" / "short_hamilton_clip.mp4"
 RUN = ROOT / "bench" / "station_run.py"
-GROUPS = ("receiver", "recognition", "inference runtime", "OpenCV workers", "writer", "other")
+GROUPS = ("receiver", "recognition", "inference runtime", "OpenCV workers", "writer", "worker processes", "other")
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-GROUPS = ("receiver", "recognition", "inference runtime", "OpenCV workers", "writer", "other")
+GROUPS = ("receiver", "recognition", "inference runtime", "OpenCV workers", "writer", "worker processes", "other")
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,18 @@ def sample_threads(process: psutil.Process | None = None) -> dict[int, ThreadCpu
 def process_cpu(process: psutil.Process | None = None) -> float:
     times = (process or psutil.Process()).cpu_times()
     return float(times.user + times.system)
+
+
+def children_cpu(process: psutil.Process | None = None) -> float:
+    """CPU seconds so far of the process's live child processes (recognition worker processes), recursively."""
+    total = 0.0
+    for child in (process or psutil.Process()).children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def by_group(

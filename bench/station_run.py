@@ -86,6 +86,7 @@ class Sampler:
         return {
             "t": time.monotonic(),
             "process": self.acc.process_cpu(),
+            "children": self.acc.children_cpu(),
             "threads": self.acc.sample_threads(),
             "replay": replay_s,
             "cameras": self.sut.per_camera(),
@@ -95,15 +96,18 @@ class Sampler:
 def window(acc: ModuleType, a: dict[str, Any], b: dict[str, Any], known: Any) -> dict[str, Any]:
     """What happened between two samples."""
     seconds = b["t"] - a["t"]
-    process_s = b["process"] - a["process"]
+    own_s = b["process"] - a["process"]
+    children_s = max(0.0, b["children"] - a["children"])  # worker processes (a restarted one loses its CPU)
+    groups = acc.by_group(a["threads"], b["threads"], own_s, known)
+    groups["worker processes"] = children_s
     analysed = {
         cam: int(v["recognised"] or 0) - int(a["cameras"].get(cam, {}).get("recognised") or 0)
         for cam, v in b["cameras"].items()
     }
     return {
         "seconds": seconds,
-        "process_s": process_s,
-        "groups_s": acc.by_group(a["threads"], b["threads"], process_s, known),
+        "process_s": own_s + children_s,
+        "groups_s": groups,
         "threads_s": acc.by_name(a["threads"], b["threads"]),
         "replay_s": b["replay"] - a["replay"],
         "analysed": analysed,
