@@ -22,6 +22,8 @@ from network import keys
 from network.addresses import Address
 from network.discovery import Browser, DiscoveredSender
 from network.udp_receiver import ReceiverConfig, UdpReceiver
+from station.event_bus import EventBus
+from station.event_feed import EventFeed
 from station.lazy_pipeline import LazyPipeline
 from station.models import LIVE_MODEL, photo_model
 from station.runtime import RAY_ADDRESS, Recogniser, RecognitionSettings, calibrated_threshold
@@ -88,6 +90,8 @@ class Station:
         self.ray_pool: RayRecognitionPool | None = None
         self.browser: Browser | None = None
         self.schedule = Schedule()
+        self.events = EventBus()  # every event of station/events.py: the console, headless, the integrations
+        self.feed = EventFeed(self.events)
         self._demo: list[subprocess.Popen[bytes]] = []
         self._discovery_listeners: list[DiscoveryListener] = []
         self._sighting_listeners: list[Callable[[Any], None]] = []
@@ -130,6 +134,7 @@ class Station:
         receiver = UdpReceiver(
             self.key, host, port, config=ReceiverConfig(offline_after_s=self.options.offline_after_s)
         )
+        self.feed.attach_receiver(receiver)
         try:
             receiver.start()
         except OSError as exc:
@@ -142,6 +147,7 @@ class Station:
             self.gallery = Gallery.open(path, actor=self.options.actor)
         except (GalleryError, OSError) as exc:
             raise StationError(str(exc)) from None
+        self.feed.attach_gallery(self.gallery)
 
     def _schedule_retention(self) -> None:
         self.schedule.every(self.options.retention_every_s, self.apply_retention, name="retention", now=True)
@@ -179,6 +185,8 @@ class Station:
         self.recogniser = Recogniser(
             self.receiver, self.gallery, self.pipeline, settings, workers=workers, frame_analyser=self.ray_pool
         )
+        self.feed.attach_results(self.recogniser.service.add_listener)
+        self.recogniser.add_sighting_listener(self.feed.track_listener())
         for listener in self._sighting_listeners:
             self.recogniser.add_sighting_listener(listener)
         self.recogniser.start()
