@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import logging
 import subprocess
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,7 @@ from storage.errors import GalleryError
 from storage.gallery import Gallery
 
 if TYPE_CHECKING:
+    from integrations.service import Integrations
     from vision.ray_workers import RayRecognitionPool
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,9 @@ class StationOptions:
     demo_people: bool = False  # enrol the demo people into this gallery where it lacks them
     lazy_models: bool = False  # load the models on a background thread (the console)
     retention_every_s: float = RETENTION_EVERY_S
+    # The integrations (MQTT, webhooks, the API): the gallery's settings, with these (by setting name) on top.
+    integrations: Mapping[str, object] = field(default_factory=dict)
+    api_token_file: Path | None = None  # None: api.token beside the gallery
 
 
 DiscoveryListener = Callable[[DiscoveredSender, bool], None]
@@ -95,6 +99,7 @@ class Station:
         self._demo: list[subprocess.Popen[bytes]] = []
         self._discovery_listeners: list[DiscoveryListener] = []
         self._sighting_listeners: list[Callable[[Any], None]] = []
+        self.integrations: Integrations | None = None
         self._started = False
 
     # ------------------------------------------------------------------ start
@@ -114,6 +119,7 @@ class Station:
             if self.gallery is not None:
                 self._schedule_retention()
                 self._start_recognition()
+                self._start_integrations()
             self._start_cameras()
         except BaseException:
             self.stop()
@@ -190,6 +196,35 @@ class Station:
         for listener in self._sighting_listeners:
             self.recogniser.add_sighting_listener(listener)
         self.recogniser.start()
+
+    def _start_integrations(self) -> None:
+        """MQTT, webhooks and the API, where the settings (the gallery's, the options' on top) turn them on."""
+        assert self.gallery is not None
+        from integrations import config as integration_config
+        from integrations.service import Integrations, StationServices, camera_rows, enroller
+        from station import settings as table
+        from station.photos import PhotoIdentifier
+
+        stored = table.load(self.gallery.get_setting, DEFAULT_MODEL, integration_config.NAMES, strict=False)
+        for problem in stored.problems:
+            log.warning("%s", problem)
+        values = {**stored.as_dict(), **{k: v for k, v in self.options.integrations.items() if v is not None}}
+        try:
+            config = integration_config.config_from(values, token_file=self.options.api_token_file)
+            if not config.enabled:
+                return
+            gallery, receiver, pipeline = self.gallery, self.receiver, self.pipeline
+            services = StationServices(
+                gallery=gallery,
+                bus=self.events,
+                key=self.key,
+                identify=None if pipeline is None else PhotoIdentifier(gallery, pipeline, self.photo_pipeline).identify,
+                enrol=None if pipeline is None else enroller(gallery, pipeline, self.companions),
+                cameras=lambda: camera_rows(gallery, None if receiver is None else receiver.stats),
+            )
+            self.integrations = Integrations(config, services).start()
+        except integration_config.IntegrationError as exc:
+            raise StationError(str(exc)) from None
 
     def _start_ray(self, address: str) -> RayRecognitionPool:
         try:
@@ -311,6 +346,8 @@ class Station:
             steps.append(("discovery", self.browser.close))
         if self.recogniser is not None:
             steps.append(("recognition", self.recogniser.stop))  # open tracks become sightings
+        if self.integrations is not None:  # after recognition: the last sightings' events are queued first
+            steps.append(("integrations", self.integrations.stop))
         if self.ray_pool is not None:
             steps.append(("Ray pool", self.ray_pool.stop))
         steps.append(("schedules", self.schedule.stop))
@@ -318,7 +355,7 @@ class Station:
             steps.append(("receiver", self.receiver.stop))
         if self.gallery is not None:
             steps.append(("gallery", self.gallery.close))
-        self.browser = self.recogniser = self.ray_pool = None
+        self.browser = self.recogniser = self.ray_pool = self.integrations = None
         receiver, gallery = self.receiver, self.gallery
         for what, step in steps:
             try:
