@@ -59,7 +59,7 @@ class _Live:
     decision: Decision
     watchlist: bool = False
     unknown_frames: int = 0
-    announced: bool = False  # its watchlist hit or unknown face has been published
+    announced: frozenset[EventKind] = frozenset()  # its watchlist hit, its unknown face: each published once
 
 
 class SightingEvents:
@@ -99,11 +99,10 @@ class SightingEvents:
             live.watchlist = face.watchlist
             out.append(self._event(EventKind.SIGHTING_UPDATED, result, face, live, previous=previous))
         live.unknown_frames = live.unknown_frames + 1 if decision is Decision.UNKNOWN else 0
-        if not live.announced:
-            kind = self._announcement(live)
-            if kind is not None:
-                live.announced = True
-                out.append(self._event(kind, result, face, live))
+        kind = self._announcement(live)
+        if kind is not None and kind not in live.announced:
+            live.announced = live.announced | {kind}
+            out.append(self._event(kind, result, face, live))
         return out
 
     @staticmethod

@@ -145,6 +145,8 @@ def test_tracks_start_update_hit_the_watchlist_and_announce_unknowns_once() -> N
     adapter.on_result(frame("door", 2, face("1", "Ann", pid=1, watch=True), face("2", None)))
     adapter.on_result(frame("door", 3, face("1", "Ann", pid=1, watch=True), face("2", None)))
     adapter.on_result(frame("door", 4, face("1", "Bo", pid=2), face("2", None)))
+    # A face announced as unknown, then named as someone on the watchlist, is a watchlist hit too.
+    adapter.on_result(frame("door", 5, face("1", "Bo", pid=2), face("2", "Ann", pid=1, watch=True)))
     kinds = [(e.kind, e.track) for e in out if isinstance(e, SightingEvent)]
     assert kinds == [
         (EventKind.SIGHTING_STARTED, "1"),
@@ -153,6 +155,8 @@ def test_tracks_start_update_hit_the_watchlist_and_announce_unknowns_once() -> N
         (EventKind.WATCHLIST_HIT, "1"),
         (EventKind.UNKNOWN_FACE, "2"),  # after UNKNOWN_AFTER_FRAMES frames
         (EventKind.SIGHTING_UPDATED, "1"),
+        (EventKind.SIGHTING_UPDATED, "2"),
+        (EventKind.WATCHLIST_HIT, "2"),
     ]
     assert UNKNOWN_AFTER_FRAMES == 3
     first, update, hit, renamed = (e for e in out if isinstance(e, SightingEvent) and e.track == "1")
