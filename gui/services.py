@@ -12,6 +12,7 @@ from network.udp_receiver import UdpReceiver
 
 if TYPE_CHECKING:
     from station.enrolment import Companion
+    from station.event_bus import EventBus
     from station.recent_frames import RecentFrames
     from station.runtime import Recogniser
     from storage.gallery import Gallery
@@ -55,3 +56,4 @@ class ConsoleServices:
     retention: Callable[[], object] | None = None  # apply the retention setting now (the station's own job)
     recent_frames: RecentFrames | None = None
     companions: tuple[Companion, ...] = ()  # the photo model's pipeline (station/models.py): enrolments store both
+    events: EventBus | None = None  # the station's event bus (station/events.py): the Alerts dock's source
