@@ -28,7 +28,7 @@ from integrations import ha_discovery as ha
 from integrations.delivery import Backoff, Deliverer, Outcome
 from integrations.presence import Presence
 from station.event_bus import EventBus, Subscription
-from station.events import Event, EventKind, GalleryEvent, SightingEvent, event_camera, iso
+from station.events import Event, EventKind, GalleryEvent, SightingEvent, event_camera, event_person, iso
 from storage.errors import GalleryError
 from storage.gallery import Gallery
 from storage.outbox import Outbox, OutboxEntry, OutboxItem
@@ -210,13 +210,13 @@ class MqttBridge:
                     self._publish_camera(camera)
 
     def _items(self, event: Event) -> list[OutboxItem]:
-        camera = event_camera(event)
+        camera, person = event_camera(event), event_person(event) or ""
         kind = str(event.kind)
-        items = [OutboxItem(DESTINATION, kind, json_bytes(event.to_json()), camera, self.topics.event(kind))]
+        items = [OutboxItem(DESTINATION, kind, json_bytes(event.to_json()), camera, self.topics.event(kind), person)]
         if self.config.crops and isinstance(event, SightingEvent) and event.kind is EventKind.SIGHTING_ENDED:
             crop = self.gallery.crop(event.sighting) if event.sighting is not None and event.has_crop else None
             if crop:
-                items.append(OutboxItem(DESTINATION, "crop", crop, camera, self.topics.camera(camera, "crop")))
+                items.append(OutboxItem(DESTINATION, "crop", crop, camera, self.topics.camera(camera, "crop"), person))
         return items
 
     def _send(self, entries: Sequence[OutboxEntry]) -> Outcome:

@@ -21,7 +21,8 @@ from integrations.api.server import ApiServer, ApiServerError
 from integrations.config import IntegrationConfig, IntegrationError
 from integrations.mqtt import MqttBridge
 from integrations.webhooks import Webhooks
-from station.event_bus import EventBus
+from station.event_bus import EventBus, Subscription
+from station.events import Event, EventKind, GalleryEvent
 from storage.gallery import Gallery
 from storage.outbox import Outbox
 from storage.tokens import TokenStore
@@ -53,10 +54,12 @@ class Integrations:
         self.mqtt: MqttBridge | None = None
         self.api: ApiServer | None = None
         self.token_file: Path | None = None
+        self._erasure: Subscription | None = None
 
     def start(self) -> Integrations:
         """Start what the settings turn on; IntegrationError (with everything stopped again) if one cannot."""
         try:
+            self._erasure = self.services.bus.listen("outbox-erasure", self._erase, kinds=[EventKind.PERSON_DELETED])
             if self.config.webhooks:
                 self.webhooks = Webhooks(self.config.webhooks, self.outbox).start(self.services.bus)
             if self.config.mqtt is not None:
@@ -92,6 +95,13 @@ class Integrations:
         )
         return ApiServer(build_app(context), api.host, api.port, cert=api.cert, key=api.key).start()
 
+    def _erase(self, event: Event) -> None:
+        """A person deleted: what the outbox still owes about them goes too (the news of the deletion stays)."""
+        if isinstance(event, GalleryEvent) and event.person:
+            gone = self.outbox.forget_person(event.person)
+            if gone:
+                log.info("the outbox erased %d undelivered entries about a deleted person", gone)
+
     def health(self) -> dict[str, Any]:
         """The station's integrations at a glance (``GET /api/health``)."""
         counts = self.outbox.counts()
@@ -116,6 +126,9 @@ class Integrations:
             except Exception:
                 log.exception("stopping the %s failed", what)
         self.api = self.mqtt = self.webhooks = None
+        if self._erasure is not None:
+            self.services.bus.unsubscribe(self._erasure)
+            self._erasure = None
 
 
 # ---------------------------------------------------------------- from a running station

@@ -157,7 +157,11 @@ class Webhooks:
         if not chosen:
             return
         body = json.dumps(event.to_json(), separators=(",", ":")).encode("utf-8")
-        items = [OutboxItem(ep.destination, str(event.kind), body, camera=event_camera(event)) for ep in chosen]
+        person = event_person(event) or ""
+        items = [
+            OutboxItem(ep.destination, str(event.kind), body, camera=event_camera(event), person=person)
+            for ep in chosen
+        ]
         try:
             self.outbox.put(items)
         except GalleryError as exc:

@@ -36,6 +36,7 @@ class OutboxItem:
     payload: bytes = field(repr=False)
     camera: str = ""
     topic: str = ""
+    person: str = ""  # whom it is about, if anyone (erased with them)
 
 
 @dataclass(frozen=True)
@@ -58,14 +59,14 @@ class OutboxCounts:
     dropped: int
 
 
-def _check(item: OutboxItem) -> tuple[str, str, str, str, bytes, float]:
+def _check(item: OutboxItem) -> tuple[str, str, str, str, str, bytes, float]:
     if not isinstance(item, OutboxItem):
         raise GalleryError(f"an outbox item must be an OutboxItem, not {type(item).__name__}")
     if not item.destination or not item.kind:
         raise GalleryError("an outbox item needs a destination and a kind")
     if not isinstance(item.payload, bytes) or len(item.payload) > MAX_PAYLOAD_BYTES:
         raise GalleryError(f"an outbox payload must be bytes, at most {MAX_PAYLOAD_BYTES}")
-    return (item.destination, item.camera, item.kind, item.topic, item.payload, time.time())
+    return (item.destination, item.camera, item.person, item.kind, item.topic, item.payload, time.time())
 
 
 class Outbox:
@@ -139,6 +140,12 @@ class Outbox:
         """Count a failed try of each of ``ids`` (they stay, in order)."""
         if ids:
             self.gallery.write(lambda conn: outbox_rows.attempted(conn, ids), "outbox attempt")
+
+    def forget_person(self, person: str, keep_kind: str = "person_deleted") -> int:
+        """Erase what is still owed about ``person`` (a deleted person), but the news of the deletion itself."""
+        return (
+            self.gallery.write(lambda conn: outbox_rows.forget_person(conn, person, keep_kind), "outbox erasure") or 0
+        )
 
     def purge(self, destination: str) -> int:
         """Forget everything owed to ``destination``; returns how many entries."""

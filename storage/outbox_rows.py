@@ -10,10 +10,11 @@ from typing import Any
 COLUMNS = "id, destination, camera, kind, topic, payload, created, attempts"
 
 
-def insert(conn: sqlite3.Connection, rows: Sequence[tuple[str, str, str, str, bytes, float]]) -> None:
-    """Rows of (destination, camera, kind, topic, payload, created), in order."""
+def insert(conn: sqlite3.Connection, rows: Sequence[tuple[str, str, str, str, str, bytes, float]]) -> None:
+    """Rows of (destination, camera, person, kind, topic, payload, created), in order."""
     conn.executemany(
-        "INSERT INTO outbox (destination, camera, kind, topic, payload, created) VALUES (?, ?, ?, ?, ?, ?)", rows
+        "INSERT INTO outbox (destination, camera, person, kind, topic, payload, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        rows,
     )
 
 
@@ -57,6 +58,14 @@ def counts(conn: sqlite3.Connection) -> dict[str, tuple[int, int]]:
     for dest, dropped in conn.execute("SELECT destination, dropped FROM outbox_dropped"):
         out[str(dest)] = (out.get(str(dest), (0, 0))[0], int(dropped))
     return out
+
+
+def forget_person(conn: sqlite3.Connection, person: str, keep_kind: str) -> int:
+    """Delete what is still owed about ``person`` (but the ``keep_kind`` entries: the news of the erasure)."""
+    cur = conn.execute(
+        "DELETE FROM outbox WHERE person = ? COLLATE NOCASE AND person != '' AND kind != ?", (person, keep_kind)
+    )
+    return int(cur.rowcount)
 
 
 def purge(conn: sqlite3.Connection, destination: str) -> int:

@@ -141,10 +141,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             # What the station owes MQTT and each webhook, oldest first per destination ("mqtt",
             # "webhook:NAME"): kept until delivered, so a broker or endpoint outage or a restart loses
             # nothing within the bound (storage/outbox.py drops the oldest beyond it, counted below).
+            # ``person`` names whom an entry is about, so a person's erasure erases what is still owed.
             """CREATE TABLE outbox (
                 id INTEGER PRIMARY KEY,
                 destination TEXT NOT NULL,
                 camera TEXT NOT NULL DEFAULT '',
+                person TEXT NOT NULL DEFAULT '',
                 kind TEXT NOT NULL,
                 topic TEXT NOT NULL DEFAULT '',
                 payload BLOB NOT NULL,

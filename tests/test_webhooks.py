@@ -171,3 +171,18 @@ def test_deliveries_pending_at_a_sigkill_are_delivered_after_the_restart(tmp_pat
             assert [r.event["address"] for r in got] == [str(i) for i in range(25)]
         finally:
             hooks.stop()
+
+
+def test_a_deleted_persons_undelivered_entries_are_erased_but_the_news_of_it(gallery: Gallery) -> None:
+    outbox = Outbox(gallery)
+    outbox.put(
+        [
+            OutboxItem("webhook:x", "watchlist_hit", b"1", person="Ann"),
+            OutboxItem("mqtt", "crop", b"\xff\xd8", topic="t", person="Ann"),
+            OutboxItem("webhook:x", "watchlist_hit", b"2", person="Bob"),
+            OutboxItem("webhook:x", "person_deleted", b"3", person="Ann"),
+            OutboxItem("webhook:x", "camera_online", b"4"),
+        ]
+    )
+    assert outbox.forget_person("ann") == 2
+    assert [e.payload for e in outbox.take("webhook:x")] == [b"2", b"3", b"4"] and outbox.take("mqtt") == []
