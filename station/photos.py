@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from station.runtime import RecognitionSettings
+from station.runtime import RecognitionSettings, load_matcher
 from storage.gallery import Gallery
 from vision.matcher import NO_SCORE, Match, Matcher
 from vision.pipeline import FaceObservation
@@ -68,14 +68,8 @@ def photo_settings(gallery: Gallery, model: str, threshold: float | None) -> Rec
 
 
 def photo_matcher(gallery: Gallery, model: str, threshold: float | None = None) -> Matcher:
-    settings = photo_settings(gallery, model, threshold)
-    return Matcher.from_matrices(
-        model,
-        gallery.sample_matrix(model),
-        gallery.negative_matrix(model),
-        threshold=settings.threshold,
-        margin=settings.margin,
-    )
+    """A matcher over the gallery's samples of ``model``, deciding as photos are decided."""
+    return load_matcher(gallery, model, photo_settings(gallery, model, threshold))
 
 
 def face_json(face: FaceObservation, match: Match) -> dict[str, Any]:
