@@ -186,3 +186,18 @@ def test_a_deleted_persons_undelivered_entries_are_erased_but_the_news_of_it(gal
     )
     assert outbox.forget_person("ann") == 2
     assert [e.payload for e in outbox.take("webhook:x")] == [b"2", b"3", b"4"] and outbox.take("mqtt") == []
+
+
+def test_deleting_a_person_erases_what_the_outbox_still_owes_about_them(gallery: Gallery) -> None:
+    import numpy as np
+
+    from tests.test_storage import unit
+
+    gallery.enrol_sample("Ann", model="m", embedding=unit(np.random.default_rng(1), 8), crop_jpeg=b"", source="x",
+                         quality=0.5)  # fmt: skip
+    outbox = Outbox(gallery)
+    outbox.put([OutboxItem("mqtt", "crop", b"\xff\xd8", topic="t", person="Ann"), OutboxItem("mqtt", "x", b"1")])
+    gallery.delete_person("Ann")  # no station running: the erasure itself clears the outbox
+    assert [e.payload for e in outbox.take("mqtt")] == [b"1"]
+    (entry,) = gallery.audit_log(action="delete")
+    assert json.loads(entry.details)["outbox"] == 1
