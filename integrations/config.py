@@ -29,6 +29,7 @@ NAMES = (
     "api_listen",
     "api_tls_cert",
     "api_tls_key",
+    "api_max_rate",
     "outbox_max",
 )
 
@@ -44,6 +45,7 @@ class ApiConfig:
     cert: Path | None = None
     key: Path | None = None
     token_file: Path | None = None  # None: api.token beside the gallery
+    max_rate: float = 50.0  # requests served per second (integrations/api/app.py Throttle)
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,9 @@ def _api(values: Mapping[str, object], token_file: Path | None) -> ApiConfig | N
         return None
     host, port = _hostport(listen, "the API address")
     cert, key = str(values.get("api_tls_cert") or ""), str(values.get("api_tls_key") or "")
-    return ApiConfig(host, port, Path(cert) if cert else None, Path(key) if key else None, token_file)
+    rate = values.get("api_max_rate", 50)
+    max_rate = float(rate) if isinstance(rate, (int, float)) and rate > 0 else 50.0
+    return ApiConfig(host, port, Path(cert) if cert else None, Path(key) if key else None, token_file, max_rate)
 
 
 def config_from(values: Mapping[str, object], *, token_file: Path | None = None) -> IntegrationConfig:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from integrations.api.app import ApiContext, Enrol, Identify, build_app
+from integrations.api.app import ApiContext, Enrol, Identify, Throttle, build_app
 from integrations.api.auth import ApiAuthError, TokenAuth, station_id, token_name_for
 from integrations.api.server import ApiServer, ApiServerError
 from integrations.config import IntegrationConfig, IntegrationError
@@ -92,6 +92,7 @@ class Integrations:
             enrol=self.services.enrol,
             cameras=self.services.cameras,
             health=self.health,
+            throttle=Throttle(api.max_rate),
         )
         return ApiServer(build_app(context), api.host, api.port, cert=api.cert, key=api.key).start()
 

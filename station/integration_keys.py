@@ -16,6 +16,7 @@ WEBHOOKS: Final = "integrations.webhooks"
 API_LISTEN: Final = "integrations.api.listen"
 API_TLS_CERT: Final = "integrations.api.tls_cert"
 API_TLS_KEY: Final = "integrations.api.tls_key"
+API_MAX_RATE: Final = "integrations.api.max_requests_per_s"
 OUTBOX_MAX: Final = "integrations.outbox.max_per_destination"
 
 

@@ -27,6 +27,7 @@ from typing import Any, Final
 
 from station import integration_keys as keys
 from station.integration_keys import API_LISTEN as API_LISTEN
+from station.integration_keys import API_MAX_RATE as API_MAX_RATE
 from station.integration_keys import API_TLS_CERT as API_TLS_CERT
 from station.integration_keys import API_TLS_KEY as API_TLS_KEY
 from station.integration_keys import MQTT_BROKER as MQTT_BROKER
@@ -419,6 +420,18 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         flag="--api-tls-key",
         check=keys.path_problem,
         metavar="FILE",
+    ),
+    _integration(
+        "api_max_rate",
+        keys.API_MAX_RATE,
+        int,
+        50,
+        "API requests served per second",
+        "At most this many API requests are served a second; the others wait their turn, so clients that "
+        "poll without pause cannot take recognition's CPU.",
+        low=1,
+        high=10_000,
+        unit="requests/s",
     ),
     _integration(
         "outbox_max",

@@ -248,3 +248,19 @@ def test_openapi_names_every_endpoint(station: tuple[Integrations, Api, Gallery,
     status, doc, _ = api.call("GET", "/api/openapi.json")
     assert status == 200 and doc["openapi"].startswith("3.")
     assert {"/api/sightings", "/api/identify", "/api/events", "/api/persons/{name}/samples"} <= set(doc["paths"])
+
+
+def test_the_throttle_serves_in_turn_and_refuses_past_its_queue() -> None:
+    import asyncio
+
+    from integrations.api.app import Throttle
+
+    async def burst() -> tuple[list[bool], float]:
+        throttle = Throttle(rate=20, queue=5)  # 20 a second; at most 5 waiting (a quarter of a second)
+        began = asyncio.get_running_loop().time()
+        admitted = await asyncio.gather(*(throttle.admit() for _ in range(10)))
+        return list(admitted), asyncio.get_running_loop().time() - began
+
+    admitted, took = asyncio.run(burst())
+    assert admitted == [True] * 6 + [False] * 4  # one now, five in turn, the rest refused (503)
+    assert 0.2 <= took < 1.0  # the waiting ones waited their turn, without spinning

@@ -58,6 +58,33 @@ Identify = Callable[[np.ndarray], list[dict[str, Any]]]
 Enrol = Callable[[str, np.ndarray, str], dict[str, Any]]  # (name, image, source) -> result; ValueError: refused
 
 
+class Throttle:
+    """At most ``rate`` requests a second are served, in arrival order; the others wait (without using the CPU)
+    and past ``queue`` waiting the API answers 503. Recognition is the station's first job: clients that
+    poll without pause must not take its CPU."""
+
+    def __init__(self, rate: float, queue: int = 1000) -> None:
+        self.rate = rate
+        self.queue = queue
+        self._next = 0.0
+        self.waiting = 0
+
+    async def admit(self) -> bool:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        slot = max(now, self._next)
+        if slot - now > self.queue / self.rate:
+            return False
+        self._next = slot + 1.0 / self.rate
+        if slot > now:
+            self.waiting += 1
+            try:
+                await asyncio.sleep(slot - now)
+            finally:
+                self.waiting -= 1
+        return True
+
+
 @dataclass(frozen=True)
 class ApiContext:
     """What the API serves from. ``identify``/``enrol`` are None where the station runs without recognition."""
@@ -70,6 +97,7 @@ class ApiContext:
     enrol: Enrol | None
     cameras: Callable[[], list[dict[str, Any]]]
     health: Callable[[], dict[str, Any]]
+    throttle: Throttle
 
 
 @dataclass(frozen=True)
@@ -256,7 +284,7 @@ def _audit(ctx: ApiContext, call: Call, request: Request, status: int) -> None:
 
 
 async def _authorise(ctx: ApiContext, request: Request) -> Caller | JSONResponse:
-    verdict = await run_in_threadpool(ctx.auth.check, request.headers.get("authorization"))
+    verdict = ctx.auth.check(request.headers.get("authorization"))  # a dict lookup (a re-read once a second)
     if isinstance(verdict, Caller):
         return verdict
     response = error(401, verdict)
@@ -285,6 +313,8 @@ def route(ctx: ApiContext, handler: Handler) -> Callable[[Request], Awaitable[Re
         who = await _authorise(ctx, request)
         if isinstance(who, JSONResponse):
             return who
+        if not await ctx.throttle.admit():
+            return error(503, "the station is busy: too many API requests are waiting; try again shortly")
         call = Call(who, dict(request.path_params), dict(request.query_params), b"", "")
         try:
             if request.method == "POST":
@@ -298,7 +328,7 @@ def route(ctx: ApiContext, handler: Handler) -> Callable[[Request], Awaitable[Re
         except Exception:
             log.exception("API %s %s failed", request.method, request.url.path)
             response = error(500, "the station could not answer this request (see its log)")
-        await run_in_threadpool(_audit, ctx, call, request, response.status_code)
+        _audit(ctx, call, request, response.status_code)  # queued for the writer: no wait
         return response
 
     return endpoint
@@ -327,9 +357,9 @@ def events_route(ctx: ApiContext) -> Callable[[Request], Awaitable[Response]]:
         try:
             kinds = _kinds(call.query)
         except ApiError as exc:
-            await run_in_threadpool(_audit, ctx, call, request, exc.status)
+            _audit(ctx, call, request, exc.status)
             return error(exc.status, str(exc))
-        await run_in_threadpool(_audit, ctx, call, request, 200)
+        _audit(ctx, call, request, 200)
         sub = ctx.bus.subscribe(f"api-events-{who.name}", capacity=1000, kinds=kinds)
         return StreamingResponse(_stream(ctx, request, sub), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
