@@ -47,7 +47,19 @@ KEY_TOOLTIP = (
     "The key that pairs cameras with this station. It cannot be regenerated here: a new key "
     "would unpair every camera until each one is given the new key."
 )
-SettingWidget = QDoubleSpinBox | QSpinBox | QCheckBox | QLineEdit | QPlainTextEdit
+
+
+class MultiLineEdit(QPlainTextEdit):
+    """A setting written over several lines (the webhooks' JSON), read and set as text like a line edit."""
+
+    def text(self) -> str:
+        return self.toPlainText()
+
+    def setText(self, text: str) -> None:
+        self.setPlainText(text)
+
+
+SettingWidget = QDoubleSpinBox | QSpinBox | QCheckBox | QLineEdit | MultiLineEdit
 
 
 def _widget(s: Setting) -> SettingWidget:
@@ -57,7 +69,7 @@ def _widget(s: Setting) -> SettingWidget:
         box = QCheckBox(s.title)
         return box
     if s.kind is str and s.multiline:
-        text = QPlainTextEdit()
+        text = MultiLineEdit()
         text.setPlaceholderText(f"empty: {s.empty_means}" if s.empty_means else "")
         text.setFixedHeight(90)
         return text
@@ -236,9 +248,7 @@ class SettingsDialog(QDialog):
         w = self.widgets[name]
         if isinstance(w, QCheckBox):
             w.setChecked(bool(value))
-        elif isinstance(w, QPlainTextEdit):
-            w.setPlainText(str(value))
-        elif isinstance(w, QLineEdit):
+        elif isinstance(w, (MultiLineEdit, QLineEdit)):
             w.setText(str(value))
         elif isinstance(w, QDoubleSpinBox):
             w.setValue(float(str(value)))
@@ -251,9 +261,7 @@ class SettingsDialog(QDialog):
         for name, w in self.widgets.items():
             if isinstance(w, QCheckBox):
                 out[name] = w.isChecked()
-            elif isinstance(w, QPlainTextEdit):
-                out[name] = w.toPlainText().strip()
-            elif isinstance(w, QLineEdit):
+            elif isinstance(w, (MultiLineEdit, QLineEdit)):
                 out[name] = w.text().strip()
             elif isinstance(w, QDoubleSpinBox):
                 out[name] = round(w.value(), w.decimals())
