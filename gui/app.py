@@ -96,6 +96,7 @@ def build_services(options: ConsoleOptions) -> tuple[ConsoleServices, list[Calla
         recogniser=station.recogniser,
         retention=station.apply_retention,
         companions=station.companions,
+        events=station.events,
     )
     return services, [station.stop, *options.extra_cleanup]
 

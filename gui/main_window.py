@@ -92,7 +92,9 @@ class MainWindow(QMainWindow):
             if services.recogniser is not None:
                 services.recogniser.service.add_listener(recent.note_result)
         self.recent: RecentFrames = recent
-        self.feed = RecognitionFeed(services.recogniser) if services.recogniser is not None else None
+        self.feed = (
+            RecognitionFeed(services.recogniser, events=services.events) if services.recogniser is not None else None
+        )
         if self.feed is not None:
             overlays = overlays or self.feed.overlays
             recognition_rates = recognition_rates or self.feed.rates

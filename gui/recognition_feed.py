@@ -1,23 +1,27 @@
-"""Turns the recogniser's results into what the console shows: face boxes per tile and alerts.
+"""Turns the recogniser's results into what the console shows: face boxes per tile, and the alerts the
+station's events raise (a watchlist hit, a new unknown face: station/events.py).
 
-Results arrive on recognition threads; the listener only appends to a bounded deque. The GUI
-thread drains it on its timer, so no Qt object is touched off the GUI thread.
+Boxes are read from the recogniser's newest results at display rate. Alerts come from a subscription to
+the station's event bus (its own bounded queue); the GUI thread drains it on its timer, so no Qt object
+is touched off the GUI thread. A console handed a recogniser without the station's bus (tests) feeds a
+bus of its own from the same results, through the same adapter.
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
 
 from gui.overlay import FaceOverlay, FaceState
 from gui.scores import score_text
 from gui.widgets.alerts_panel import Alert
+from station.event_bus import EventBus
+from station.event_feed import EventFeed
+from station.events import EventKind, SightingEvent
 from station.runtime import Recogniser
 from vision.faces import DecisionState, Face
-from vision.results import FrameResult
 
 STALE_AFTER_S = 2.0  # boxes older than this are not drawn (the camera or the recogniser stalled)
-UNKNOWN_AFTER_FRAMES = 3  # an unknown face must be seen this often before it raises an alert
+ALERT_KINDS = (EventKind.WATCHLIST_HIT, EventKind.UNKNOWN_FACE)
 
 
 def overlay_for(face: Face) -> FaceOverlay:
@@ -30,15 +34,26 @@ def overlay_for(face: Face) -> FaceOverlay:
     return FaceOverlay(face.box, decision.person, decision.score, state)
 
 
+def alert_for(event: SightingEvent) -> Alert:
+    """The Alerts dock's entry for a watchlist hit or an unknown face."""
+    if event.kind is EventKind.WATCHLIST_HIT:
+        score = score_text(event.score, 2, none="")
+        text = f"watchlist: {event.person}" + (f" ({score})" if score else "")
+        kind = "watchlist"
+    else:
+        text, kind = "new unknown face", "unknown"
+    return Alert(kind, event.camera, text, event.at, track_id=event.track, frame_id=event.frame_id, box=event.box)
+
+
 class RecognitionFeed:
     """Polled by the GUI: the boxes to draw now, and the alerts raised since the last poll."""
 
-    def __init__(self, recogniser: Recogniser, *, max_pending: int = 1000) -> None:
+    def __init__(self, recogniser: Recogniser, *, events: EventBus | None = None, max_pending: int = 1000) -> None:
         self.recogniser = recogniser
-        self._pending: deque[FrameResult] = deque(maxlen=max_pending)
-        self._alerted: dict[str, None] = {}  # insertion-ordered, so the oldest can be forgotten
-        self._unknown_seen: dict[str, int] = {}
-        recogniser.service.add_listener(self._pending.append)  # deque.append is atomic
+        if events is None:
+            events = EventBus()
+            EventFeed(events).attach_results(recogniser.service.add_listener)
+        self._alerts = events.subscribe("console-alerts", capacity=max_pending, kinds=ALERT_KINDS)
 
     def overlays(self) -> dict[str, tuple[FaceOverlay, ...]]:
         now = time.time()
@@ -52,45 +67,9 @@ class RecognitionFeed:
         return {s.camera: s.fps for s in self.recogniser.stats()}
 
     def alerts(self, unknown_alerts: bool) -> list[Alert]:
-        """Watchlist hits (once per track) and, if asked, new unknown faces (once per track)."""
-        out: list[Alert] = []
-        while self._pending:
-            result = self._pending.popleft()
-            for face in result.faces:
-                if face.track_id in self._alerted:
-                    continue
-                if face.person is not None and face.decision.watchlist:
-                    self._alerted[face.track_id] = None
-                    score = score_text(face.score, 2, none="")
-                    out.append(
-                        Alert(
-                            "watchlist",
-                            result.camera,
-                            f"watchlist: {face.person}" + (f" ({score})" if score else ""),
-                            result.captured_at,
-                            track_id=face.track_id,
-                            frame_id=result.frame_id,
-                            box=face.box,
-                        )
-                    )
-                elif face.decision.state is DecisionState.UNKNOWN and unknown_alerts:
-                    seen = self._unknown_seen.get(face.track_id, 0) + 1
-                    self._unknown_seen[face.track_id] = seen
-                    if seen >= UNKNOWN_AFTER_FRAMES:
-                        self._alerted[face.track_id] = None
-                        out.append(
-                            Alert(
-                                "unknown",
-                                result.camera,
-                                "new unknown face",
-                                result.captured_at,
-                                track_id=face.track_id,
-                                frame_id=result.frame_id,
-                                box=face.box,
-                            )
-                        )
-        if len(self._alerted) > 10_000:  # track ids are never reused; forget the oldest half
-            self._alerted = dict.fromkeys(list(self._alerted)[5_000:])
-        if len(self._unknown_seen) > 10_000:
-            self._unknown_seen.clear()
-        return out
+        """Watchlist hits and, if asked, new unknown faces (each once per track) since the last call."""
+        return [
+            alert_for(event)
+            for event in self._alerts.drain()
+            if isinstance(event, SightingEvent) and (unknown_alerts or event.kind is EventKind.WATCHLIST_HIT)
+        ]

@@ -13,6 +13,7 @@ from vision.face_sources import LivePipeline
 
 if TYPE_CHECKING:
     from station.enrolment import Companion
+    from station.event_bus import EventBus
     from station.recent_frames import RecentFrames
     from station.runtime import Recogniser
     from storage.gallery import Gallery
@@ -52,3 +53,4 @@ class ConsoleServices:
     retention: Callable[[], object] | None = None  # apply the retention setting now (the station's own job)
     recent_frames: RecentFrames | None = None
     companions: tuple[Companion, ...] = ()  # the photo model's pipeline (station/models.py): enrolments store both
+    events: EventBus | None = None  # the station's event bus (station/events.py): the Alerts dock's source

@@ -18,6 +18,7 @@ from station.enrolment import Companion, Observer, enrol_observation
 from storage.gallery import Gallery
 from vision.pipeline import read_image
 from vision.quality import QualityLimits
+from vision.types import ImageBGR
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 MAX_ROSTER_ROWS = 100_000  # a CSV is user input: bound what is read
@@ -190,24 +191,44 @@ def enrol_person(
             image = read_image(path)
             if image is None:
                 raise ValueError("not an image, or unreadable")
-            faces = pipeline.observe(image)
-            if not faces:
-                raise ValueError("no face found")
-            face = max(faces, key=lambda o: o.detection.box[2] * o.detection.box[3])
-            reason = face.quality.reject_reason(limits)
-            if reason is not None:
-                raise ValueError(reason)
-            enrol_observation(gallery, name, face, str(path), image=image, companions=companions)
+            enrol_image(gallery, pipeline, name, image, str(path), limits=limits, companions=companions)
             enrolled.append(str(path))
         except ValueError as exc:
             rejected.append((str(path), str(exc)))
         finally:
             if progress is not None:
                 progress(path)
-    person = next((p for p in gallery.persons() if p.name.casefold() == name.casefold()), None)
-    samples = 0 if person is None else sum(1 for s in gallery.samples(person.id) if s.model == pipeline.model)
+    samples = person_samples(gallery, name, pipeline.model)
     models = (pipeline.model, *(c.model for c in companions if c.model != pipeline.model))
     return PersonResult(name, pipeline.model, tuple(enrolled), tuple(rejected), samples, models)
+
+
+def enrol_image(
+    gallery: Gallery,
+    pipeline: Observer,
+    name: str,
+    image: ImageBGR,
+    source: str,
+    *,
+    limits: QualityLimits,
+    companions: Sequence[Companion] = (),
+) -> int:
+    """Enrol the largest face of ``image`` as a sample of ``name``; returns the sample id, or ValueError with
+    the reason it was refused (no face, or the quality check's: too small, blurred, turned away)."""
+    faces = pipeline.observe(image)
+    if not faces:
+        raise ValueError("no face found")
+    face = max(faces, key=lambda o: o.detection.box[2] * o.detection.box[3])
+    reason = face.quality.reject_reason(limits)
+    if reason is not None:
+        raise ValueError(reason)
+    return enrol_observation(gallery, name, face, source, image=image, companions=companions)
+
+
+def person_samples(gallery: Gallery, name: str, model: str) -> int:
+    """How many samples of ``model`` the person called ``name`` has (0 when there is no such person)."""
+    person = next((p for p in gallery.persons() if p.name.casefold() == name.casefold()), None)
+    return 0 if person is None else sum(1 for s in gallery.samples(person.id) if s.model == model)
 
 
 def import_roster(

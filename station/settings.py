@@ -25,6 +25,20 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from station import integration_keys as keys
+from station.integration_keys import API_LISTEN as API_LISTEN
+from station.integration_keys import API_MAX_RATE as API_MAX_RATE
+from station.integration_keys import API_TLS_CERT as API_TLS_CERT
+from station.integration_keys import API_TLS_KEY as API_TLS_KEY
+from station.integration_keys import MQTT_BROKER as MQTT_BROKER
+from station.integration_keys import MQTT_CREDENTIALS as MQTT_CREDENTIALS
+from station.integration_keys import MQTT_CROPS as MQTT_CROPS
+from station.integration_keys import MQTT_DISCOVERY as MQTT_DISCOVERY
+from station.integration_keys import MQTT_PREFIX as MQTT_PREFIX
+from station.integration_keys import MQTT_TLS as MQTT_TLS
+from station.integration_keys import OUTBOX_MAX as OUTBOX_MAX
+from station.integration_keys import WEBHOOKS as WEBHOOKS
+
 Value = bool | int | float | str
 Kind = type[bool] | type[int] | type[float] | type[str]
 
@@ -114,6 +128,9 @@ class Setting:
     flag: str | None = None
     applies: str = "at once"
     check: Callable[[str], str | None] | None = field(default=None, compare=False, repr=False)
+    group: str = "Recognition"  # the Settings dialog's page
+    metavar: str | None = None  # the flag's value in --help (default: by kind)
+    multiline: bool = False  # edited as several lines of text (the webhooks' JSON)
 
     @property
     def dest(self) -> str | None:
@@ -205,6 +222,11 @@ class Setting:
         raise SettingError(f"The {self.label} must be on or off (it is {raw!r}).")
 
 
+def _integration(name: str, key: str, kind: Kind, default: Value, label: str, help: str, **more: Any) -> Setting:
+    """A setting of the Integrations page: MQTT, webhooks, the API (each takes effect at the next start)."""
+    return Setting(name, key, kind, default, label, help, applies="next start", group=keys.INTEGRATIONS, **more)
+
+
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -289,6 +311,139 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         flag="--ray-address",
         applies="next start",
         check=_hostport_problem,
+    ),
+    _integration(
+        "mqtt_broker",
+        keys.MQTT_BROKER,
+        str,
+        "",
+        "MQTT broker",
+        "HOST:PORT of the MQTT broker the station publishes its events to (e.g. mosquitto on 1883).",
+        empty_means="MQTT off",
+        flag="--mqtt",
+        check=_hostport_problem,
+    ),
+    _integration(
+        "mqtt_prefix",
+        keys.MQTT_PREFIX,
+        str,
+        "facestation",
+        "MQTT topic prefix",
+        "Every topic the station publishes starts with this.",
+        flag="--mqtt-prefix",
+        check=keys.topic_problem,
+        metavar="P",
+    ),
+    _integration(
+        "mqtt_credentials",
+        keys.MQTT_CREDENTIALS,
+        str,
+        "",
+        "MQTT credentials file",
+        "A file holding the broker's USERNAME:PASSWORD (keep it mode 0600); never given on the command line.",
+        empty_means="no login",
+        flag="--mqtt-credentials",
+        check=keys.path_problem,
+        metavar="FILE",
+    ),
+    _integration(
+        "mqtt_tls",
+        keys.MQTT_TLS,
+        bool,
+        False,
+        "MQTT over TLS",
+        "Connect to the broker with TLS, checking its certificate against the system's authorities.",
+        flag="--mqtt-tls",
+    ),
+    _integration(
+        "mqtt_discovery",
+        keys.MQTT_DISCOVERY,
+        str,
+        "homeassistant",
+        "Home Assistant discovery prefix",
+        "Where Home Assistant's MQTT discovery listens: the station announces itself, a sensor per camera "
+        "and a presence sensor per enrolled person there.",
+        empty_means="no discovery",
+        check=keys.discovery_problem,
+    ),
+    _integration(
+        "mqtt_crops",
+        keys.MQTT_CROPS,
+        bool,
+        False,
+        "publish face crops over MQTT",
+        "Publish each recorded sighting's face crop (JPEG) to PREFIX/camera/NAME/crop.",
+    ),
+    _integration(
+        "webhooks",
+        keys.WEBHOOKS,
+        str,
+        "",
+        "webhooks",
+        'A JSON list of endpoints: [{"url": "https://…", "secret": "…", "events": ["watchlist_hit"], '
+        '"persons": [], "cameras": [], "watchlist_only": false, "timeout_s": 5}] (see the operator\'s guide).',
+        empty_means="no webhooks",
+        check=keys.webhooks_problem,
+        multiline=True,
+    ),
+    _integration(
+        "api_listen",
+        keys.API_LISTEN,
+        str,
+        "",
+        "local HTTP API address",
+        "HOST:PORT the local HTTP API listens on (127.0.0.1 keeps it on this PC); tokens are required.",
+        empty_means="API off",
+        flag="--api",
+        check=_hostport_problem,
+    ),
+    _integration(
+        "api_tls_cert",
+        keys.API_TLS_CERT,
+        str,
+        "",
+        "API TLS certificate",
+        "A PEM certificate file: the API then speaks HTTPS (give its key too).",
+        empty_means="plain HTTP",
+        flag="--api-tls-cert",
+        check=keys.path_problem,
+        metavar="FILE",
+    ),
+    _integration(
+        "api_tls_key",
+        keys.API_TLS_KEY,
+        str,
+        "",
+        "API TLS key",
+        "The PEM private key of the API's certificate.",
+        empty_means="plain HTTP",
+        flag="--api-tls-key",
+        check=keys.path_problem,
+        metavar="FILE",
+    ),
+    _integration(
+        "api_max_rate",
+        keys.API_MAX_RATE,
+        int,
+        50,
+        "API requests served per second",
+        "At most this many API requests are served a second; the others wait their turn, so clients that "
+        "poll without pause cannot take recognition's CPU.",
+        low=1,
+        high=10_000,
+        unit="requests/s",
+    ),
+    _integration(
+        "outbox_max",
+        keys.OUTBOX_MAX,
+        int,
+        10_000,
+        "outbox size per destination",
+        "Undelivered events kept for MQTT and for each webhook while it is unreachable; beyond this the "
+        "oldest are dropped (counted and logged).",
+        low=100,
+        high=1_000_000,
+        unit="events",
     ),
 )
 
@@ -422,7 +577,7 @@ def add_arguments(parser: argparse.ArgumentParser, *names: str) -> None:
     for s in chosen:
         if s.flag is None:
             raise ValueError(f"setting {s.name!r} has no command-line flag")
-        metavar = {float: "X", int: "N", str: "HOST:PORT", bool: "on|off"}[s.kind]
+        metavar = s.metavar or {float: "X", int: "N", str: "HOST:PORT", bool: "on|off"}[s.kind]
         parser.add_argument(
             s.flag,
             dest=s.dest,

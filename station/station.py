@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,8 @@ from network import keys
 from network.addresses import Address
 from network.discovery import Browser, DiscoveredSender
 from network.udp_receiver import ReceiverConfig, UdpReceiver
+from station.event_bus import EventBus
+from station.event_feed import EventFeed
 from station.lazy_pipeline import LazyPipeline
 from station.models import LIVE_MODEL, photo_model
 from station.runtime import (
@@ -43,6 +45,7 @@ from storage.gallerykey import KeySpec
 from vision.service import _default_workers
 
 if TYPE_CHECKING:
+    from integrations.service import Integrations
     from vision.pipeline import FacePipeline
     from vision.ray_workers import RayRecognitionPool
 
@@ -81,6 +84,9 @@ class StationOptions:
     demo_people: bool = False  # enrol the demo people into this gallery where it lacks them
     lazy_models: bool = False  # load the models on a background thread (the console)
     retention_every_s: float = RETENTION_EVERY_S
+    # The integrations (MQTT, webhooks, the API): the gallery's settings, with these (by setting name) on top.
+    integrations: Mapping[str, object] = field(default_factory=dict)
+    api_token_file: Path | None = None  # None: api.token beside the gallery
 
 
 DiscoveryListener = Callable[[DiscoveredSender, bool], None]
@@ -102,9 +108,12 @@ class Station:
         self.ray_pool: RayRecognitionPool | None = None
         self.browser: Browser | None = None
         self.schedule = Schedule()
+        self.events = EventBus()  # every event of station/events.py: the console, headless, the integrations
+        self.feed = EventFeed(self.events)
         self._demo: list[subprocess.Popen[bytes]] = []
         self._discovery_listeners: list[DiscoveryListener] = []
         self._sighting_listeners: list[Callable[[Any], None]] = []
+        self.integrations: Integrations | None = None
         self._started = False
 
     # ------------------------------------------------------------------ start
@@ -124,6 +133,7 @@ class Station:
             if self.gallery is not None:
                 self._schedule_retention()
                 self._start_recognition()
+                self._start_integrations()
             self._start_cameras()
         except BaseException:
             self.stop()
@@ -144,6 +154,7 @@ class Station:
         receiver = UdpReceiver(
             self.key, host, port, config=ReceiverConfig(offline_after_s=self.options.offline_after_s)
         )
+        self.feed.attach_receiver(receiver)
         try:
             receiver.start()
         except OSError as exc:
@@ -156,6 +167,7 @@ class Station:
             self.gallery = Gallery.open(path, actor=self.options.actor, key=self.options.gallery_key)
         except (GalleryError, OSError) as exc:
             raise StationError(str(exc)) from None
+        self.feed.attach_gallery(self.gallery)
 
     def _schedule_retention(self) -> None:
         self.schedule.every(self.options.retention_every_s, self.apply_retention, name="retention", now=True)
@@ -198,9 +210,40 @@ class Station:
         self.recogniser = Recogniser(
             self.receiver, self.gallery, finding, settings, workers=workers, processes=processes, photo=confirm
         )
+        self.feed.attach_results(self.recogniser.service.add_listener)
+        self.recogniser.add_sighting_listener(self.feed.track_listener())
         for listener in self._sighting_listeners:
             self.recogniser.add_sighting_listener(listener)
         self.recogniser.start()
+
+    def _start_integrations(self) -> None:
+        """MQTT, webhooks and the API, where the settings (the gallery's, the options' on top) turn them on."""
+        assert self.gallery is not None
+        from integrations import config as integration_config
+        from integrations.service import Integrations, StationServices, camera_rows, enroller
+        from station import settings as table
+        from station.photos import PhotoIdentifier
+
+        stored = table.load(self.gallery.get_setting, DEFAULT_MODEL, integration_config.NAMES, strict=False)
+        for problem in stored.problems:
+            log.warning("%s", problem)
+        values = {**stored.as_dict(), **{k: v for k, v in self.options.integrations.items() if v is not None}}
+        try:
+            config = integration_config.config_from(values, token_file=self.options.api_token_file)
+            if not config.enabled:
+                return
+            gallery, receiver, pipeline = self.gallery, self.receiver, self.pipeline
+            services = StationServices(
+                gallery=gallery,
+                bus=self.events,
+                key=self.key,
+                identify=None if pipeline is None else PhotoIdentifier(gallery, pipeline, self.photo_pipeline).identify,
+                enrol=None if pipeline is None else enroller(gallery, pipeline, self.companions),
+                cameras=lambda: camera_rows(gallery, None if receiver is None else receiver.stats),
+            )
+            self.integrations = Integrations(config, services).start()
+        except integration_config.IntegrationError as exc:
+            raise StationError(str(exc)) from None
 
     def _start_ray(self, address: str) -> RayRecognitionPool:
         try:
@@ -322,6 +365,8 @@ class Station:
             steps.append(("discovery", self.browser.close))
         if self.recogniser is not None:
             steps.append(("recognition", self.recogniser.stop))  # open tracks become sightings
+        if self.integrations is not None:  # after recognition: the last sightings' events are queued first
+            steps.append(("integrations", self.integrations.stop))
         if self.ray_pool is not None:
             steps.append(("Ray pool", self.ray_pool.stop))
         steps.append(("schedules", self.schedule.stop))
@@ -329,7 +374,7 @@ class Station:
             steps.append(("receiver", self.receiver.stop))
         if self.gallery is not None:
             steps.append(("gallery", self.gallery.close))
-        self.browser = self.recogniser = self.ray_pool = None
+        self.browser = self.recogniser = self.ray_pool = self.integrations = None
         receiver, gallery = self.receiver, self.gallery
         for what, step in steps:
             try:

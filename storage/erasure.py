@@ -1,6 +1,6 @@
 """Erasure and retention: deleting a person, a sample, or sightings past their retention period, with every
 copy of the face data storage holds for them (sample and negative crops and embeddings, sighting crops,
-embeddings and evidence snapshots).
+embeddings and evidence snapshots, and what the integrations' outbox has not yet sent about them).
 
 Deleted rows must not linger as bytes on disk either. The write connection runs with ``secure_delete`` on
 (connection.py), so SQLite overwrites deleted content and freed pages with zeros; the old page versions in
@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-from storage import counters, redaction
+from storage import counters, outbox_rows, redaction
 from storage.errors import GalleryError
 
 RETENTION_CHUNK = 20_000
@@ -34,12 +34,15 @@ def erase_person(conn: sqlite3.Connection, pid: int, *, erase_sightings: bool) -
         sightings = conn.execute("UPDATE sightings SET person_id = NULL WHERE person_id = ?", (pid,)).rowcount
     samples = conn.execute("DELETE FROM samples WHERE person_id = ?", (pid,)).rowcount
     negatives = conn.execute("DELETE FROM negatives WHERE person_id = ?", (pid,)).rowcount
+    name = conn.execute("SELECT name FROM persons WHERE id = ?", (pid,)).fetchone()
+    owed = 0 if name is None else outbox_rows.forget_person(conn, str(name[0]), "person_deleted")  # not yet sent
     conn.execute("DELETE FROM persons WHERE id = ?", (pid,))
     blurred = redaction.redact_stored(conn, windows)
     redaction.remember_erased(conn, windows)
     redaction.redirect(conn, pid, None)
     return {
         "snapshots_blurred": blurred,
+        "outbox": owed,
         "samples": int(samples),
         "negatives": int(negatives),
         "sightings": int(sightings),

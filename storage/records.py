@@ -147,6 +147,27 @@ class AuditEntry:
 
 
 @dataclass(frozen=True)
+class RecordedSighting:
+    """A sighting the writer thread handled: its row id once committed, None when it could not be recorded
+    (the failure is reported as a WriterError). ``camera`` and ``track`` say which track it was."""
+
+    camera: str
+    track: str
+    id: int | None
+    has_crop: bool = False
+    has_snapshot: bool = False
+
+
+@dataclass(frozen=True)
+class Inserted:
+    """What one insert of sightings did: each one's new row id in the order given (None: dropped, its person
+    erased while it waited), and whether stored snapshots were rewritten (the writer then checkpoints the WAL)."""
+
+    ids: list[int | None]
+    rewrote: bool
+
+
+@dataclass(frozen=True)
 class WriterError:
     """A sighting batch or gallery job the writer thread could not commit, and why."""
 

@@ -115,24 +115,24 @@ def redirect(conn: sqlite3.Connection, old_id: int, new_id: int | None) -> None:
     )
 
 
-def screen(conn: sqlite3.Connection, items: Sequence[PreparedSighting]) -> tuple[list[PreparedSighting], bool]:
+def screen(conn: sqlite3.Connection, items: Sequence[PreparedSighting]) -> tuple[list[PreparedSighting | None], bool]:
     """Inside the insert's transaction: sightings of merged persons go to who they were merged into; those
     of erased persons are dropped and their faces blurred out of other snapshots; and faces of erased
-    tracks are blurred out of the new snapshots. Returns the sightings to store, and whether stored
-    snapshots were rewritten."""
+    tracks are blurred out of the new snapshots. Returns the sightings to store in the order of ``items``
+    (None where one was dropped), and whether stored snapshots were rewritten."""
     kept, dropped = _resolve_people(conn, items)
     rewrote = False
     if dropped:
         rewrote = redact_stored(conn, dropped) > 0
         remember_erased(conn, dropped)
     if conn.execute("SELECT EXISTS (SELECT 1 FROM erased_tracks)").fetchone()[0]:
-        kept = [_redact_new(conn, it) for it in kept]
+        kept = [None if it is None else _redact_new(conn, it) for it in kept]
     return kept, rewrote
 
 
 def _resolve_people(
     conn: sqlite3.Connection, items: Sequence[PreparedSighting]
-) -> tuple[list[PreparedSighting], list[Window]]:
+) -> tuple[list[PreparedSighting | None], list[Window]]:
     wanted = {it.person_id for it in items if it.person_id is not None}
     if not wanted:
         return list(items), []
@@ -141,13 +141,14 @@ def _resolve_people(
     if present == wanted:
         return list(items), []
     target = {pid: _follow(conn, pid) for pid in wanted - present}
-    kept: list[PreparedSighting] = []
+    kept: list[PreparedSighting | None] = []
     dropped: list[Window] = []
     for it in items:
         pid = it.person_id
         if pid is None or pid in present:
             kept.append(it)
         elif target[pid] is None:
+            kept.append(None)
             dropped.append((it.camera, it.track, *it.window))
         else:
             kept.append(dataclasses.replace(it, row=(*it.row[:3], target[pid], *it.row[4:])))

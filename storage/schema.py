@@ -195,6 +195,36 @@ MIGRATIONS: tuple[Migration, ...] = (
                 time REAL NOT NULL)""",
         ),
     ),
+    Migration(
+        7,
+        "integrations outbox and API tokens",
+        (
+            # What the station owes MQTT and each webhook, oldest first per destination ("mqtt",
+            # "webhook:NAME"): kept until delivered, so a broker or endpoint outage or a restart loses
+            # nothing within the bound (storage/outbox.py drops the oldest beyond it, counted below).
+            # ``person`` names whom an entry is about, so a person's erasure erases what is still owed.
+            """CREATE TABLE outbox (
+                id INTEGER PRIMARY KEY,
+                destination TEXT NOT NULL,
+                camera TEXT NOT NULL DEFAULT '',
+                person TEXT NOT NULL DEFAULT '',
+                kind TEXT NOT NULL,
+                topic TEXT NOT NULL DEFAULT '',
+                payload BLOB NOT NULL,
+                created REAL NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0)""",
+            "CREATE INDEX outbox_destination ON outbox (destination, id)",
+            """CREATE TABLE outbox_dropped (destination TEXT PRIMARY KEY, dropped INTEGER NOT NULL)""",
+            # The local API's bearer tokens: a name and a keyed hash of the token (never the token).
+            """CREATE TABLE api_tokens (
+                id INTEGER PRIMARY KEY,
+                name TEXT NOT NULL,
+                digest TEXT NOT NULL UNIQUE,
+                created REAL NOT NULL,
+                last_used REAL)""",
+            "CREATE UNIQUE INDEX api_tokens_name ON api_tokens (name COLLATE NOCASE)",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

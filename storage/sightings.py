@@ -18,7 +18,7 @@ from storage.codec import check_number, check_text, is_int
 from storage.errors import GalleryError
 from storage.people import PersonRef
 from storage.prepare import PreparedSighting
-from storage.records import STATES, Sighting, Snapshot
+from storage.records import STATES, Inserted, Sighting, Snapshot
 from storage.timeutil import TimeLike, iso, to_epoch
 
 MAX_PAGE = 10_000
@@ -215,11 +215,11 @@ def embedding(conn: sqlite3.Connection, sighting_id: int) -> tuple[str, bytes] |
     return None if row is None else (str(row[0]), bytes(row[1]))
 
 
-def insert(conn: sqlite3.Connection, batch: Sequence[PreparedSighting]) -> bool:
+def insert(conn: sqlite3.Connection, batch: Sequence[PreparedSighting]) -> Inserted:
     """Runs on the writer thread, inside its transaction: the whole batch with a few executemany calls, after
-    storage.redaction screened it for persons erased or merged while it waited. True when that rewrote
-    stored snapshots (the writer then checkpoints the WAL)."""
-    items, rewrote = redaction.screen(conn, batch)
+    storage.redaction screened it for persons erased or merged while it waited."""
+    screened, rewrote = redaction.screen(conn, batch)
+    items = [it for it in screened if it is not None]
     base = int(conn.execute("SELECT coalesce(max(id), 0) FROM sightings").fetchone()[0])
     dims: dict[str, int] = {}
     crop_rows: list[tuple[int, bytes]] = []
@@ -257,4 +257,5 @@ def insert(conn: sqlite3.Connection, batch: Sequence[PreparedSighting]) -> bool:
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
         face_rows,
     )
-    return rewrote
+    new_ids = iter(range(base + 1, base + 1 + len(items)))
+    return Inserted([None if it is None else next(new_ids) for it in screened], rewrote)

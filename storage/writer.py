@@ -4,6 +4,10 @@ into one transaction each.
 Jobs wait in a queue bounded by weight (one per sighting, one per other job). A producer that finds it full
 waits briefly, then gets a QueueFullError naming what was not recorded: nothing is dropped silently.
 A failing job is logged and reported (``errors()``, and the optional callback); the thread goes on.
+
+Listeners hear, on the writer thread and only after the commit, of each sighting batch recorded (with the
+rows' ids: an event names the sighting, an API serves its crop) and of each audit entry written (a gallery
+change, as events). They must be quick (hand off and return); one that raises is logged and skipped.
 """
 
 from __future__ import annotations
@@ -21,14 +25,18 @@ from typing import Any, TypeVar
 from storage import sql
 from storage.errors import GalleryError, QueueFullError
 from storage.prepare import PreparedSighting
-from storage.records import WriterError
+from storage.records import AuditEntry, Inserted, RecordedSighting, WriterError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 WriteFn = Callable[[sqlite3.Connection], Any]
-# Returns True when it rewrote stored data of an erased person: a WAL checkpoint then follows the commit.
-SightingInserter = Callable[[sqlite3.Connection, Sequence[PreparedSighting]], bool]
+# Each sighting's new id (None: dropped, its person erased meanwhile), and whether stored data of an erased
+# person was rewritten: a WAL checkpoint then follows the commit.
+SightingInserter = Callable[[sqlite3.Connection, Sequence[PreparedSighting]], Inserted]
+RecordedListener = Callable[[Sequence[RecordedSighting]], None]
+AuditListener = Callable[[AuditEntry], None]
+ErrorListener = Callable[[WriterError], None]
 ErrorTranslator = Callable[[sql.Error], GalleryError]
 
 
@@ -51,6 +59,35 @@ class _StopJob:
 
 
 _Job = _SightingJob | _CallJob | _StopJob
+
+
+class CommitHooks:
+    """Who hears what the writer did, on its thread: failures, and after each commit the sightings recorded
+    (with their ids) and the audit entries written. Listeners must be quick; one that raises is logged."""
+
+    def __init__(self) -> None:
+        self.error: tuple[ErrorListener, ...] = ()
+        self.recorded: tuple[RecordedListener, ...] = ()
+        self.audit: tuple[AuditListener, ...] = ()
+
+    def on_error(self, listener: ErrorListener) -> None:
+        self.error = (*self.error, listener)
+
+    def on_recorded(self, listener: RecordedListener) -> None:
+        """``listener(sightings)`` after each committed batch: camera, track and row id of each sighting."""
+        self.recorded = (*self.recorded, listener)
+
+    def on_audited(self, listener: AuditListener) -> None:
+        """``listener(entry)`` for each audit entry (a gallery change) once its transaction committed."""
+        self.audit = (*self.audit, listener)
+
+    @staticmethod
+    def announce(listeners: Sequence[Callable[[Any], None]], value: object, what: str) -> None:
+        for listener in listeners:
+            try:
+                listener(value)
+            except Exception:
+                log.exception("gallery writer: a %s listener failed", what)
 
 
 class WriterThread:
@@ -82,6 +119,8 @@ class WriterThread:
         self._errors: deque[WriterError] = deque(maxlen=200)
         self._error_count = 0
         self._stopping = False
+        self.hooks = CommitHooks()
+        self._audited: list[AuditEntry] = []  # written by the running job, announced once it commits
         self._thread = threading.Thread(target=self._run, name="gallery-writer", daemon=True)
         self._thread.start()
 
@@ -167,6 +206,26 @@ class WriterThread:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    # ------------------------------------------------------------ listeners
+
+    def audited(self, entry: AuditEntry) -> AuditEntry:
+        """Called by a job on the writer thread for each audit entry it wrote: announced after its commit."""
+        self._audited.append(entry)
+        return entry
+
+    def _committed(self) -> None:
+        entries, self._audited = self._audited, []
+        for entry in entries:
+            self.hooks.announce(self.hooks.audit, entry, "audit")
+
+    def _recorded(self, items: Sequence[PreparedSighting], ids: Sequence[int | None]) -> None:
+        if self.hooks.recorded:
+            done = [
+                RecordedSighting(str(it.row[0]), str(it.row[10]), sid, it.crop is not None, it.snapshot is not None)
+                for it, sid in zip(items, ids, strict=True)
+            ]
+            self.hooks.announce(self.hooks.recorded, done, "recorded-sightings")
+
     # --------------------------------------------------------------- thread
 
     def _take(self) -> list[tuple[int, int, _Job]]:
@@ -216,11 +275,8 @@ class WriterThread:
             self._errors.append(err)
             self._error_count += 1
         log.error("gallery writer: %s failed (%d items): %s", what, count, message)
-        if self._on_error is not None:
-            try:
-                self._on_error(err)
-            except Exception:
-                log.exception("gallery writer: the error callback failed")
+        callbacks = self.hooks.error if self._on_error is None else (self._on_error, *self.hooks.error)
+        self.hooks.announce(callbacks, err, "error")
 
     def _transaction(self, fn: WriteFn) -> Any:
         conn = self._conn
@@ -228,11 +284,13 @@ class WriterThread:
         try:
             result = fn(conn)
             conn.execute("COMMIT")
-            return result
         except BaseException:
+            self._audited.clear()
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        self._committed()
+        return result
 
     def _run_call(self, job: _CallJob) -> None:
         try:
@@ -262,28 +320,38 @@ class WriterThread:
 
     def _run_sightings(self, items: list[PreparedSighting]) -> None:
         try:
-            if self._transaction(lambda conn: self._insert(conn, items)):
-                self._checkpoint()
-            return
+            done: Inserted = self._transaction(lambda conn: self._insert(conn, items))
         except sql.Error as exc:
             first: BaseException = self._translate(exc)
         except Exception as exc:
             first = exc
+        else:
+            self._after(done)
+            self._recorded(items, done.ids)
+            return
         if len(items) == 1:
             self._report("sighting", str(first), 1)
+            self._recorded(items, [None])
             return
         # One bad sighting must not cost its batch: retry one by one and report only the ones that fail.
-        failed = 0
-        last = str(first)
-        for item in items:
-            try:
-                if self._transaction(lambda conn, it=item: self._insert(conn, [it])):  # type: ignore[misc]
-                    self._checkpoint()
-            except sql.Error as exc:
-                failed += 1
-                last = str(self._translate(exc))
-            except Exception as exc:
-                failed += 1
-                last = str(exc)
+        results = [self._insert_one(item) for item in items]
+        failed = [r for r in results if isinstance(r, str)]
         if failed:
-            self._report("sighting batch", f"{failed} of {len(items)} sightings not recorded: {last}", failed)
+            message = f"{len(failed)} of {len(items)} sightings not recorded: {failed[-1]}"
+            self._report("sighting batch", message, len(failed))
+        self._recorded(items, [r if isinstance(r, int) else None for r in results])
+
+    def _insert_one(self, item: PreparedSighting) -> int | str | None:
+        """One sighting in a transaction of its own: its id (None: dropped, its person erased), or why it failed."""
+        try:
+            done: Inserted = self._transaction(lambda conn: self._insert(conn, [item]))
+        except sql.Error as exc:
+            return str(self._translate(exc))
+        except Exception as exc:
+            return str(exc)
+        self._after(done)
+        return done.ids[0]
+
+    def _after(self, done: Inserted) -> None:
+        if done.rewrote:
+            self._checkpoint()

@@ -1,7 +1,8 @@
-"""The station's settings, stored in the gallery: every setting of the table in station/settings.py
-(recognition threshold, minimum face size, the maximum recognition rate per camera, retention,
-unknown-face alerts, the Ray cluster); and the station key (shown, never regenerated here: a new
-key would unpair every camera).
+"""The station's settings, stored in the gallery: every setting of the table in station/settings.py,
+a page per group: Recognition (threshold, minimum face size, the maximum recognition rate per camera,
+retention, unknown-face alerts, the Ray cluster) and Integrations (MQTT, webhooks, the local API, the
+outbox; they take effect at the next start), where an API token can also be made; and the station key
+(shown, never regenerated here: a new key would unpair every camera).
 
 The form is built from that table, and checked by it, so what this dialog accepts the recogniser and
 the command line accept too. Loading and saving run in background jobs; values are checked before
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QApplication,
@@ -23,10 +24,14 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QLineEdit,
+    QMessageBox,
+    QPlainTextEdit,
     QPushButton,
     QSpinBox,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -42,7 +47,19 @@ KEY_TOOLTIP = (
     "The key that pairs cameras with this station. It cannot be regenerated here: a new key "
     "would unpair every camera until each one is given the new key."
 )
-SettingWidget = QDoubleSpinBox | QSpinBox | QCheckBox | QLineEdit
+
+
+class MultiLineEdit(QPlainTextEdit):
+    """A setting written over several lines (the webhooks' JSON), read and set as text like a line edit."""
+
+    def text(self) -> str:
+        return self.toPlainText()
+
+    def setText(self, text: str) -> None:
+        self.setPlainText(text)
+
+
+SettingWidget = QDoubleSpinBox | QSpinBox | QCheckBox | QLineEdit | MultiLineEdit
 
 
 def _widget(s: Setting) -> SettingWidget:
@@ -51,6 +68,11 @@ def _widget(s: Setting) -> SettingWidget:
     if s.kind is bool:
         box = QCheckBox(s.title)
         return box
+    if s.kind is str and s.multiline:
+        text = MultiLineEdit()
+        text.setPlaceholderText(f"empty: {s.empty_means}" if s.empty_means else "")
+        text.setFixedHeight(90)
+        return text
     if s.kind is str:
         edit = QLineEdit()
         if s.empty_means:
@@ -106,24 +128,29 @@ class SettingsDialog(QDialog):
         self.loaded: SettingValues | None = None
         self.saved: SettingValues | None = None
         self.defaults: SettingValues | None = None
+        self.token_shown = ""  # the last API token made here (shown once)
 
         self.widgets: dict[str, SettingWidget] = {}
-        form = QFormLayout()
+        self.forms: dict[str, QFormLayout] = {}
+        self.form_box = QTabWidget()  # a page per group of settings
         for s in table.SETTINGS:
             widget = _widget(s)
             widget.setToolTip(s.describe())
             self.widgets[s.name] = widget
             label = "" if s.kind is bool else s.title + (f" ({s.applies})" if s.applies != "at once" else "")
-            form.addRow(label, widget)
+            self._form(s.group).addRow(label, widget)
         self.meaning = QLabel("")  # what the threshold means, from the model's calibration
         self.meaning.setWordWrap(True)
         self.meaning.setStyleSheet("color: #555;")
-        form.insertRow(1, "", self.meaning)
+        self._form(table.setting("threshold").group).insertRow(1, "", self.meaning)
         threshold = self.widgets["threshold"]
         if isinstance(threshold, QDoubleSpinBox):
             threshold.valueChanged.connect(self._threshold_meaning)
-        self.form_box = QWidget()
-        self.form_box.setLayout(form)
+        self.token_button = QPushButton("Make an API token…")
+        self.token_button.setToolTip("A bearer token for the local API, shown once; the gallery keeps only its hash.")
+        self.token_button.clicked.connect(self.make_token)
+        self.token_button.setEnabled(bool(key_hex))
+        self._form("Integrations").addRow("API tokens", self.token_button)
         self.notes = QLabel("")
         self.notes.setWordWrap(True)
         self.notes.setStyleSheet("color: #b36b00;")
@@ -171,6 +198,13 @@ class SettingsDialog(QDialog):
         self.buttons.button(QDialogButtonBox.StandardButton.Save).setEnabled(False)
         self.refresh()
 
+    def _form(self, group: str) -> QFormLayout:
+        if group not in self.forms:
+            page = QWidget()
+            self.forms[group] = QFormLayout(page)
+            self.form_box.addTab(page, group)
+        return self.forms[group]
+
     @property
     def busy(self) -> int:
         return self.work.busy
@@ -216,7 +250,7 @@ class SettingsDialog(QDialog):
         w = self.widgets[name]
         if isinstance(w, QCheckBox):
             w.setChecked(bool(value))
-        elif isinstance(w, QLineEdit):
+        elif isinstance(w, (MultiLineEdit, QLineEdit)):
             w.setText(str(value))
         elif isinstance(w, QDoubleSpinBox):
             w.setValue(float(str(value)))
@@ -229,7 +263,7 @@ class SettingsDialog(QDialog):
         for name, w in self.widgets.items():
             if isinstance(w, QCheckBox):
                 out[name] = w.isChecked()
-            elif isinstance(w, QLineEdit):
+            elif isinstance(w, (MultiLineEdit, QLineEdit)):
                 out[name] = w.text().strip()
             elif isinstance(w, QDoubleSpinBox):
                 out[name] = round(w.value(), w.decimals())
@@ -268,11 +302,34 @@ class SettingsDialog(QDialog):
         def done(_: object) -> None:
             self.saved = settings
             self.save_button.setEnabled(True)
-            self.settings_changed.emit(settings.by_key())
+            self.settings_changed.emit(self._changed(settings))
             self.accept()
 
         self.work.run(store, done, failed=lambda _: self.save_button.setEnabled(True))
         return True
+
+    def _changed(self, settings: SettingValues) -> dict[str, object]:
+        """The saved values that differ from those loaded, under their gallery keys (all, if none were loaded)."""
+        before = {} if self.loaded is None else self.loaded.by_key()
+        return {k: v for k, v in settings.by_key().items() if k not in before or before[k] != v}
+
+    def make_token(self) -> None:
+        """Ask for a name, make a token in a job, and show it once (the gallery keeps only its hash)."""
+        name, ok = QInputDialog.getText(self, "API token", "A name for the token (who or what will use it):")
+        if not ok or not name.strip():
+            return
+        from integrations.api.auth import TokenAuth
+        from storage.tokens import TokenStore
+
+        gallery, key = self.gallery, bytes.fromhex(self.key_hex.strip())
+        self.work.run(lambda: TokenAuth(TokenStore(gallery), key).create(name.strip()), self._show_token)
+
+    def _show_token(self, token: str) -> None:
+        box = QMessageBox(QMessageBox.Icon.Information, "API token", "The new token, shown this once:", parent=self)
+        box.setInformativeText(token)
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box.open()
+        self.token_shown = token
 
     def _toggle_key(self, show: bool) -> None:
         self.key.setText(self.key_hex if show else masked(self.key_hex))
