@@ -90,7 +90,7 @@ def test_headless_feeds_mqtt_a_webhook_and_the_api_from_one_event_stream(tmp_pat
     camera = next(line for line in lines if line["event"] == "camera")
     assert set(camera) <= {"event", "camera", "state", "address", "reason"} and camera["state"] == "online"
     sighting = next(line for line in lines if line["event"] == "sighting" and line["person"] == person)
-    assert set(sighting) == {"event", "camera", "person", "score", "start", "end", "track", "frames"}  # as ever
+    assert set(sighting) == {"event", "camera", "person", "state", "score", "start", "end", "track", "frames"}
     hit = next(line for line in lines if line["event"] == "watchlist_hit")
     (mqtt_hit,) = [m.json() for m in mqtt_hits if m.topic.endswith("/watchlist_hit")][:1]
     assert mqtt_hit["seq"] == hit["seq"] and mqtt_hit["track"] == hit["track"]  # one event, every consumer
