@@ -26,9 +26,9 @@ from storage.gallery import Gallery
 from tests.conftest import FrameLog, SenderFactory, wait_until
 from tests.test_receiver import FakeCamera, jpeg
 from vision.decision import Decider, next_revision
-from vision.face_sources import StationDetection
+from vision.face_sources import Found, FoundBy, Hints, LiveSettings, StationDetection
 from vision.faces import Face
-from vision.frames import CameraFaces
+from vision.frames import CameraFaces, CameraFrame, FrameRef
 from vision.matcher import Matcher, gallery_loader
 from vision.pipeline import FaceObservation
 from vision.quality import Quality
@@ -393,3 +393,52 @@ def test_between_full_detections_only_the_live_tracks_are_looked_for(
     faces = [f for r in results for f in r.faces]
     assert len(faces) >= 0.9 * len(results), "the refine step keeps finding the disk"
     assert {f.person for f in faces} == {"Red"} and len({f.track_id for f in faces}) == 1
+
+
+class _Held:
+    """A face source that holds the frame it is given until told to go on (to catch a race)."""
+
+    def __init__(self) -> None:
+        self.inside = threading.Event()
+        self.go = threading.Event()
+
+    def find(self, frame: CameraFrame, hints: Hints, settings: LiveSettings, clock: StageClock) -> Found:
+        self.inside.set()
+        assert self.go.wait(5)
+        image = frame.pixels()
+        face = Face(
+            Detection(
+                (10.0, 10.0, 60.0, 60.0), ((25.0, 30.0), (55.0, 30.0), (40.0, 45.0), (28.0, 58.0), (52.0, 58.0)), 0.99
+            ),
+            Quality(blur=100.0, face_size=60.0, yaw=0.0, roll=0.0, score=0.8),
+            MODEL,
+            crop=np.zeros((32, 32, 3), np.uint8),
+        )
+        return Found((face,), FrameRef(None, image.shape[1], image.shape[0], image=image), FoundBy.STATION, whole=True)
+
+
+def test_a_camera_gone_quiet_is_not_ended_while_a_worker_runs_its_frame() -> None:
+    """The feed thread ends the tracks of quiet cameras while workers run frames: an engine is never in both."""
+    held = _Held()
+    host = LocalEngines(
+        lambda camera: held, lambda crops: np.stack([red_disk_sample() for _ in crops]), TrackerConfig()
+    )
+    frame = CameraFrame("cam", 1, 100.0, 100.0, image=np.zeros((120, 160, 3), np.uint8))
+    held.go.set()
+    host.process(0, "cam", frame, LiveSettings())  # a live track
+    held.inside.clear()
+    held.go.clear()
+    worker = threading.Thread(
+        target=host.process, args=(0, "cam", CameraFrame("cam", 2, 101.0, 101.0, image=frame.image), LiveSettings())
+    )
+    worker.start()
+    assert held.inside.wait(5)
+    ended: list[TrackRecord] = []
+    expiring = threading.Thread(target=lambda: ended.extend(host.expire(10**9)))
+    expiring.start()
+    expiring.join(0.3)
+    assert expiring.is_alive(), "the expiry waits for the frame in flight"
+    held.go.set()
+    worker.join(5)
+    expiring.join(5)
+    assert not worker.is_alive() and not expiring.is_alive() and len(ended) == 1

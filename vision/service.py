@@ -116,7 +116,9 @@ class ServiceConfig:
 
 
 class LocalEngines:
-    """Every camera's engine in this process; any worker thread may run any camera (one frame at a time each)."""
+    """Every camera's engine in this process; any worker thread may run any camera. An engine is not
+    thread-safe: each has a lock, held while a worker runs a frame through it and while the feed thread
+    ends its tracks of a camera gone quiet."""
 
     def __init__(
         self, sources: SourceFactory, embed: Embed | None, tracker: TrackerConfig, confirmer: Confirmer | None = None
@@ -126,7 +128,7 @@ class LocalEngines:
         self._tracker = tracker
         self._confirmer = confirmer
         self._lock = threading.Lock()
-        self._engines: dict[str, CameraEngine] = {}
+        self._engines: dict[str, tuple[CameraEngine, threading.Lock]] = {}
         self._decider: Decider | None = None
 
     def home(self, camera: str) -> int | None:
@@ -135,30 +137,39 @@ class LocalEngines:
     def set_decider(self, decider: Decider) -> None:
         self._decider = decider
 
-    def _engine(self, camera: str) -> CameraEngine:
+    def _engine(self, camera: str) -> tuple[CameraEngine, threading.Lock]:
         with self._lock:
-            engine = self._engines.get(camera)
-            if engine is None:
-                engine = self._engines[camera] = CameraEngine(
-                    camera, self._sources(camera), self._embed, self._tracker, self._confirmer
-                )
-            return engine
+            found = self._engines.get(camera)
+            if found is None:
+                engine = CameraEngine(camera, self._sources(camera), self._embed, self._tracker, self._confirmer)
+                found = self._engines[camera] = (engine, threading.Lock())
+            return found
 
     def process(self, worker: int, camera: str, frame: CameraFrame, settings: LiveSettings) -> FrameOutcome:
-        return self._engine(camera).process(frame, self._decider, settings)
+        engine, lock = self._engine(camera)
+        with lock:
+            return engine.process(frame, self._decider, settings)
 
-    def _each(self) -> list[CameraEngine]:
+    def _each(self) -> list[tuple[CameraEngine, threading.Lock]]:
         with self._lock:
             return list(self._engines.values())
 
     def expire(self, now: float) -> list[TrackRecord]:
-        return [r for engine in self._each() for r in engine.expire(now)]
+        out: list[TrackRecord] = []
+        for engine, lock in self._each():
+            with lock:
+                out += engine.expire(now)
+        return out
 
     def flush(self) -> list[TrackRecord]:
-        return [r for engine in self._each() for r in engine.flush()]
+        out: list[TrackRecord] = []
+        for engine, lock in self._each():
+            with lock:
+                out += engine.flush()
+        return out
 
     def live_tracks(self) -> dict[str, int]:
-        return {e.camera: e.live_tracks for e in self._each()}
+        return {engine.camera: engine.live_tracks for engine, _ in self._each()}
 
     def close(self) -> None:
         return None
