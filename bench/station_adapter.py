@@ -60,9 +60,17 @@ class StationUnderTest:
     """A real station on loopback with a gallery in ``folder``; see the module docstring."""
 
     def __init__(self, folder: Path, key_file: Path, workers: int | None = None) -> None:
+        import dataclasses
+        import os
+
         from station.station import Station, StationOptions
 
         self.gallery_path = folder / "gallery.db"
+        extra: dict[str, Any] = {}
+        if os.environ.get("FACESTATION_BENCH_PROCESSES") == "1":  # --variant procs:FACESTATION_BENCH_PROCESSES=1
+            if "worker_processes" not in {f.name for f in dataclasses.fields(StationOptions)}:
+                raise SystemExit("this tree has no recognition worker processes")
+            extra["worker_processes"] = True
         options = StationOptions(
             gallery=self.gallery_path,
             listen=("127.0.0.1", 0),
@@ -70,6 +78,7 @@ class StationUnderTest:
             actor="bench",
             workers=workers,
             ray_address="",  # local workers, as headless without --ray-address
+            **extra,
         )
         self.station = Station(options)
         self._engine: tuple[Any, Any, Any] | None = None

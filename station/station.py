@@ -12,7 +12,6 @@ become sightings), the Ray pool, the schedules, the receiver, and last the galle
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -42,7 +41,7 @@ from storage import locations
 from storage.errors import GalleryError
 from storage.gallery import Gallery
 from storage.gallerykey import KeySpec
-from vision.service import _default_workers
+from vision.service import default_workers
 
 if TYPE_CHECKING:
     from integrations.service import Integrations
@@ -73,6 +72,7 @@ class StationOptions:
     max_rate_hz: float | None = None
     min_face_px: float | None = None
     workers: int | None = None
+    worker_processes: bool = False  # recognise in worker processes, one per worker (threads measured faster on 2)
     ray_address: str | None = None  # None: the gallery's setting; "": local threads
     ray_workers: int = 2
     offline_after_s: float = 3.0
@@ -203,7 +203,7 @@ class Station:
         if self.ray_pool is not None and workers is None:
             workers = self.ray_pool.config.station_workers  # actors × batch: every actor fed, nothing queued
         finding: FaceFinding = LocalFaces(self.pipeline) if self.ray_pool is None else RemoteFaces(self.ray_pool)
-        processes = (workers or _default_workers()) if os.environ.get("FACESTATION_RECOGNITION") == "processes" else 0
+        processes = (workers or default_workers()) if self.options.worker_processes else 0
         confirm = (
             None if self.photo_pipeline is None else PhotoModel(self.photo_pipeline.model, self.photo_pipeline.get)
         )

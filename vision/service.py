@@ -71,7 +71,7 @@ SightingSink = Callable[[Sequence[TrackRecord]], None]
 DeciderFactory = Callable[[], Decider]
 
 
-def _default_workers() -> int:
+def default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
@@ -79,7 +79,7 @@ def _default_workers() -> int:
 class ServiceConfig:
     """How many workers, how fast each camera may be recognised, the live schedule and the service's timings."""
 
-    workers: int = field(default_factory=_default_workers)
+    workers: int = field(default_factory=default_workers)
     max_rate_hz: float | None = None  # every camera's cap, None for as fast as the workers go
     camera_rate_hz: Mapping[str, float] = field(default_factory=dict)  # per-camera caps, over max_rate_hz
     max_frame_age_s: float = 2.0  # a frame received longer ago than this is never recognised
