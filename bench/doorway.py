@@ -433,7 +433,7 @@ def demo_clip() -> dict[str, Any]:
     for s in (x for x in lines if x.get("event") == "sighting"):
         score = "-" if s["score"] is None else f"{s['score']:.3f}"
         print(
-            f"| {s['track']} | {s['person'] or 'unknown'} | {score} | {epoch(s['start']) - t0:.2f} "
+            f"| {s['track']} | {s['person'] or s.get('state', 'unknown')} | {score} | {epoch(s['start']) - t0:.2f} "
             f"| {epoch(s['end']) - t0:.2f} | {s['frames']} | {s.get('looks', '-')} |"
         )
     summary = next((x for x in lines if x.get("event") == "scan"), {})
