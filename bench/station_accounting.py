@@ -103,10 +103,13 @@ def process_cpu(process: psutil.Process | None = None) -> float:
     return float(times.user + times.system)
 
 
-def children_cpu(process: psutil.Process | None = None) -> float:
-    """CPU seconds so far of the process's live child processes (recognition worker processes), recursively."""
+def children_cpu(process: psutil.Process | None = None, exclude: int | None = None) -> float:
+    """CPU seconds so far of the process's live child processes (recognition worker processes), recursively,
+    but for ``exclude`` (the replayed cameras' process)."""
     total = 0.0
     for child in (process or psutil.Process()).children(recursive=True):
+        if child.pid == exclude:
+            continue
         try:
             times = child.cpu_times()
         except psutil.Error:

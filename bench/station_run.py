@@ -86,7 +86,7 @@ class Sampler:
         return {
             "t": time.monotonic(),
             "process": self.acc.process_cpu(),
-            "children": self.acc.children_cpu(),
+            "children": self.acc.children_cpu(exclude=self.replay.pid),
             "threads": self.acc.sample_threads(),
             "replay": replay_s,
             "cameras": self.sut.per_camera(),

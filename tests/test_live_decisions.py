@@ -90,6 +90,9 @@ def decider(pipeline: FacePipeline, photo_model: FacePipeline | None) -> Decider
     return Decider(live, next_revision(), confirm)
 
 
+COUNTS = {"confirmed": 0, "refused": 0}  # the photo model's answers in the last run
+
+
 class Counting(PhotoConfirmer):
     """The photo model, counting its looks."""
 
@@ -109,9 +112,12 @@ def run(
     engine = CameraEngine("door", StationDetection(pipeline), pipeline.embed_crops, confirmer=confirmer)
     records: list[TrackRecord] = []
     seen: list[tuple[int, str, DecisionState, str | None]] = []
+    COUNTS.update(confirmed=0, refused=0)
     for i, image in enumerate(frames):
         frame = CameraFrame("door", i, 1000.0 + i / FPS, 1000.0 + i / FPS, image=image)
         outcome = engine.process(frame, decide, LiveSettings(min_face=40), now=i / FPS)
+        COUNTS["confirmed"] += outcome.confirmed
+        COUNTS["refused"] += outcome.refused
         records += outcome.ended
         seen += [(i, f.track_id, f.decision.state, f.person) for f in outcome.result.faces]
     return records + engine.flush(), seen
@@ -172,6 +178,7 @@ def test_the_photo_model_confirms_a_name_and_refuses_a_look_alike(
     named = {r.person for r in records if r.person is not None}
     assert named == {p.replace("_", " ") for p in ENROLLED}
     assert Counting.calls <= 2 * len([r for r in records if r.person is not None]), "a look per proposal, not per frame"
+    assert COUNTS["confirmed"] >= len(named) and COUNTS["refused"] == 0
     # Make the live model propose a stranger as Colin Powell: his samples replaced by Ariel Sharon's.
     assert decide.live is not None
     sharon = [read_image(photo("Ariel_Sharon", n)) for n in (1, 2, 3)]
@@ -180,4 +187,5 @@ def test_the_photo_model_confirms_a_name_and_refuses_a_look_alike(
     tricked = Decider(fooled, next_revision(), decide.confirm)
     records, _ = run(pipeline, doorway(0.5)[0][shown[1].first : shown[1].last + 1], tricked, photo_pipeline)
     assert records and all(r.person is None for r in records), "the photo model refused the look-alike"
+    assert COUNTS["refused"] >= 1 and COUNTS["confirmed"] == 0, "the refused proposal is counted"
     assert all(r.decision.state is DecisionState.UNKNOWN for r in records if r.embedding is not None)

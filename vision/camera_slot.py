@@ -42,6 +42,8 @@ class CameraSlot:
         self.latencies: deque[float] = deque(maxlen=512)
         self.first_decisions: deque[float] = deque(maxlen=512)  # ms from a new track's first frame arriving
         self.looks = 0
+        self.confirmed = 0
+        self.refused = 0
         self.found_by = FoundBy.STATION  # who found the faces of the last analysed frame
         self.edge_frames = 0
         self.edge_fallbacks = 0
@@ -78,6 +80,8 @@ class CameraSlot:
         self.latencies.append(outcome.result.latency_ms)
         self.first_decisions.extend(outcome.first_decisions_ms)
         self.looks += outcome.looks
+        self.confirmed += outcome.confirmed
+        self.refused += outcome.refused
         self.found_by = outcome.by
         self.edge_frames += outcome.by is FoundBy.EDGE
         self.edge_fallbacks += outcome.fell_back
@@ -107,6 +111,8 @@ class CameraSlot:
             edge_frames=self.edge_frames,
             edge_fallbacks=self.edge_fallbacks,
             full_detections=self.full_detections,
+            confirmed=self.confirmed,
+            refused=self.refused,
         )
 
 

@@ -8,7 +8,7 @@ Three steps, each with a reason:
    gallery (``facenet-512``) like any photo: the operator's threshold, the margin over the runner-up, the
    negative samples (:class:`vision.matcher.Matcher`). Nobody close enough: unknown, with the best score.
 3. **The photo model confirms.** A proposed name is shown, recorded or alarmed only once the stronger photo
-   model (``fusion-640``) agrees on the track's best moments, cut from their original frames: the same person,
+   model (``fusion-640``) agrees on the track's best moment, cut from its original frame: the same person,
    at the photo model's threshold for the same strictness. A track sees many faces and makes many
    comparisons, and any one of them can name a stranger; the confirmation costs a few photo-model embeddings
    per proposal, not one per frame. A refused proposal leaves the track unknown and is counted; it is tried
@@ -65,7 +65,8 @@ class ConfirmRules:
     at, and how much the track's best look must improve before a refused proposal is tried again."""
 
     matcher: Matcher
-    moments: int = 2
+    # The track's best moment alone: on the doorway sets two moments decided exactly as one, at twice the cost.
+    moments: int = 1
     retry_gain: float = 0.1
 
 

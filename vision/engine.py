@@ -46,6 +46,8 @@ class FrameOutcome:
     looks: int = 0
     first_decisions_ms: tuple[float, ...] = field(default=())
     live_tracks: int = 0  # the camera's live tracks after this frame
+    confirmed: int = 0  # names the photo model confirmed in this frame
+    refused: int = 0  # live proposals the photo model refused (the tracks stay unknown)
 
 
 class _TimedConfirmer:
@@ -72,6 +74,7 @@ class _TimedJudge:
         self._judge: Judge = decider.bind(None if confirmer is None else _TimedConfirmer(confirmer, clock))
         self._clock = clock
         self.seconds = 0.0
+        self.confirmed = self.refused = 0
 
     @property
     def revision(self) -> int:
@@ -80,9 +83,13 @@ class _TimedJudge:
     def decide(self, evidence: Evidence, previous: Decision) -> Verdict:
         began = time.thread_time()
         try:
-            return self._judge.decide(evidence, previous)
+            verdict = self._judge.decide(evidence, previous)
         finally:
             self.seconds += time.thread_time() - began
+        if verdict.confirmation is not None:
+            self.confirmed += verdict.confirmation.passed
+            self.refused += not verdict.confirmation.passed
+        return verdict
 
     def settle(self) -> None:
         """Add this frame's matching time to the clock (what the photo model took is confirm time already)."""
@@ -157,6 +164,8 @@ class CameraEngine:
             looks=sum(1 for f in update.faces if f.look is not None),
             first_decisions_ms=self._first_decisions(result, frame.received_at, update.ended),
             live_tracks=self._tracker.live,
+            confirmed=0 if judge is None else judge.confirmed,
+            refused=0 if judge is None else judge.refused,
         )
 
     def expire(self, now: float | None = None) -> list[TrackRecord]:

@@ -45,3 +45,5 @@ class RecognitionStats:
     edge_frames: int = 0  # frames analysed from the camera's own faces and crops
     edge_fallbacks: int = 0  # frames with faces whose crops failed, detected at the station instead
     full_detections: int = 0  # frames searched whole (the others only near the live tracks' faces)
+    confirmed: int = 0  # live names the photo model confirmed
+    refused: int = 0  # live proposals the photo model refused (those tracks stayed unknown)
