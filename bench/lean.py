@@ -20,7 +20,8 @@ What each row is:
   machine: every model converted), then the median of five starts with that cache (cold starts of a
   warm machine), the sides taking turns; and the station's own CPU seconds by then (the steadier
   figure on a shared machine). Each start has a new gallery, so the demo people are enrolled each time.
-* **rss**: the station's resident memory with models loaded and 1 or 4 demo cameras streaming:
+* **rss**: the station's resident memory with models loaded (from a filled model cache) and 1 or 4
+  demo cameras streaming:
   the median of samples taken every 0.5 s over ``--seconds`` once recognition runs, and the peak
   (VmHWM); whether any TensorFlow library is mapped into the process.
 * **ray**: one recognition actor on a private local Ray (vision.ray_workers), after it analysed a
@@ -341,6 +342,8 @@ def m_install(side: Side, cache: Path, args: argparse.Namespace) -> dict[str, An
 
 def m_rss(side: Side, cache: Path, args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="lean-warm-") as tmp:
+        one_start(side, Path(tmp), cache)  # fills the model cache if it is empty: these are warm starts
     for cameras in (1, 4):
         for key, value in memory(side, cameras, args.seconds, cache).items():
             out[f"{key}_{cameras}cam"] = value
