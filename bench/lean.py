@@ -19,7 +19,8 @@ What each row is:
   that reports faces recognised (``--stats-every 0.25``): once with an empty model cache (a fresh
   machine: every model converted), then the median of five starts with that cache (cold starts of a
   warm machine), the sides taking turns; and the station's own CPU seconds by then (the steadier
-  figure on a shared machine). Each start has a new gallery, so the demo people are enrolled each time.
+  figure on a shared machine), and its peak RSS by then on the first start. Each start has a new
+  gallery, so the demo people are enrolled each time.
 * **rss**: the station's resident memory with models loaded (from a filled model cache) and 1 or 4
   demo cameras streaming:
   the median of samples taken every 0.5 s over ``--seconds`` once recognition runs, and the peak
@@ -179,19 +180,20 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def one_start(side: Side, home: Path, cache: Path) -> tuple[float, float, bool]:
-    """(seconds, station CPU seconds) to the first recognition line, and whether TensorFlow got mapped."""
+def one_start(side: Side, home: Path, cache: Path) -> tuple[float, float, bool, float]:
+    """(seconds, station CPU seconds) to the first recognition line, whether TensorFlow got mapped, and
+    the station's peak RSS (MiB) by then."""
     shutil.rmtree(home / "data", ignore_errors=True)  # a new gallery each time: the demo people enrolled anew
     (home / "gallery.db").unlink(missing_ok=True)
     with headless(side, home, cache, 1) as (proc, started):
         seconds = first_recognition(proc, started)
-        return seconds, cpu_s(proc.pid), maps_tensorflow(proc.pid)
+        return seconds, cpu_s(proc.pid), maps_tensorflow(proc.pid), rss_mb(proc.pid)[1]
 
 
 def start_times(sides: list[Side], warm_runs: int = 5) -> dict[str, dict[str, Any]]:
     """Each side's first start on an empty model cache, then ``warm_runs`` starts that find it filled,
     the sides taking turns start by start (the machine is shared); medians of the warm starts."""
-    runs: dict[str, list[tuple[float, float, bool]]] = {s.name: [] for s in sides}
+    runs: dict[str, list[tuple[float, float, bool, float]]] = {s.name: [] for s in sides}
     with tempfile.TemporaryDirectory(prefix="lean-start-") as tmp:
         for _ in range(1 + warm_runs):
             for side in sides:
@@ -204,11 +206,12 @@ def start_times(sides: list[Side], warm_runs: int = 5) -> dict[str, dict[str, An
         out[name] = {
             "first_start_s": round(found[0][0], 1),
             "first_start_cpu_s": round(found[0][1], 1),
-            "warm_start_s": round(statistics.median(t for t, _, _ in warm), 1),
-            "warm_start_cpu_s": round(statistics.median(c for _, c, _ in warm), 1),
-            "warm_start_runs_s": [round(t, 1) for t, _, _ in warm],
+            "first_start_peak_mib": round(found[0][3]),
+            "warm_start_s": round(statistics.median(r[0] for r in warm), 1),
+            "warm_start_cpu_s": round(statistics.median(r[1] for r in warm), 1),
+            "warm_start_runs_s": [round(r[0], 1) for r in warm],
             "first_start_tf_mapped": found[0][2],
-            "warm_start_tf_mapped": any(m for _, _, m in warm),
+            "warm_start_tf_mapped": any(r[2] for r in warm),
         }
     return out
 

@@ -3,8 +3,8 @@
 ``make test`` runs the default test run this way (and tests/test_lean.py its headless station), so
 the station, its subprocesses and the Ray workers they start show that they work with no
 TensorFlow at all. ``import tensorflow`` (and ``keras``, ``tf_keras`` and the ``mtcnn`` package,
-which import it) raises ImportError, as on a machine where the ``tensorflow`` extra was never
-installed; ``$FACESTATION_BLOCK_ALSO`` (comma-separated) refuses more top-level modules (a test
+which import it) raises ImportError and ``importlib.util.find_spec`` answers None for them, as on
+a machine where the ``tensorflow`` extra was never installed; ``$FACESTATION_BLOCK_ALSO`` (comma-separated) refuses more top-level modules (a test
 without OpenVINO). Each attempt is noted with the file and line that made it; if
 ``$FACESTATION_TF_REPORT`` names a folder, every such process writes ``<pid>.json`` there at exit:
 its command line, the attempts, and which of those modules got into ``sys.modules`` anyway.
@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import json
 import os
 import sys
@@ -50,5 +51,16 @@ def _report() -> None:
         json.dump({"argv": sys.argv, "attempts": attempts, "loaded": loaded}, f)
 
 
+_real_find_spec = importlib.util.find_spec
+
+
+def _find_spec(name: str, package: str | None = None) -> importlib.machinery.ModuleSpec | None:
+    """``importlib.util.find_spec`` answers None for the blocked modules, as where they are not installed."""
+    if name.split(".")[0] in BLOCKED:
+        return None
+    return _real_find_spec(name, package)
+
+
+importlib.util.find_spec = _find_spec
 sys.meta_path.insert(0, _Refuse())
 atexit.register(_report)
