@@ -29,8 +29,13 @@ typecheck: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/lint-imports
 
+# Two runs: the default path with TensorFlow unimportable in every process it starts (tests/no_tensorflow),
+# as on a station installed without the tensorflow extra; then the tests of that extra (marked tf), with it.
+NO_TF := $(CURDIR)/tests/no_tensorflow
+
 pytest: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m "not package"
+	QT_QPA_PLATFORM=offscreen PYTHONPATH=$(NO_TF)$${PYTHONPATH:+:$$PYTHONPATH} $(BIN)/python -m pytest -q -m "not package and not tf"
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m "tf and not package"
 
 test: lint typecheck contracts pytest
 

@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if sender_status is not None:
         return sender_status
     args = build_parser().parse_args(argv)
-    from vision.tf_runtime import quiet_native_logs
+    from vision.native_logs import quiet_native_logs
 
     quiet_native_logs(verbose=args.verbose)  # before anything can import TensorFlow
     if not args.verbose:  # FFmpeg's own lines (a corrupt video, an RTSP hiccup) would bury the one clear line

@@ -44,7 +44,7 @@ import numpy.typing as npt
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vision.tf_runtime import quiet_native_logs  # noqa: E402
+from vision.native_logs import quiet_native_logs  # noqa: E402
 
 quiet_native_logs()  # before anything imports TensorFlow
 

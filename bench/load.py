@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from vision.tf_runtime import quiet_native_logs  # noqa: E402
+from vision.native_logs import quiet_native_logs  # noqa: E402
 
 quiet_native_logs()  # before anything imports TensorFlow
 

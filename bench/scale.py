@@ -40,7 +40,7 @@ os.environ.update({"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RA
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vision.tf_runtime import quiet_native_logs
+from vision.native_logs import quiet_native_logs
 
 quiet_native_logs()  # before anything imports TensorFlow
 

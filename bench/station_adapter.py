@@ -33,9 +33,10 @@ Sighting = tuple[str, str, str | None]
 
 def quiet_logs() -> None:
     """TensorFlow's native log lines off before anything imports it (every tree so far has this)."""
-    from vision.tf_runtime import quiet_native_logs
+    import importlib.util
 
-    quiet_native_logs()
+    where = "vision.native_logs" if importlib.util.find_spec("vision.native_logs") else "vision.tf_runtime"
+    importlib.import_module(where).quiet_native_logs()
 
 
 def new_key(path: Path) -> None:

@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vision.tf_runtime import quiet_native_logs
+from vision.native_logs import quiet_native_logs
 
 quiet_native_logs()  # before anything imports TensorFlow
 

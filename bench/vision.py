@@ -42,7 +42,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vision.tf_runtime import quiet_native_logs  # noqa: E402
+from vision.native_logs import quiet_native_logs  # noqa: E402
 
 quiet_native_logs()  # before anything imports TensorFlow
 

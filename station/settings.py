@@ -67,15 +67,13 @@ CALIBRATED: Final = _Calibrated()
 def calibrated_threshold(model: str) -> float:
     """The model's calibrated 1:N threshold (at most 1% of strangers named, by the documented procedure of
     vision/calibration.py; the figures are in vision/embedders/calibrated.py); loads no model."""
-    from vision.embedders.calibrated import calibration
+    from vision.embedders.calibrated import VGGFACE2_IDENTIFICATION_THRESHOLD, calibration
 
     found = calibration(model)
     if found is not None:
         return float(found.identification_threshold)
-    if model == "vggface2-2048":
-        from vision.embedders.vggface import VggFace2Embedder
-
-        return float(VggFace2Embedder.default_threshold)
+    if model == "vggface2-2048":  # uncalibrated; its module is the tensorflow extra's, so not imported here
+        return VGGFACE2_IDENTIFICATION_THRESHOLD
     raise ValueError(f"unknown model {model!r}")
 
 

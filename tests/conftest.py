@@ -23,10 +23,10 @@ from network import keys
 from network.frames import Frame
 from network.udp_receiver import ReceiverConfig, UdpReceiver
 from storage.gallery import Gallery
+from vision.native_logs import quiet_native_logs
 from vision.pipeline import FacePipeline
-from vision.tf_runtime import quiet_native_logs
 
-quiet_native_logs()  # the in-process tests import TensorFlow too (none of the imports above does)
+quiet_native_logs()  # the tests marked tf import TensorFlow in process (none of the imports above does)
 
 # Converted models (OpenVINO IR, vision.model_cache) go to a folder of this test run, not the user's
 # data folder; the CLI and service processes the tests start inherit it, so they convert nothing.

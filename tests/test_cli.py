@@ -295,12 +295,13 @@ def test_headless_errors_are_one_clear_line(tmp_path: Path, key_file: Path) -> N
     )
 
 
+@pytest.mark.tf
 def test_tensorflow_native_lines_are_caught_and_other_output_kept() -> None:
     """On AVX-512 CPUs TF's import prints absl/oneDNN lines from native code; the hook catches them
     wherever the import comes from, while what another thread writes meanwhile still reaches stderr."""
     code = (
         "import sys, threading, time\n"
-        "from vision.tf_runtime import quiet_native_logs\n"
+        "from vision.native_logs import quiet_native_logs\n"
         "quiet_native_logs()\n"
         "stop = threading.Event()\n"
         "def tick():\n"

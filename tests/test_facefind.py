@@ -45,7 +45,9 @@ def test_weights_are_found_by_path_without_importing_the_wrapper(tmp_path: objec
 
 @pytest.mark.slow
 def test_opencv_nets_find_what_the_station_finds(frames: list[np.ndarray], nets: CvNets) -> None:
-    """Same stage maths, other weights and runtime: the same faces, boxes within a few pixels."""
+    """Same stage maths and weights (the station converts these ONNX files), another runtime (OpenCV dnn,
+    whose outputs differ from OpenVINO's by up to ~0.1 on these nets) and patch cutting: the same faces,
+    boxes within a few pixels."""
     station = MtcnnDetector()
     compared = 0
     for img in frames:

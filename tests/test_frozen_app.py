@@ -71,6 +71,24 @@ def test_version_and_paths_in_the_users_data_folder(tmp_path: Path) -> None:
     assert "Ray is not installed" in ray.stderr.strip().splitlines()[-1]
 
 
+def test_the_app_runs_its_models_on_openvino_and_ships_no_tensorflow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No TensorFlow in the bundle, and the models load on OpenVINO (once they silently fell back to
+    TensorFlow, whose package versions the app could not read); choosing TF is one line naming the extra."""
+    bundle = APP.parent / "_internal"
+    assert not [p.name for p in bundle.iterdir() if p.name.split("-")[0] in ("tensorflow", "keras", "mtcnn")]
+    photo = str(need(FACES / "group" / "2008_001009.jpg"))
+    monkeypatch.setenv("FACESTATION_RUNTIME", "openvino")
+    found = app(tmp_path, "identify", "--model", "facenet-512", photo)
+    assert found.returncode == 0, found.stderr[-2000:]
+    assert len(lines(found.stdout)[0]["faces"]) == 2
+    monkeypatch.setenv("FACESTATION_RUNTIME", "tf")
+    tf = app(tmp_path, "identify", photo, timeout=120)
+    assert tf.returncode == 2 and tf.stderr.count("\n") == 1, tf.stderr[-2000:]
+    assert "needs the 'tensorflow' extra" in tf.stderr
+
+
 def test_headless_receives_a_frozen_sender_and_records_a_sighting(tmp_path: Path) -> None:
     """The bundled models enrol a face, the app's own sender streams the clip, headless names the performer."""
     need(CLIP)

@@ -32,7 +32,7 @@ def lines(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
 
 def assert_no_native_noise(stderr: str) -> None:
     """TensorFlow, absl and oneDNN print nothing of their own on a normal run, whatever the CPU."""
-    from vision.tf_runtime import is_native_line
+    from vision.native_logs import is_native_line
 
     noise = [line for line in stderr.splitlines() if is_native_line(line) or "oneDNN" in line or "absl" in line]
     assert not noise, noise

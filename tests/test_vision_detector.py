@@ -1,4 +1,4 @@
-"""The MTCNN detector on real photos: recall and precision against hand-drawn boxes, and mtcnn parity."""
+"""The MTCNN detector on real photos: recall and precision against hand-drawn boxes, and (tf) mtcnn parity."""
 
 from __future__ import annotations
 
@@ -53,6 +53,7 @@ def test_recall_and_precision_on_annotated_group_photos(detector: MtcnnDetector)
     assert precision >= 0.95, f"precision {precision:.3f} ({hits_total}/{found_total})"
 
 
+@pytest.mark.tf
 def test_same_faces_as_the_mtcnn_package(detector: MtcnnDetector) -> None:
     from mtcnn import MTCNN
 
@@ -151,11 +152,12 @@ def test_nms_keeps_the_best_of_overlapping_boxes() -> None:
     assert nms(np.empty((0, 4)), np.empty(0), 0.5).tolist() == []
 
 
+@pytest.mark.tf
 def test_images_of_any_size_never_retrace_the_networks() -> None:
-    from vision.detector import _Nets
+    from vision.mtcnn_tf import TfNets
 
     detector = MtcnnDetector(runtime="tf")  # the TensorFlow runtime's tf.functions (OpenVINO: test_vision_openvino)
-    nets = _Nets.get()
+    nets = TfNets.get()
     for path in ("2008_001009.jpg", "2007_007763.jpg", "kit_with_rose.jpg"):
         image = read_image(need(GROUP / path))
         assert image is not None

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import FACES, need
 from vision.embedders import MODEL_NAMES, load_embedder
 from vision.embedders.base import BaseEmbedder
-from vision.embedders.facenet import batchable_graph_def, graph_path
+from vision.embedders.facenet import graph_path
 from vision.pipeline import FacePipeline, read_image
 from vision.types import VisionError
 
@@ -60,7 +60,10 @@ def test_facenet_batched_equals_one_at_a_time(facenet: BaseEmbedder) -> None:
     assert facenet.embed(np.empty((0, 160, 160, 3), np.uint8)).shape == (0, 512)
 
 
+@pytest.mark.tf
 def test_facenet_graph_is_rewritten_for_any_batch_size() -> None:
+    from vision.embedders.facenet_tf import batchable_graph_def
+
     graph_def = batchable_graph_def(graph_path().read_bytes())
     nodes = {n.name: n for n in graph_def.node}
     assert nodes["input"].attr["shape"].shape.dim[0].size == -1
@@ -163,6 +166,7 @@ def write_random_rcmalli_h5(path: Path, seed: int = 0, skip: str | None = None) 
                 group.create_dataset(f"{name}/{k}:0", data=value)
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_vggface2_builds_loads_rcmalli_layout_and_outputs_unit_vectors(tmp_path: Path) -> None:
     from vision.embedders.vggface import BGR_MEANS, VggFace2Embedder
@@ -189,6 +193,7 @@ def test_vggface2_builds_loads_rcmalli_layout_and_outputs_unit_vectors(tmp_path:
     assert BGR_MEANS.tolist() == pytest.approx([91.4953, 103.8827, 131.0912])
 
 
+@pytest.mark.tf
 def test_vggface2_missing_or_wrong_weights_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(VisionError, match=r"rcmalli_vggface_tf_notop_resnet50\.h5.*supply it yourself"):
         load_embedder("vggface2-2048", weights=tmp_path / "nowhere.h5")
@@ -198,6 +203,7 @@ def test_vggface2_missing_or_wrong_weights_are_clear_errors(tmp_path: Path) -> N
         load_embedder("vggface2-2048", weights=not_h5)
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_vggface2_file_missing_a_layer_names_it(tmp_path: Path) -> None:
     path = tmp_path / "partial.h5"

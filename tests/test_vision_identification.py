@@ -178,9 +178,9 @@ def test_a_small_real_run_through_the_pipeline(tmp_path: Path) -> None:
     assert (result.mated, result.strangers, result.people) == (12, 5, 4)
     assert result.enrolled_samples + result.enrol_rejected == 12 and result.enrol_rejected <= 1
     assert result.model == "facenet-512" and result.rank1 >= 11 / 12
-    from vision.embedders.facenet import FaceNetEmbedder
+    from vision.embedders.facenet import FaceNetModel
 
-    assert result.threshold == FaceNetEmbedder.default_threshold and result.margin == FaceNetEmbedder.default_margin
+    assert result.threshold == FaceNetModel.default_threshold and result.margin == FaceNetModel.default_margin
     assert result.misidentified / result.mated <= result.fnir <= 1.0
     assert len(list(cache.glob("*.npz"))) == 29  # one per distinct photo: embedded once
     # again from the cache, leave-people-out this time (4 people: one per fold)

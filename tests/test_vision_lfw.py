@@ -124,9 +124,9 @@ def test_lfw_fold1_accuracy_at_the_fixed_threshold() -> None:
     assert {"accuracy", "std", "threshold", "auc", "tar_at_far_1e-3", "pairs", "no_face", "seconds"} <= set(result)
     assert {"best_accuracy", "best_threshold"} <= set(result)
     assert result["pairs"] == 600
-    from vision.embedders.facenet import FaceNetEmbedder
+    from vision.embedders.facenet import FaceNetModel
 
-    assert result["threshold"] == pytest.approx(FaceNetEmbedder.verification_threshold, abs=1e-4)
+    assert result["threshold"] == pytest.approx(FaceNetModel.verification_threshold, abs=1e-4)
     assert result["no_face"] <= 5
     assert result["accuracy"] >= 0.98, result
     assert result["best_accuracy"] >= max(result["accuracy"], 0.985), result

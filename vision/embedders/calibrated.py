@@ -157,6 +157,12 @@ def per_pass_in_words(model: str, threshold: float) -> str | None:
 
 CALIBRATIONS: dict[str, ModelCalibration] = {c.model: c for c in (FACENET_512, DLIB_128, FUSION_640)}
 
+# vggface2-2048 is not calibrated here (its weights are the user's): typical cosine thresholds for
+# VGGFace2 ResNet-50 embeddings, until vision.calibration is run on it. Held here so that knowing
+# them loads nothing of the tensorflow extra the model itself needs.
+VGGFACE2_VERIFICATION_THRESHOLD = 0.5
+VGGFACE2_IDENTIFICATION_THRESHOLD = 0.6
+
 
 def calibration(model: str) -> ModelCalibration | None:
     """The calibration of ``model`` (None for an uncalibrated one, e.g. vggface2-2048); loads nothing."""

