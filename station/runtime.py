@@ -236,6 +236,11 @@ class Recogniser:
             config=config,
         )
 
+    @property
+    def processes(self) -> ProcessEngines | None:
+        """The worker processes (None: recognition runs on this process's threads)."""
+        return self._processes
+
     # ------------------------------------------------------------ life
 
     def start(self) -> Recogniser:
