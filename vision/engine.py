@@ -113,7 +113,8 @@ class CameraEngine:
         self._embed = embed
         self._confirmer = confirmer
         self._tracker = Tracker(camera, tracker)
-        self._undecided: dict[str, float] = {}  # track -> when its first frame arrived, until it is decided
+        self._undecided: dict[str, float] = {}  # track -> when its first decisive frame arrived, until decided
+        self._decided: set[str] = set()  # live tracks decided once (their first decision is counted)
 
     @property
     def live_tracks(self) -> int:
@@ -191,15 +192,23 @@ class CameraEngine:
         return timed
 
     def _first_decisions(self, result: FrameResult, arrived: float, ended: Sequence[TrackRecord]) -> tuple[float, ...]:
+        """Per track decided in this frame for the first time, the ms since the first frame that could decide it
+        (its first look within the decide limits) arrived: how long the engine took, not how long a face
+        stayed turned away."""
         out: list[float] = []
+        limits = self._tracker.config.decide_limits
         for face in result.faces:
-            if face.new_track:
+            if face.track_id in self._decided:
+                continue
+            if limits is None or face.quality.reject_reason(limits) is None:
                 self._undecided.setdefault(face.track_id, arrived)
             if face.decision.state is not DecisionState.UNDECIDED and face.track_id in self._undecided:
                 out.append((result.recognised_at - self._undecided.pop(face.track_id)) * 1000.0)
+                self._decided.add(face.track_id)
         self._forget(ended)
         return tuple(out)
 
     def _forget(self, ended: Sequence[TrackRecord]) -> None:
         for record in ended:
             self._undecided.pop(record.track_id, None)
+            self._decided.discard(record.track_id)

@@ -204,7 +204,7 @@ class _Track:
             self.moments = [replace(m, faces=faces) if m.at == at and not m.faces else m for m in self.moments]
 
     def add_look(self, embedding: FloatArray, quality: Quality, now: float, cfg: TrackerConfig) -> None:
-        good = cfg.decide_limits is None or quality.reject_reason(cfg.decide_limits) is None
+        good = _decisive(quality, cfg)
         self.samples.append(_Sample(max(quality.score, 1e-3), _unit(embedding), good))
         self.samples.sort(key=lambda s: (not s.good, -s.quality))
         del self.samples[cfg.template_size :]
@@ -377,6 +377,8 @@ class Tracker:
         weak = work.overlaps.get(i, 0.0) < cfg.confident_iou or _alike(track.thumb, work.thumbs[i]) < cfg.min_appearance
         if weak:
             return Look.VERIFY
+        if track.template is None and _decisive(work.faces[i].quality, cfg):
+            return Look.BETTER  # the first look good enough to decide an undecided track on: decide now
         if now - track.last_look >= cfg.recheck_s:
             return Look.RECHECK
         quality = work.faces[i].quality.score
@@ -507,6 +509,11 @@ class Tracker:
                 if t.model == f.model:
                     sim[i, j] = t.similarity(np.asarray(f.embedding, dtype=np.float32))
         return sim
+
+
+def _decisive(quality: Quality, cfg: TrackerConfig) -> bool:
+    """Whether a look of this quality may decide a track (within ``decide_limits``)."""
+    return cfg.decide_limits is None or quality.reject_reason(cfg.decide_limits) is None
 
 
 def _centre_shift(a: Sequence[Box], b: Sequence[Box]) -> FloatArray:
