@@ -252,7 +252,7 @@ def test_opencv_nms_keeps_what_the_numpy_loop_keeps() -> None:
 
 
 def test_recall_batches_are_padded_to_recurring_sizes() -> None:
-    assert [mtcnn_ov.batch_bucket(n) for n in (1, 7, 16, 17, 250, 257, 300)] == [1, 7, 16, 32, 256, 320, 320]
+    assert [mtcnn_ov.batch_bucket(n) for n in (1, 5, 7, 16, 17, 250, 257, 300)] == [1, 8, 8, 16, 32, 256, 320, 320]
 
 
 # ------------------------------------------------------------------------------------ embedder
