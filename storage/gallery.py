@@ -1,7 +1,7 @@
 """The gallery: who is enrolled, and who was seen where and when, in one SQLite file.
 
-``Gallery`` is the facade: it owns the connections, the one writer thread and the revision counter, checks
-arguments, and wraps each change with its revision bump and audit entry. The SQL lives in plain functions,
+``Gallery`` is the facade: on top of its core (storage/core.py: the connections, the one writer thread, the
+revision counter) it checks arguments, and wraps each change with its revision bump and audit entry. The SQL lives in plain functions,
 one module per concern: people, sightings (and the history query), unknowns, erasure (and retention),
 cameras, settings, audit, counters, maintenance (backup); connection.py opens the writer's connection and
 readers.py keeps the per-thread readers. Callers outside storage/ use this class, never those modules.
@@ -16,10 +16,9 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -31,12 +30,10 @@ from storage import settings as setting_store
 from storage import sightings as history_rows
 from storage.cameras import Camera
 from storage.codec import as_embedding, blobs_to_matrix, check_jpeg, check_number, check_text, to_blob
-from storage.connection import open_writer, translate
+from storage.core import GalleryCore
 from storage.errors import GalleryError
-from storage.faceindex import FaceIndex
 from storage.people import PersonRef
 from storage.prepare import prepare_sightings
-from storage.readers import Readers
 from storage.records import (
     AuditEntry,
     Cluster,
@@ -47,143 +44,17 @@ from storage.records import (
     SampleMatrix,
     Sighting,
     Snapshot,
-    WriterError,
 )
 from storage.sightings import MAX_PAGE, SightingFilter
 from storage.timeutil import TimeLike, iso, to_epoch
-from storage.writer import WriterThread
 
 __all__ = ["MAX_PAGE", "Camera", "Gallery", "PersonRef", "SightingFilter"]
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
-
-class Gallery:
+class Gallery(GalleryCore):
     """The gallery database. Open with ``Gallery.open(path)``; use as a context manager or call ``close()``."""
-
-    def __init__(
-        self,
-        path: Path,
-        conn: sqlite3.Connection,
-        *,
-        actor: str,
-        busy_timeout_s: float,
-        queue_capacity: int = 20_000,
-        queue_wait_s: float = 2.0,
-    ) -> None:
-        self.path = path
-        self.actor = actor
-        self._busy = busy_timeout_s
-        self._write_conn = conn
-        self._readers = Readers(path, busy_timeout_s, self._translate)
-        self._closed = False
-        self._faces = FaceIndex()
-        self._error_listeners: list[Callable[[WriterError], None]] = []
-        self._writer = WriterThread(
-            conn,
-            history_rows.insert,
-            self._translate,
-            capacity=queue_capacity,
-            put_wait_s=queue_wait_s,
-            on_error=self._on_writer_error,
-        )
-
-    # ------------------------------------------------------------ lifecycle
-
-    @classmethod
-    def open(
-        cls,
-        path: str | Path,
-        *,
-        actor: str = "operator",
-        busy_timeout_s: float = 5.0,
-        create: bool = True,
-        queue_capacity: int = 20_000,
-        queue_wait_s: float = 2.0,
-    ) -> Gallery:
-        """Open (or, with ``create``, create) the gallery at ``path`` and bring its schema up to date.
-
-        Raises GalleryError with one readable line for a directory, a file that is not SQLite, a corrupt or
-        read-only file, one locked by another writer past ``busy_timeout_s``, or one from a newer FaceStation.
-        The writer queue holds at most ``queue_capacity`` sightings; a producer finding it full waits up to
-        ``queue_wait_s`` and then gets a QueueFullError. A new gallery is created owner-only; an existing one
-        readable by others is tightened (storage.private), and an INFO line says what was changed.
-        """
-        p = Path(path)
-        if not busy_timeout_s >= 0:
-            raise GalleryError("the busy timeout must be zero or more seconds")
-        check_text(actor, "actor")
-        conn = open_writer(p, busy_timeout_s, create=create)
-        return cls(
-            p,
-            conn,
-            actor=actor,
-            busy_timeout_s=busy_timeout_s,
-            queue_capacity=queue_capacity,
-            queue_wait_s=queue_wait_s,
-        )
-
-    def __enter__(self) -> Gallery:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self, timeout: float = 30.0) -> None:
-        """Commit everything queued, stop the writer and close every connection."""
-        if self._closed:
-            return
-        self._closed = True
-        if not self._writer.stop(timeout):
-            log.error("gallery writer did not finish within %.0f s; %d items left", timeout, self._writer.pending())
-        self._readers.close()
-        self._write_conn.close()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    # -------------------------------------------------------------- helpers
-
-    def _translate(self, exc: sqlite3.Error) -> GalleryError:
-        return translate(exc, self.path, self._busy)
-
-    def _reader(self) -> sqlite3.Connection:
-        return self._readers.conn()
-
-    def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` on this thread's (query-only) connection in one snapshot, translating SQLite errors."""
-        return self._readers.read(fn)
-
-    def _write(self, fn: Callable[[sqlite3.Connection], T], label: str, *, transaction: bool = True) -> T:
-        if self._closed:
-            raise GalleryError("the gallery is closed")
-        return self._writer.call(fn, label, transaction=transaction)
-
-    def _audit(self, conn: sqlite3.Connection, action: str, details: dict[str, Any]) -> None:
-        audit_log.record(conn, self.actor, action, details)
-
-    def _changed(
-        self, conn: sqlite3.Connection, action: str | None = None, details: dict[str, Any] | None = None
-    ) -> None:
-        """Inside a write: the enrolled gallery changed (bump the revision), and audit ``action``."""
-        counters.bump(conn, counters.REVISION)
-        if action is not None:
-            self._audit(conn, action, details or {})
-
-    def _post_audit(self, action: str, details: dict[str, Any]) -> None:
-        if self._closed:
-            raise GalleryError("the gallery is closed")
-        self._writer.post(lambda conn: self._audit(conn, action, details), f"audit of {action}")
-
-    def revision(self) -> int:
-        """Grows on every gallery change (enrol, negative, rename, merge, delete, watchlist). Cheap to poll:
-        the counter row is re-read only when SQLite's ``data_version`` says another connection committed."""
-        return self._readers.counter(counters.REVISION)
 
     # -------------------------------------------------------------- persons
 
@@ -399,25 +270,6 @@ class Gallery:
         prepared = prepare_sightings(items)
         if prepared:
             self._writer.put_sightings(prepared)
-
-    def flush(self, timeout: float | None = 30.0) -> bool:
-        """Wait until everything queued so far is committed (or failed and reported). False on timeout."""
-        return self._writer.flush(timeout)
-
-    def pending_writes(self) -> int:
-        return self._writer.pending()
-
-    def writer_errors(self) -> list[WriterError]:
-        """The most recent writer failures (bounded), oldest first."""
-        return self._writer.errors()
-
-    def on_writer_error(self, callback: Callable[[WriterError], None]) -> None:
-        """Call ``callback`` (on the writer thread) for each writer failure."""
-        self._error_listeners.append(callback)
-
-    def _on_writer_error(self, err: WriterError) -> None:
-        for cb in list(self._error_listeners):
-            cb(err)
 
     def history(
         self,
