@@ -22,6 +22,7 @@ from network import keys
 from network.addresses import Address
 from network.discovery import Browser, DiscoveredSender
 from network.udp_receiver import ReceiverConfig, UdpReceiver
+from station.camera_log import CameraLog
 from station.lazy_pipeline import LazyPipeline
 from station.models import LIVE_MODEL, photo_model
 from station.runtime import RAY_ADDRESS, Recogniser, RecognitionSettings, calibrated_threshold
@@ -88,6 +89,7 @@ class Station:
         self.ray_pool: RayRecognitionPool | None = None
         self.browser: Browser | None = None
         self.schedule = Schedule()
+        self.camera_log: CameraLog | None = None
         self._demo: list[subprocess.Popen[bytes]] = []
         self._discovery_listeners: list[DiscoveryListener] = []
         self._sighting_listeners: list[Callable[[Any], None]] = []
@@ -105,6 +107,7 @@ class Station:
             self._open_receiver()
             if self.options.recognition:
                 self._open_gallery()
+                self._log_cameras()
             if self.key_created:  # said once the station is up, so a failing start prints one line
                 log.info("created a new station key at %s (mode 0600); give it to your cameras", self.key_file)
             if self.gallery is not None:
@@ -142,6 +145,17 @@ class Station:
             self.gallery = Gallery.open(path, actor=self.options.actor)
         except (GalleryError, OSError) as exc:
             raise StationError(str(exc)) from None
+
+    def _log_cameras(self) -> None:
+        """Every camera that sends a frame goes into the gallery's cameras table (first and last seen)."""
+        receiver, gallery = self.receiver, self.gallery
+        assert receiver is not None and gallery is not None
+
+        def address_of(camera: str) -> str:
+            return next((s.address for s in receiver.stats() if s.camera == camera), "")
+
+        self.camera_log = CameraLog(lambda name, address, at: gallery.note_camera(name, address, at=at), address_of)
+        receiver.add_listener(self.camera_log)
 
     def _schedule_retention(self) -> None:
         self.schedule.every(self.options.retention_every_s, self.apply_retention, name="retention", now=True)
@@ -308,6 +322,8 @@ class Station:
         steps.append(("schedules", self.schedule.stop))
         if self.receiver is not None:
             steps.append(("receiver", self.receiver.stop))
+        if self.camera_log is not None:
+            steps.append(("camera log", self.camera_log.close))  # each camera's last frame, exactly
         if self.gallery is not None:
             steps.append(("gallery", self.gallery.close))
         self.browser = self.recogniser = self.ray_pool = None

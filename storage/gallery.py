@@ -1,10 +1,11 @@
 """The gallery: who is enrolled, and who was seen where and when, in one SQLite file.
 
 ``Gallery`` is the facade: on top of its core (storage/core.py: the connections, the one writer thread, the
-revision counter) it checks arguments, and wraps each change with its revision bump and audit entry. The SQL lives in plain functions,
-one module per concern: people, sightings (and the history query), unknowns, erasure (and retention),
-cameras, settings, audit, counters, maintenance (backup); connection.py opens the writer's connection and
-readers.py keeps the per-thread readers. Callers outside storage/ use this class, never those modules.
+revision counter) it checks arguments, and wraps each change with its revision bump and audit entry. The SQL
+lives in plain functions, one module per concern: people, sightings (and the history query), unknowns,
+erasure (and retention), cameras, settings, audit, counters, maintenance (backup); connection.py opens the
+writer's connection and readers.py keeps the per-thread readers. Callers outside storage/ use this class
+(and the facades it hands out), never those modules.
 
 Every change goes through one writer thread (``storage.writer``), which batches sighting inserts;
 reads run on a connection per calling thread, so a GUI thread never waits for the writer (WAL mode).
@@ -397,11 +398,12 @@ class Gallery(GalleryCore):
 
     # ------------------------------------------------------ cameras, settings
 
-    def note_camera(self, name: str, address: str) -> None:
-        """Remember a camera (upsert: the first time seen is kept). Queued; does not wait for the commit."""
+    def note_camera(self, name: str, address: str, *, at: float | None = None) -> None:
+        """Remember a camera seen ``at`` (default now; upsert: the first time seen is kept, the last only grows).
+        Queued; does not wait for the commit."""
         cam = check_text(name, "camera name")
         addr = check_text(address, "camera address", allow_empty=True)
-        now = time.time()
+        now = time.time() if at is None else check_number(at, "time seen")
         if self._closed:
             raise GalleryError("the gallery is closed")
         self._writer.post(lambda conn: camera_list.note(conn, cam, addr, now), "camera note")
