@@ -139,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
                         emit({"event": "recognition", **_rounded(rs)})
                 if station.ray_pool is not None:
                     emit({"event": "ray", **asdict(station.ray_pool.stats())})
+                if station.storage is not None:
+                    emit(station.storage.status().as_json())
                 rejected = receiver.rejected()
                 if rejected:
                     emit({"event": "rejected", "rejected": rejected, "total": sum(rejected.values())})

@@ -215,6 +215,7 @@ MAX_RATE: Final = "recognition.max_rate_hz"
 RETENTION_DAYS: Final = "retention.days"
 UNKNOWN_ALERTS: Final = "alerts.unknown"
 RAY_ADDRESS: Final = "recognition.ray_address"
+STORAGE_MARGIN: Final = "storage.margin_mb"
 
 SETTINGS: Final[tuple[Setting, ...]] = (
     Setting(
@@ -277,6 +278,18 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         False,
         "alert on new unknown faces",
         "Raise an alert for each new face no one in the gallery matches.",
+    ),
+    Setting(
+        "storage_margin_mb",
+        STORAGE_MARGIN,
+        int,
+        500,
+        "free-space margin",
+        "When the gallery's disk has less room than this, the station warns (status bar, an alarm, headless's "
+        "storage line) and stores new sightings without their evidence snapshots until room returns.",
+        low=1,
+        high=1_000_000,
+        unit="MB",
     ),
     Setting(
         "ray_address",

@@ -27,6 +27,7 @@ from station.lazy_pipeline import LazyPipeline
 from station.models import LIVE_MODEL, photo_model
 from station.runtime import RAY_ADDRESS, Recogniser, RecognitionSettings, calibrated_threshold
 from station.schedule import Schedule
+from station.storage_watch import MB, StorageWatch
 from storage import locations
 from storage.errors import GalleryError
 from storage.gallery import Gallery
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = LIVE_MODEL
 RETENTION_EVERY_S = 3600.0
+STORAGE_EVERY_S = 5.0
 
 
 class StationError(Exception):
@@ -68,6 +70,7 @@ class StationOptions:
     demo_people: bool = False  # enrol the demo people into this gallery where it lacks them
     lazy_models: bool = False  # load the models on a background thread (the console)
     retention_every_s: float = RETENTION_EVERY_S
+    storage_every_s: float = STORAGE_EVERY_S  # how often the free-space watch measures the disk
 
 
 DiscoveryListener = Callable[[DiscoveredSender, bool], None]
@@ -90,6 +93,7 @@ class Station:
         self.browser: Browser | None = None
         self.schedule = Schedule()
         self.camera_log: CameraLog | None = None
+        self.storage: StorageWatch | None = None  # lost writes and free space (station/storage_watch.py)
         self._demo: list[subprocess.Popen[bytes]] = []
         self._discovery_listeners: list[DiscoveryListener] = []
         self._sighting_listeners: list[Callable[[Any], None]] = []
@@ -111,6 +115,7 @@ class Station:
             if self.key_created:  # said once the station is up, so a failing start prints one line
                 log.info("created a new station key at %s (mode 0600); give it to your cameras", self.key_file)
             if self.gallery is not None:
+                self._watch_storage()
                 self._schedule_retention()
                 self._start_recognition()
             self._start_cameras()
@@ -156,6 +161,18 @@ class Station:
 
         self.camera_log = CameraLog(lambda name, address, at: gallery.note_camera(name, address, at=at), address_of)
         receiver.add_listener(self.camera_log)
+
+    def _watch_storage(self) -> None:
+        gallery = self.gallery
+        assert gallery is not None
+        from station import settings as table
+
+        def margin() -> int:
+            values = table.load(gallery.get_setting, DEFAULT_MODEL, ["storage_margin_mb"], strict=False)
+            return int(values.number("storage_margin_mb") * MB)
+
+        self.storage = StorageWatch(gallery, margin)
+        self.schedule.every(self.options.storage_every_s, self.storage.check, name="free space", now=True)
 
     def _schedule_retention(self) -> None:
         self.schedule.every(self.options.retention_every_s, self.apply_retention, name="retention", now=True)

@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from storage import audit as audit_log
-from storage import counters
+from storage import counters, space
 from storage import sightings as history_rows
 from storage.codec import check_text
 from storage.connection import open_writer, translate
 from storage.errors import GalleryError
 from storage.faceindex import FaceIndex
+from storage.prepare import PreparedSighting
 from storage.readers import Readers
 from storage.records import WriterError
 from storage.writer import WriterThread
@@ -53,6 +56,9 @@ class GalleryCore:
         self._closed = False
         self._faces = FaceIndex()
         self._error_listeners: list[Callable[[WriterError], None]] = []
+        self._keep_snapshots = True
+        self._snapshots_left_out = 0  # by record_sightings while snapshots are not kept
+        self._space_lock = threading.Lock()
         self._writer = WriterThread(
             conn,
             history_rows.insert,
@@ -175,3 +181,37 @@ class GalleryCore:
     def _on_writer_error(self, err: WriterError) -> None:
         for cb in list(self._error_listeners):
             cb(err)
+
+    # ---------------------------------------------------------------- space
+
+    def room(self) -> int:
+        """Bytes the gallery can still grow by: its disk's free space, or what its size limit leaves."""
+        return int(self._write(lambda conn: space.room(conn, self.path.parent), "free-space check", transaction=False))
+
+    def set_size_limit(self, max_bytes: int | None) -> int:
+        """Cap the gallery file at ``max_bytes`` for this session (None: no cap but the disk's); returns the cap
+        in force in bytes (never below the file's current size). A full gallery keeps sightings without their
+        snapshots, then without their crops (storage.writer)."""
+        pages = int(self._write(lambda conn: space.limit(conn, max_bytes), "size limit", transaction=False))
+        return pages * int(self.read(lambda conn: conn.execute("PRAGMA page_size").fetchone()[0]))
+
+    def keep_snapshots(self, on: bool) -> None:
+        """Store (on) or leave out (off: the disk is nearly full) the evidence snapshots of new sightings."""
+        self._keep_snapshots = bool(on)
+
+    @property
+    def keeping_snapshots(self) -> bool:
+        return self._keep_snapshots
+
+    def dropped(self) -> tuple[int, int]:
+        """(snapshots, crops) left out of stored sightings to save space, since the gallery was opened."""
+        snapshots, crops = self._writer.dropped()
+        return snapshots + self._snapshots_left_out, crops
+
+    def _lighten(self, prepared: list[PreparedSighting]) -> list[PreparedSighting]:
+        """``prepared`` without evidence snapshots while they are not kept (counted)."""
+        if self._keep_snapshots:
+            return prepared
+        with self._space_lock:
+            self._snapshots_left_out += sum(1 for p in prepared if p.snapshot is not None)
+        return [replace(p, snapshot=None) if p.snapshot is not None else p for p in prepared]

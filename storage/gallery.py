@@ -268,7 +268,7 @@ class Gallery(GalleryCore):
         QueueFullError."""
         if self._closed:
             raise GalleryError("the gallery is closed")
-        prepared = prepare_sightings(items)
+        prepared = self._lighten(prepare_sightings(items))
         if prepared:
             self._writer.put_sightings(prepared)
 

@@ -3,7 +3,9 @@ into one transaction each.
 
 Jobs wait in a queue bounded by weight (one per sighting, one per other job). A producer that finds it full
 waits briefly, then gets a QueueFullError naming what was not recorded: nothing is dropped silently.
-A failing job is logged and reported (``errors()``, and the optional callback); the thread goes on.
+A failing job is logged and reported (``errors()``, and the optional callback); the thread goes on. A sighting
+batch that does not fit a full disk (or the file's page limit) is stored without its evidence snapshots, then
+without its crops too, before any sighting is given up: the rows are what an investigation needs first.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from storage.errors import GalleryError, QueueFullError
@@ -79,6 +81,7 @@ class WriterThread:
         self._done_seq = 0
         self._errors: deque[WriterError] = deque(maxlen=200)
         self._error_count = 0
+        self._dropped = (0, 0)  # (snapshots, crops) left out to keep sightings in a full gallery
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="gallery-writer", daemon=True)
         self._thread.start()
@@ -250,28 +253,69 @@ class WriterThread:
             if job.future is not None:
                 job.future.set_result(result)
 
-    def _run_sightings(self, items: list[PreparedSighting]) -> None:
+    def _insert_one_form(self, items: Sequence[PreparedSighting]) -> BaseException | None:
+        """Insert ``items`` in one transaction; the error (untranslated) or None."""
         try:
             self._transaction(lambda conn: self._insert(conn, items))
-            return
-        except sqlite3.Error as exc:
-            first: BaseException = self._translate(exc)
         except Exception as exc:
-            first = exc
+            return exc
+        return None
+
+    def _insert_lighter(self, items: Sequence[PreparedSighting]) -> BaseException | None:
+        """The gallery is full: keep the sightings and drop their evidence snapshots first, then their crops too.
+        Counted (``dropped()``); the error of the lightest form when even that does not fit, else None."""
+        no_snapshot = [replace(it, snapshot=None) for it in items]
+        error = self._insert_one_form(no_snapshot)
+        snapshots = sum(1 for it in items if it.snapshot is not None)
+        if error is None:
+            self._count_dropped(snapshots, 0)
+            return None
+        bare = [replace(it, crop=None) for it in no_snapshot]
+        error = self._insert_one_form(bare)
+        if error is None:
+            self._count_dropped(snapshots, sum(1 for it in items if it.crop is not None))
+        return error
+
+    def _count_dropped(self, snapshots: int, crops: int) -> None:
+        with self._cond:
+            self._dropped = (self._dropped[0] + snapshots, self._dropped[1] + crops)
+        log.warning(
+            "gallery writer: the gallery is full; %d sightings kept without %s",
+            snapshots if not crops else max(snapshots, crops),
+            "their snapshots" if not crops else "their snapshots and crops",
+        )
+
+    def dropped(self) -> tuple[int, int]:
+        """(snapshots, crops) left out of sightings to keep the sightings themselves when the gallery was full."""
+        with self._cond:
+            return self._dropped
+
+    def _message(self, exc: BaseException) -> str:
+        return str(self._translate(exc)) if isinstance(exc, sqlite3.Error) else str(exc)
+
+    def _run_sightings(self, items: list[PreparedSighting]) -> None:
+        error = self._insert_one_form(items)
+        if error is not None and _is_full(error):
+            error = self._insert_lighter(items)
+        if error is None:
+            return
         if len(items) == 1:
-            self._report("sighting", str(first), 1)
+            self._report("sighting", self._message(error), 1)
             return
         # One bad sighting must not cost its batch: retry one by one and report only the ones that fail.
         failed = 0
-        last = str(first)
+        last = self._message(error)
         for item in items:
-            try:
-                self._transaction(lambda conn, it=item: self._insert(conn, [it]))  # type: ignore[misc]
-            except sqlite3.Error as exc:
+            one = self._insert_one_form([item])
+            if one is not None and _is_full(one):
+                one = self._insert_lighter([item])
+            if one is not None:
                 failed += 1
-                last = str(self._translate(exc))
-            except Exception as exc:
-                failed += 1
-                last = str(exc)
+                last = self._message(one)
         if failed:
             self._report("sighting batch", f"{failed} of {len(items)} sightings not recorded: {last}", failed)
+
+
+def _is_full(exc: BaseException) -> bool:
+    """SQLite's "database or disk is full" (the disk, or the file's page limit)."""
+    return isinstance(exc, sqlite3.Error) and exc.sqlite_errorcode == sqlite3.SQLITE_FULL

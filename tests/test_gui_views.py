@@ -564,6 +564,7 @@ def test_settings_round_trip_validation_and_key(
         "retention.days": 0,
         "alerts.unknown": True,
         "recognition.ray_address": "10.0.0.5:6379",
+        "storage.margin_mb": 500,
     }
     assert signal.args == [expected]
     assert {k: gallery.get_setting(k) for k in expected} == expected

@@ -144,6 +144,9 @@ def test_every_camera_that_sends_frames_is_noted_with_its_first_and_last_seen(
         start_sender("--source", "demo", "--name", "gate", "--station", f"{host}:{port}", "--fps", "15")
         assert wait_until(lambda: any(s.frames >= 30 for s in station.receiver.stats()), 30)  # type: ignore[union-attr]
         frames = sum(s.frames for s in station.receiver.stats())
+        assert station.storage is not None, "the free-space watch runs with the gallery"
+        room = station.storage.status().room_bytes
+        assert room is not None and room > 0 and not station.storage.status().low_space
     finally:
         station.stop()
     stopped = time.time()
