@@ -23,6 +23,7 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from gui.main_window import MainWindow
+from gui.platform_check import xcb_problem
 from gui.services import ConsoleServices
 from network import protocol
 from network.discovery import local_ipv4_addresses
@@ -106,6 +107,9 @@ def _choose_platform() -> None:
 
 def run_console(options: ConsoleOptions, argv: list[str] | None = None) -> int:
     _choose_platform()
+    problem = xcb_problem()  # before Qt aborts with a line that names no library
+    if problem is not None:
+        raise ConsoleError(problem)
     app = QApplication.instance() or QApplication(argv or ["facestation"])
     assert isinstance(app, QApplication)
     app.setApplicationName("FaceStation")
