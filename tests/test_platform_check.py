@@ -52,8 +52,7 @@ def test_the_console_stops_with_that_line_before_qt_aborts(monkeypatch: pytest.M
     monkeypatch.setenv("DISPLAY", ":0")
     monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    real = gui.app.xcb_problem
-    monkeypatch.setattr(gui.app, "xcb_problem", lambda: real(load=refusing("libxcb-icccm.so.4")))
+    monkeypatch.setattr(gui.app, "xcb_problem", lambda: xcb_problem(load=refusing("libxcb-icccm.so.4")))
     args = build_parser().parse_args(["--gallery", "unused.db"])
     with pytest.raises(CliError, match=r"needs libxcb-icccm\.so\.4, missing .*sudo apt install libxcb-icccm4"):
         console_run(args)
