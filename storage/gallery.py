@@ -38,6 +38,7 @@ from storage.prepare import prepare_sightings
 from storage.records import (
     AuditEntry,
     Cluster,
+    EnrolledImage,
     NewSighting,
     Person,
     RetentionResult,
@@ -69,9 +70,11 @@ class Gallery(GalleryCore):
         source: str,
         quality: float,
         audit: Mapping[str, Any] | None = None,
+        image_id: int | None = None,
     ) -> int:
         """Store one face sample of ``person`` (created if new); returns the sample id. Audited, with ``audit``'s
-        entries added to the enrol entry (e.g. why a weak sample was enrolled below the quality bar)."""
+        entries added to the enrol entry (e.g. why a weak sample was enrolled below the quality bar).
+        ``image_id``: the photo this is another model's sample of (its first sample's id); None: a new photo."""
         name = check_text(person, "person name")
         model_name = check_text(model, "model name", max_len=100)
         emb = as_embedding(embedding)
@@ -83,8 +86,10 @@ class Gallery(GalleryCore):
         def run(conn: sqlite3.Connection) -> int:
             found = people.find(conn, name)
             pid = people.create(conn, name) if found is None else found
+            if image_id is not None and people.image_person(conn, image_id) != pid:
+                raise GalleryError(f"image {int(image_id)} is not an enrolled photo of {name}")
             people.ensure_model(conn, model_name, emb.shape[0])
-            sample_id = people.add_sample(conn, pid, model_name, to_blob(emb), crop, src, q)
+            sample_id = people.add_sample(conn, pid, model_name, to_blob(emb), crop, src, q, image_id)
             details = {"person": name, "person_id": pid, "new_person": found is None, "sample_id": sample_id}
             self._changed(conn, "enrol", {**details, "model": model_name, "source": src, "quality": q, **extra})
             return sample_id
@@ -197,6 +202,20 @@ class Gallery(GalleryCore):
             self.vacuum()
         else:
             self._truncate_wal("delete person")
+
+    def images(self, person: PersonRef) -> list[EnrolledImage]:
+        """The photos enrolled for a person, oldest first, each with its samples (one per model)."""
+        return self.read(lambda conn: people.images_of(conn, people.person_id(conn, person)))
+
+    def delete_image(self, image_id: int) -> None:
+        """Remove one enrolled photo: its sample of every model. Audited."""
+
+        def run(conn: sqlite3.Connection) -> None:
+            pid, samples = erasure.delete_image(conn, image_id)
+            self._changed(conn, "delete_image", {"image_id": int(image_id), "person_id": pid, "samples": samples})
+
+        self._write(run, "remove enrolled image")
+        self._truncate_wal("remove enrolled image")
 
     def delete_sample(self, sample_id: int) -> None:
         def run(conn: sqlite3.Connection) -> None:

@@ -134,6 +134,27 @@ MIGRATIONS: tuple[Migration, ...] = (
                 box_h REAL NOT NULL)""",
         ),
     ),
+    Migration(
+        5,
+        "sample images",
+        (
+            # Every enrolment stores one sample per model (facenet-512 and fusion-640) of the same photo:
+            # image_id groups them, so the Gallery page shows one entry per enrolled photo and removing it
+            # removes its embeddings for every model. A new sample of a new photo takes its own id.
+            "ALTER TABLE samples ADD COLUMN image_id INTEGER",
+            # Existing galleries: the k-th sample of each model from one source of one person is the same
+            # photo as the k-th sample of every other model from that source (enrolments store the models'
+            # samples of one photo together, in the same order every time).
+            """UPDATE samples SET image_id = (
+                SELECT g.image FROM (
+                    SELECT id, min(id) OVER (PARTITION BY person_id, source, nth) AS image FROM (
+                        SELECT id, person_id, source,
+                               row_number() OVER (PARTITION BY person_id, source, model ORDER BY id) AS nth
+                        FROM samples)) g
+                WHERE g.id = samples.id)""",
+            "CREATE INDEX samples_image ON samples (image_id)",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -143,9 +143,9 @@ def test_enrol_from_files_then_rename_watchlist_notes_merge_and_remove(
     idle(qtbot, view)
     assert warnings == []
     assert [(p.name, p.samples) for p in gallery.persons()] == [("Colin", 1)]
-    assert view.list.count() == 1 and "Colin\n1 sample" in view.list.item(0).text()
-    assert view.page is not None and view.page.person.name == "Colin" and len(view.page.samples) == 1
-    assert view.page.samples[0].image is not None, "the sample's crop is shown"
+    assert view.list.count() == 1 and "Colin\n1 photo" in view.list.item(0).text()
+    assert view.page is not None and view.page.person.name == "Colin" and len(view.page.images) == 1
+    assert view.page.images[0].picture is not None, "the photo's crop is shown"
 
     view.add_sample_from_file(photo("Colin_Powell", 2))  # to the person on the page
     idle(qtbot, view)
@@ -157,7 +157,7 @@ def test_enrol_from_files_then_rename_watchlist_notes_merge_and_remove(
     idle(qtbot, view)
     p = gallery.person("Colin Powell")
     assert (p.samples, p.watchlist, p.notes) == (2, True, "seen at the front desk")
-    assert "Colin Powell\n2 samples" in view.list.item(0).text() and "watchlist" in view.list.item(0).text()
+    assert "Colin Powell\n2 photos" in view.list.item(0).text() and "watchlist" in view.list.item(0).text()
     assert view.title.text().startswith("Colin Powell") and view.watchlist.isChecked()
 
     view.add_sample_from_file(photo("Tony_Blair", 1), "Tony")  # his face is turned away in this one
@@ -173,11 +173,11 @@ def test_enrol_from_files_then_rename_watchlist_notes_merge_and_remove(
     assert [(p.name, p.samples) for p in gallery.persons()] == [("Colin Powell", 3)]
     assert view.list.count() == 1 and view.page is not None and view.page.person.name == "Colin Powell"
 
-    first = view.page.samples[0].sample.id
-    view.remove_sample(first)
+    first = view.page.images[0].image.id
+    view.remove_image(first)
     idle(qtbot, view)
-    assert [s.id for s in gallery.samples("Colin Powell")] == [s.sample.id for s in view.page.samples]
-    assert first not in [s.id for s in gallery.samples("Colin Powell")] and len(view.page.samples) == 2
+    assert [s.id for s in gallery.samples("Colin Powell")] == [i for t in view.page.images for i in t.image.sample_ids]
+    assert first not in [s.id for s in gallery.samples("Colin Powell")] and len(view.page.images) == 2
     assert len(warnings) == 1
 
 

@@ -1,5 +1,8 @@
-"""The gallery: enrolled persons with a thumbnail and their sample count, and a person's page
-(samples, add or remove a sample, rename, merge, watchlist, notes, delete).
+"""The gallery: enrolled persons with a thumbnail and their photo count, and a person's page
+(enrolled photos, add or remove a photo, rename, merge, watchlist, notes, delete).
+
+Every enrolment stores one sample per model (facenet-512 and fusion-640) of the same photo; the page shows
+one entry per photo, and removing it removes its samples of every model.
 
 Every gallery and vision call runs in a background job; the view only paints what comes back.
 """
@@ -36,7 +39,7 @@ from gui.services import FaceAnalyser
 from gui.widgets.thumbnails import ViewJobs, decode_thumbnail, to_pixmap
 from station.enrolment import Companion, enrol_observation
 from storage.gallery import Gallery
-from storage.records import Person, Sample
+from storage.records import EnrolledImage, Person
 from vision.pipeline import FaceObservation
 
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.webp);;All files (*)"
@@ -72,15 +75,17 @@ class PersonRow:
 
 
 @dataclass(frozen=True)
-class SampleTile:
-    sample: Sample
-    image: np.ndarray | None
+class ImageTile:
+    """One enrolled photo (its samples of every model behind it) and its crop, decoded."""
+
+    image: EnrolledImage
+    picture: np.ndarray | None
 
 
 @dataclass(frozen=True)
 class PersonPage:
     person: Person
-    samples: tuple[SampleTile, ...]
+    images: tuple[ImageTile, ...]
 
 
 def load_rows(gallery: Gallery) -> list[PersonRow]:
@@ -95,7 +100,8 @@ def load_rows(gallery: Gallery) -> list[PersonRow]:
 def load_page(gallery: Gallery, person_id: int) -> PersonPage:
     person = gallery.person(person_id)
     tiles = tuple(
-        SampleTile(s, decode_thumbnail(gallery.sample_crop(s.id), SAMPLE_PX)) for s in gallery.samples(person_id)
+        ImageTile(i, decode_thumbnail(gallery.sample_crop(i.sample_ids[0]), SAMPLE_PX))
+        for i in gallery.images(person_id)
     )
     return PersonPage(person, tiles)
 
@@ -163,10 +169,12 @@ class GalleryView(QWidget):
         self.samples.setResizeMode(QListView.ResizeMode.Adjust)
         self.samples.setMovement(QListView.Movement.Static)
         self.samples.setSpacing(6)
-        self.add_sample_button = QPushButton("Add sample from image…")
+        self.add_sample_button = QPushButton("Add photo…")
+        self.add_sample_button.setToolTip("Enrol the largest face of a photo (a sample of it for every model)")
         self.add_sample_button.clicked.connect(self._choose_sample_file)
-        self.remove_sample_button = QPushButton("Remove sample")
-        self.remove_sample_button.clicked.connect(self._remove_selected_sample)
+        self.remove_sample_button = QPushButton("Remove photo")
+        self.remove_sample_button.setToolTip("Remove the selected photo: its samples of every model")
+        self.remove_sample_button.clicked.connect(self._remove_selected_image)
         self.rename_button = QPushButton("Rename…")
         self.rename_button.clicked.connect(self._ask_rename)
         self.merge_button = QPushButton("Merge into…")
@@ -235,9 +243,9 @@ class GalleryView(QWidget):
         self.list.clear()
         for r in rows:
             mark = "  ★ watchlist" if r.person.watchlist else ""
-            n = r.person.samples
+            n = r.person.images
             item = QListWidgetItem(
-                QIcon(to_pixmap(r.thumbnail)), f"{r.person.name}\n{n} sample{'s' if n != 1 else ''}{mark}"
+                QIcon(to_pixmap(r.thumbnail)), f"{r.person.name}\n{n} photo{'s' if n != 1 else ''}{mark}"
             )
             item.setData(Qt.ItemDataRole.UserRole, r.person.id)
             self.list.addItem(item)
@@ -296,14 +304,14 @@ class GalleryView(QWidget):
             return
         p = page.person
         self.title.setText(p.name + ("  ★" if p.watchlist else ""))
-        self.details.setText(f"{p.samples} sample(s), {p.negatives} negative sample(s)")
+        self.details.setText(f"{p.images} photo(s) enrolled, {p.negatives} negative sample(s)")
         self.watchlist.setChecked(p.watchlist)
         self.notes.setPlainText(p.notes)
-        for tile in page.samples:
-            s = tile.sample
-            item = QListWidgetItem(QIcon(to_pixmap(tile.image, SAMPLE_PX)), f"#{s.id}  q {s.quality:.2f}")
-            item.setToolTip(f"{s.source or 'no source'}\nmodel {s.model}")
-            item.setData(Qt.ItemDataRole.UserRole, s.id)
+        for n, tile in enumerate(page.images, start=1):
+            i = tile.image
+            item = QListWidgetItem(QIcon(to_pixmap(tile.picture, SAMPLE_PX)), f"photo {n}  q {i.quality:.2f}")
+            item.setToolTip(f"{i.source or 'no source'}\nmodels: {', '.join(i.models)}")
+            item.setData(Qt.ItemDataRole.UserRole, i.id)
             self.samples.addItem(item)
 
     def _changed(self, keep: int | None = None) -> None:
@@ -349,18 +357,19 @@ class GalleryView(QWidget):
 
         self.work.run(enrol, self._changed)
 
-    def _selected_sample(self) -> int | None:
+    def _selected_image(self) -> int | None:
         item = self.samples.currentItem()
         return None if item is None else int(item.data(Qt.ItemDataRole.UserRole))
 
-    def _remove_selected_sample(self) -> None:
-        sample_id = self._selected_sample()
-        if sample_id is not None:
-            self.remove_sample(sample_id)
+    def _remove_selected_image(self) -> None:
+        image_id = self._selected_image()
+        if image_id is not None:
+            self.remove_image(image_id)
 
-    def remove_sample(self, sample_id: int) -> None:
+    def remove_image(self, image_id: int) -> None:
+        """Remove one enrolled photo: its samples of every model."""
         gallery, keep = self.gallery, self.current_person_id()
-        self.work.run(lambda: gallery.delete_sample(sample_id), lambda _: self._changed(keep))
+        self.work.run(lambda: gallery.delete_image(image_id), lambda _: self._changed(keep))
 
     def _ask_rename(self) -> None:
         if self.page is None:
