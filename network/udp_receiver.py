@@ -114,6 +114,7 @@ class UdpReceiver:
         raw = self.config.station_name.encode("utf-8")[: protocol.MAX_NAME_BYTES]
         self._station_label = "".join(c for c in raw.decode("utf-8", "ignore") if ord(c) >= 32)
         self._listeners: list[FrameListener] = []
+        self._event_listeners: tuple[Callable[[CameraEvent], None], ...] = ()
         self._delivered: list[Frame] = []
         self.datagrams = 0
 
@@ -161,6 +162,12 @@ class UdpReceiver:
         """Call ``listener(frame)`` on the receive thread for every frame; keep it cheap."""
         with self._lock:
             self._listeners = [*self._listeners, listener]
+
+    def add_event_listener(self, listener: Callable[[CameraEvent], None]) -> None:
+        """Call ``listener(event)`` on the receive thread when a camera comes online or goes offline (beside
+        :meth:`drain_events`, which the console and headless poll); it must not block."""
+        with self._lock:
+            self._event_listeners = (*self._event_listeners, listener)
 
     def latest(self, camera: str) -> Frame | None:
         with self._lock:
@@ -446,7 +453,7 @@ class UdpReceiver:
     def _set_online(self, cam: _Camera, now: float) -> None:
         if not cam.online:
             cam.online = True
-            self._events.append(CameraEvent(cam.name, "online", _fmt(cam.address), now))
+            self._camera_event(CameraEvent(cam.name, "online", _fmt(cam.address), now))
             log.info("camera %s online at %s", cam.name, _fmt(cam.address))
 
     def _set_offline(self, cam: _Camera, now: float, reason: str) -> None:
@@ -456,8 +463,16 @@ class UdpReceiver:
             cam.assemblies.clear()
             if cam.faces is not None:
                 cam.faces.reset()
-            self._events.append(CameraEvent(cam.name, "offline", _fmt(cam.address), now, reason))
+            self._camera_event(CameraEvent(cam.name, "offline", _fmt(cam.address), now, reason))
             log.info("camera %s offline (%s)", cam.name, reason)
+
+    def _camera_event(self, event: CameraEvent) -> None:
+        self._events.append(event)
+        for listener in self._event_listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("a camera event listener failed")
 
     def _housekeeping(self, now: float) -> None:
         for cam in list(self._cameras.values()):

@@ -23,6 +23,8 @@ from network.addresses import Address
 from network.discovery import Browser, DiscoveredSender
 from network.udp_receiver import ReceiverConfig, UdpReceiver
 from station.camera_log import CameraLog
+from station.event_bus import EventBus
+from station.event_feed import EventFeed
 from station.lazy_pipeline import LazyPipeline
 from station.models import LIVE_MODEL, photo_model
 from station.runtime import RAY_ADDRESS, Recogniser, RecognitionSettings, calibrated_threshold
@@ -94,6 +96,8 @@ class Station:
         self.schedule = Schedule()
         self.camera_log: CameraLog | None = None
         self.storage: StorageWatch | None = None  # lost writes and free space (station/storage_watch.py)
+        self.events = EventBus()  # every event of station/events.py: the console, headless, the integrations
+        self.feed = EventFeed(self.events)
         self._demo: list[subprocess.Popen[bytes]] = []
         self._discovery_listeners: list[DiscoveryListener] = []
         self._sighting_listeners: list[Callable[[Any], None]] = []
@@ -138,6 +142,7 @@ class Station:
         receiver = UdpReceiver(
             self.key, host, port, config=ReceiverConfig(offline_after_s=self.options.offline_after_s)
         )
+        self.feed.attach_receiver(receiver)
         try:
             receiver.start()
         except OSError as exc:
@@ -150,6 +155,7 @@ class Station:
             self.gallery = Gallery.open(path, actor=self.options.actor)
         except (GalleryError, OSError) as exc:
             raise StationError(str(exc)) from None
+        self.feed.attach_gallery(self.gallery)
 
     def _log_cameras(self) -> None:
         """Every camera that sends a frame goes into the gallery's cameras table (first and last seen)."""
@@ -210,6 +216,8 @@ class Station:
         self.recogniser = Recogniser(
             self.receiver, self.gallery, self.pipeline, settings, workers=workers, frame_analyser=self.ray_pool
         )
+        self.feed.attach_results(self.recogniser.service.add_listener)
+        self.recogniser.add_sighting_listener(self.feed.track_listener())
         for listener in self._sighting_listeners:
             self.recogniser.add_sighting_listener(listener)
         self.recogniser.start()

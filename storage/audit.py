@@ -11,11 +11,13 @@ from typing import Any
 from storage.records import AuditEntry
 
 
-def record(conn: sqlite3.Connection, actor: str, action: str, details: dict[str, Any]) -> None:
-    conn.execute(
-        "INSERT INTO audit (time, actor, action, details) VALUES (?, ?, ?, ?)",
-        (time.time(), actor, action, json.dumps(details, sort_keys=True, default=str)),
-    )
+def record(conn: sqlite3.Connection, actor: str, action: str, details: dict[str, Any]) -> AuditEntry:
+    """Insert one entry (inside the caller's transaction) and return it, id included."""
+    now = time.time()
+    text = json.dumps(details, sort_keys=True, default=str)
+    sql = "INSERT INTO audit (time, actor, action, details) VALUES (?, ?, ?, ?)"
+    cur = conn.execute(sql, (now, actor, action, text))
+    return AuditEntry(int(cur.lastrowid or 0), now, actor, action, text)
 
 
 def entries(conn: sqlite3.Connection, *, action: str | None, limit: int, offset: int) -> list[AuditEntry]:

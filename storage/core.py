@@ -55,18 +55,13 @@ class GalleryCore:
         self._readers = Readers(path, busy_timeout_s, self._translate)
         self._closed = False
         self._faces = FaceIndex()
-        self._error_listeners: list[Callable[[WriterError], None]] = []
         self._keep_snapshots = True
         self._snapshots_left_out = 0  # by record_sightings while snapshots are not kept
         self._space_lock = threading.Lock()
         self._writer = WriterThread(
-            conn,
-            history_rows.insert,
-            self._translate,
-            capacity=queue_capacity,
-            put_wait_s=queue_wait_s,
-            on_error=self._on_writer_error,
+            conn, history_rows.insert, self._translate, capacity=queue_capacity, put_wait_s=queue_wait_s
         )
+        self.commits = self._writer.hooks  # on_recorded (sighting ids), on_audited (gallery changes): storage.writer
 
     # ------------------------------------------------------------ lifecycle
 
@@ -142,8 +137,16 @@ class GalleryCore:
             raise GalleryError("the gallery is closed")
         return self._writer.call(fn, label, transaction=transaction)
 
+    def write(self, fn: Callable[[sqlite3.Connection], T], label: str, *, wait: bool = True) -> T | None:
+        """``fn`` in one transaction on the writer thread, for storage's other facades (outbox, API tokens);
+        ``wait`` False queues it and returns None (a failure is reported as a writer error)."""
+        if wait:
+            return self._write(fn, label)
+        self._writer.post(fn, label)
+        return None
+
     def _audit(self, conn: sqlite3.Connection, action: str, details: dict[str, Any]) -> None:
-        audit_log.record(conn, self.actor, action, details)
+        self._writer.audited(audit_log.record(conn, self.actor, action, details))
 
     def _changed(
         self, conn: sqlite3.Connection, action: str | None = None, details: dict[str, Any] | None = None
@@ -176,11 +179,7 @@ class GalleryCore:
 
     def on_writer_error(self, callback: Callable[[WriterError], None]) -> None:
         """Call ``callback`` (on the writer thread) for each writer failure."""
-        self._error_listeners.append(callback)
-
-    def _on_writer_error(self, err: WriterError) -> None:
-        for cb in list(self._error_listeners):
-            cb(err)
+        self._writer.hooks.on_error(callback)
 
     # ---------------------------------------------------------------- space
 

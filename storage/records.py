@@ -149,6 +149,18 @@ class AuditEntry:
 
 
 @dataclass(frozen=True)
+class RecordedSighting:
+    """A sighting the writer thread handled: its row id once committed, None when it could not be recorded
+    (the failure is reported as a WriterError). ``camera`` and ``track`` say which track it was."""
+
+    camera: str
+    track: str
+    id: int | None
+    has_crop: bool = False
+    has_snapshot: bool = False
+
+
+@dataclass(frozen=True)
 class WriterError:
     """A sighting batch or gallery job the writer thread could not commit, and why."""
 

@@ -200,8 +200,9 @@ def embedding(conn: sqlite3.Connection, sighting_id: int) -> tuple[str, bytes] |
     return None if row is None else (str(row[0]), bytes(row[1]))
 
 
-def insert(conn: sqlite3.Connection, items: Sequence[PreparedSighting]) -> None:
-    """Runs on the writer thread, inside its transaction: the whole batch with three executemany calls."""
+def insert(conn: sqlite3.Connection, items: Sequence[PreparedSighting]) -> list[int]:
+    """Runs on the writer thread, inside its transaction: the whole batch with four executemany calls.
+    Returns the new rows' ids, in the order of ``items``."""
     base = int(conn.execute("SELECT coalesce(max(id), 0) FROM sightings").fetchone()[0])
     dims: dict[str, int] = {}
     crop_rows: list[tuple[int, bytes]] = []
@@ -230,3 +231,4 @@ def insert(conn: sqlite3.Connection, items: Sequence[PreparedSighting]) -> None:
         "INSERT INTO sighting_snapshots (sighting_id, jpeg, box_x, box_y, box_w, box_h) VALUES (?, ?, ?, ?, ?, ?)",
         snapshot_rows,
     )
+    return list(range(base + 1, base + 1 + len(items)))

@@ -6,6 +6,10 @@ waits briefly, then gets a QueueFullError naming what was not recorded: nothing 
 A failing job is logged and reported (``errors()``, and the optional callback); the thread goes on. A sighting
 batch that does not fit a full disk (or the file's page limit) is stored without its evidence snapshots, then
 without its crops too, before any sighting is given up: the rows are what an investigation needs first.
+
+Listeners hear, on the writer thread and only after the commit, of each sighting batch recorded (with the
+rows' ids: an event names the sighting, an API serves its crop) and of each audit entry written (a gallery
+change, as events). They must be quick (hand off and return); one that raises is logged and skipped.
 """
 
 from __future__ import annotations
@@ -22,13 +26,16 @@ from typing import Any, TypeVar
 
 from storage.errors import GalleryError, QueueFullError
 from storage.prepare import PreparedSighting
-from storage.records import WriterError
+from storage.records import AuditEntry, RecordedSighting, WriterError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 WriteFn = Callable[[sqlite3.Connection], Any]
-SightingInserter = Callable[[sqlite3.Connection, Sequence[PreparedSighting]], None]
+SightingInserter = Callable[[sqlite3.Connection, Sequence[PreparedSighting]], Sequence[int]]
+RecordedListener = Callable[[Sequence[RecordedSighting]], None]
+AuditListener = Callable[[AuditEntry], None]
+ErrorListener = Callable[[WriterError], None]
 ErrorTranslator = Callable[[sqlite3.Error], GalleryError]
 
 
@@ -51,6 +58,35 @@ class _StopJob:
 
 
 _Job = _SightingJob | _CallJob | _StopJob
+
+
+class CommitHooks:
+    """Who hears what the writer did, on its thread: failures, and after each commit the sightings recorded
+    (with their ids) and the audit entries written. Listeners must be quick; one that raises is logged."""
+
+    def __init__(self) -> None:
+        self.error: tuple[ErrorListener, ...] = ()
+        self.recorded: tuple[RecordedListener, ...] = ()
+        self.audit: tuple[AuditListener, ...] = ()
+
+    def on_error(self, listener: ErrorListener) -> None:
+        self.error = (*self.error, listener)
+
+    def on_recorded(self, listener: RecordedListener) -> None:
+        """``listener(sightings)`` after each committed batch: camera, track and row id of each sighting."""
+        self.recorded = (*self.recorded, listener)
+
+    def on_audited(self, listener: AuditListener) -> None:
+        """``listener(entry)`` for each audit entry (a gallery change) once its transaction committed."""
+        self.audit = (*self.audit, listener)
+
+    @staticmethod
+    def announce(listeners: Sequence[Callable[[Any], None]], value: object, what: str) -> None:
+        for listener in listeners:
+            try:
+                listener(value)
+            except Exception:
+                log.exception("gallery writer: a %s listener failed", what)
 
 
 class WriterThread:
@@ -83,6 +119,8 @@ class WriterThread:
         self._error_count = 0
         self._dropped = (0, 0)  # (snapshots, crops) left out to keep sightings in a full gallery
         self._stopping = False
+        self.hooks = CommitHooks()
+        self._audited: list[AuditEntry] = []  # written by the running job, announced once it commits
         self._thread = threading.Thread(target=self._run, name="gallery-writer", daemon=True)
         self._thread.start()
 
@@ -168,6 +206,26 @@ class WriterThread:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    # ------------------------------------------------------------ listeners
+
+    def audited(self, entry: AuditEntry) -> AuditEntry:
+        """Called by a job on the writer thread for each audit entry it wrote: announced after its commit."""
+        self._audited.append(entry)
+        return entry
+
+    def _committed(self) -> None:
+        entries, self._audited = self._audited, []
+        for entry in entries:
+            self.hooks.announce(self.hooks.audit, entry, "audit")
+
+    def _recorded(self, items: Sequence[PreparedSighting], ids: Sequence[int | None]) -> None:
+        if self.hooks.recorded:
+            done = [
+                RecordedSighting(str(it.row[0]), str(it.row[10]), sid, it.crop is not None, it.snapshot is not None)
+                for it, sid in zip(items, ids, strict=True)
+            ]
+            self.hooks.announce(self.hooks.recorded, done, "recorded-sightings")
+
     # --------------------------------------------------------------- thread
 
     def _take(self) -> list[tuple[int, int, _Job]]:
@@ -217,11 +275,8 @@ class WriterThread:
             self._errors.append(err)
             self._error_count += 1
         log.error("gallery writer: %s failed (%d items): %s", what, count, message)
-        if self._on_error is not None:
-            try:
-                self._on_error(err)
-            except Exception:
-                log.exception("gallery writer: the error callback failed")
+        callbacks = self.hooks.error if self._on_error is None else (self._on_error, *self.hooks.error)
+        self.hooks.announce(callbacks, err, "error")
 
     def _transaction(self, fn: WriteFn) -> Any:
         conn = self._conn
@@ -229,11 +284,13 @@ class WriterThread:
         try:
             result = fn(conn)
             conn.execute("COMMIT")
-            return result
         except BaseException:
+            self._audited.clear()
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        self._committed()
+        return result
 
     def _run_call(self, job: _CallJob) -> None:
         try:
@@ -253,28 +310,38 @@ class WriterThread:
             if job.future is not None:
                 job.future.set_result(result)
 
-    def _insert_one_form(self, items: Sequence[PreparedSighting]) -> BaseException | None:
-        """Insert ``items`` in one transaction; the error (untranslated) or None."""
+    def _insert_form(self, items: Sequence[PreparedSighting]) -> list[int] | Exception:
+        """Insert ``items`` in one transaction: their ids, or the error (untranslated)."""
         try:
-            self._transaction(lambda conn: self._insert(conn, items))
+            return list(self._transaction(lambda conn: self._insert(conn, items)))
         except Exception as exc:
             return exc
-        return None
 
-    def _insert_lighter(self, items: Sequence[PreparedSighting]) -> BaseException | None:
+    def _insert_fitting(
+        self, items: Sequence[PreparedSighting]
+    ) -> tuple[Sequence[PreparedSighting], list[int] | Exception]:
+        """Insert ``items`` as they are or, when the gallery is full, lighter: (what was stored, ids or error)."""
+        result = self._insert_form(items)
+        if isinstance(result, Exception) and _is_full(result):
+            return self._insert_lighter(items)
+        return items, result
+
+    def _insert_lighter(
+        self, items: Sequence[PreparedSighting]
+    ) -> tuple[Sequence[PreparedSighting], list[int] | Exception]:
         """The gallery is full: keep the sightings and drop their evidence snapshots first, then their crops too.
-        Counted (``dropped()``); the error of the lightest form when even that does not fit, else None."""
-        no_snapshot = [replace(it, snapshot=None) for it in items]
-        error = self._insert_one_form(no_snapshot)
+        Counted (``dropped()``)."""
         snapshots = sum(1 for it in items if it.snapshot is not None)
-        if error is None:
+        no_snapshot = [replace(it, snapshot=None) for it in items]
+        result = self._insert_form(no_snapshot)
+        if not isinstance(result, Exception):
             self._count_dropped(snapshots, 0)
-            return None
+            return no_snapshot, result
         bare = [replace(it, crop=None) for it in no_snapshot]
-        error = self._insert_one_form(bare)
-        if error is None:
+        result = self._insert_form(bare)
+        if not isinstance(result, Exception):
             self._count_dropped(snapshots, sum(1 for it in items if it.crop is not None))
-        return error
+        return bare, result
 
     def _count_dropped(self, snapshots: int, crops: int) -> None:
         with self._cond:
@@ -294,26 +361,22 @@ class WriterThread:
         return str(self._translate(exc)) if isinstance(exc, sqlite3.Error) else str(exc)
 
     def _run_sightings(self, items: list[PreparedSighting]) -> None:
-        error = self._insert_one_form(items)
-        if error is not None and _is_full(error):
-            error = self._insert_lighter(items)
-        if error is None:
+        stored, result = self._insert_fitting(items)
+        if not isinstance(result, Exception):
+            self._recorded(stored, result)
             return
         if len(items) == 1:
-            self._report("sighting", self._message(error), 1)
+            self._report("sighting", self._message(result), 1)
+            self._recorded(items, [None])
             return
         # One bad sighting must not cost its batch: retry one by one and report only the ones that fail.
-        failed = 0
-        last = self._message(error)
-        for item in items:
-            one = self._insert_one_form([item])
-            if one is not None and _is_full(one):
-                one = self._insert_lighter([item])
-            if one is not None:
-                failed += 1
-                last = self._message(one)
+        outcomes = [self._insert_fitting([item]) for item in items]
+        failed = [self._message(r) for _, r in outcomes if isinstance(r, Exception)]
         if failed:
-            self._report("sighting batch", f"{failed} of {len(items)} sightings not recorded: {last}", failed)
+            message = f"{len(failed)} of {len(items)} sightings not recorded: {failed[-1]}"
+            self._report("sighting batch", message, len(failed))
+        kept = [form[0] for form, _ in outcomes]
+        self._recorded(kept, [None if isinstance(r, Exception) else r[0] for _, r in outcomes])
 
 
 def _is_full(exc: BaseException) -> bool:
