@@ -161,6 +161,10 @@ class GalleryCore:
             raise GalleryError("the gallery is closed")
         self._writer.post(lambda conn: self._audit(conn, action, details), f"audit of {action}")
 
+    def counter(self, key: str) -> int:
+        """A ``meta`` counter (storage.counters), cheap to poll: re-read only after another connection commits."""
+        return self._readers.counter(key)
+
     def revision(self) -> int:
         """Grows on every gallery change (enrol, negative, rename, merge, delete, watchlist). Cheap to poll:
         the counter row is re-read only when SQLite's ``data_version`` says another connection committed."""

@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from storage import audit as audit_log
 from storage import cameras as camera_list
-from storage import counters, erasure, maintenance, people, unknowns
+from storage import counters, erasure, maintenance, people, unknowns, watchlist_sql
 from storage import settings as setting_store
 from storage import sightings as history_rows
 from storage.cameras import Camera
@@ -49,6 +49,7 @@ from storage.records import (
 )
 from storage.sightings import MAX_PAGE, SightingFilter
 from storage.timeutil import TimeLike, iso, to_epoch
+from storage.watchlists import Watchlists
 
 __all__ = ["MAX_PAGE", "Camera", "Gallery", "PersonRef", "SightingFilter"]
 
@@ -56,7 +57,28 @@ log = logging.getLogger(__name__)
 
 
 class Gallery(GalleryCore):
-    """The gallery database. Open with ``Gallery.open(path)``; use as a context manager or call ``close()``."""
+    """The gallery database. Open with ``Gallery.open(path)``; use as a context manager or call ``close()``.
+    ``watchlists`` (storage/watchlists.py) is the facade of the lists and who is on them."""
+
+    def __init__(
+        self,
+        path: Path,
+        conn: sqlite3.Connection,
+        *,
+        actor: str,
+        busy_timeout_s: float,
+        queue_capacity: int = 20_000,
+        queue_wait_s: float = 2.0,
+    ) -> None:
+        super().__init__(
+            path,
+            conn,
+            actor=actor,
+            busy_timeout_s=busy_timeout_s,
+            queue_capacity=queue_capacity,
+            queue_wait_s=queue_wait_s,
+        )
+        self.watchlists = Watchlists(self)
 
     # -------------------------------------------------------------- persons
 
@@ -154,18 +176,13 @@ class Gallery(GalleryCore):
         self._write(run, "notes")
 
     def set_watchlist(self, person: PersonRef, on: bool) -> None:
-        """Set or clear the watchlist flag. Audited."""
-
-        def run(conn: sqlite3.Connection) -> None:
-            pid = people.person_id(conn, person)
-            people.set_watchlist(conn, pid, on)
-            self._changed(conn, "watchlist", {"person_id": pid, "person": people.name_of(conn, pid), "on": bool(on)})
-
-        self._write(run, "watchlist change")
+        """On: put the person on the default list; off: take them off every list (``watchlists`` has the lists).
+        Audited."""
+        self.watchlists.set_default(person, bool(on))
 
     def merge(self, source: PersonRef, into: PersonRef) -> int:
         """Move every sample, negative and sighting of ``source`` to ``into`` and delete ``source``, in one
-        transaction; the watchlist flag is kept if either had it. Returns the surviving id. Audited."""
+        transaction; ``into`` is on every list either was on. Returns the surviving id. Audited."""
 
         def run(conn: sqlite3.Connection) -> int:
             src = people.person_id(conn, source)
@@ -173,6 +190,7 @@ class Gallery(GalleryCore):
             if src == dst:
                 raise GalleryError("cannot merge a person into themself")
             names = {"from": people.name_of(conn, src), "from_id": src, "into": people.name_of(conn, dst)}
+            watchlist_sql.move_members(conn, src, dst)
             moved = people.merge(conn, src, dst)
             self._changed(conn, "merge", {**names, "into_id": dst, **moved})
             return dst

@@ -170,13 +170,10 @@ def set_notes(conn: sqlite3.Connection, pid: int, text: str) -> None:
     conn.execute("UPDATE persons SET notes = ? WHERE id = ?", (text, pid))
 
 
-def set_watchlist(conn: sqlite3.Connection, pid: int, on: bool) -> None:
-    conn.execute("UPDATE persons SET watchlist = ? WHERE id = ?", (1 if on else 0, pid))
-
-
 def merge(conn: sqlite3.Connection, src: int, dst: int) -> dict[str, int]:
     """Move every sample, negative and sighting of ``src`` to ``dst`` and delete ``src``; the watchlist flag
-    is kept if either had it, the notes are joined. Returns the rows moved per table."""
+    (kept by triggers from the lists, which the caller moved first) is kept if either had it, the notes are
+    joined. Returns the rows moved per table."""
     moved = {
         table: int(conn.execute(f"UPDATE {table} SET person_id = ? WHERE person_id = ?", (dst, src)).rowcount)
         for table in ("samples", "negatives", "sightings")

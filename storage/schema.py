@@ -155,6 +155,45 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX samples_image ON samples (image_id)",
         ),
     ),
+    Migration(
+        6,
+        "watchlists",
+        (
+            # Named lists ("barred", "VIP", "staff"), each with its own strictness (a threshold in the live
+            # model's units, NULL: the station's), the cameras it applies to (JSON list, empty: every camera),
+            # a priority (1 critical .. 4 low), a sound, its actions (JSON list of storage.watchlists.ListAction)
+            # and how long an alarm may wait unacknowledged before it escalates (0: never).
+            """CREATE TABLE watchlists (
+                id INTEGER PRIMARY KEY,
+                name TEXT NOT NULL,
+                threshold REAL,
+                cameras TEXT NOT NULL DEFAULT '[]',
+                priority INTEGER NOT NULL DEFAULT 3 CHECK (priority BETWEEN 1 AND 4),
+                sound TEXT NOT NULL DEFAULT 'bell',
+                actions TEXT NOT NULL DEFAULT '["queue", "tray"]',
+                escalate_after_s REAL NOT NULL DEFAULT 120 CHECK (escalate_after_s >= 0),
+                created REAL NOT NULL)""",
+            "CREATE UNIQUE INDEX watchlists_name ON watchlists (name COLLATE NOCASE)",
+            """CREATE TABLE watchlist_members (
+                watchlist_id INTEGER NOT NULL REFERENCES watchlists (id) ON DELETE CASCADE,
+                person_id INTEGER NOT NULL REFERENCES persons (id) ON DELETE CASCADE,
+                added REAL NOT NULL,
+                PRIMARY KEY (watchlist_id, person_id))""",
+            "CREATE INDEX watchlist_members_person ON watchlist_members (person_id)",
+            # persons.watchlist now means "on any list" (the tile's red box, retention's keep): the triggers keep
+            # it so, whoever changes the memberships (a list deleted cascades its members' rows here too).
+            """CREATE TRIGGER watchlist_member_added AFTER INSERT ON watchlist_members BEGIN
+                UPDATE persons SET watchlist = 1 WHERE id = NEW.person_id; END""",
+            """CREATE TRIGGER watchlist_member_removed AFTER DELETE ON watchlist_members BEGIN
+                UPDATE persons SET watchlist = EXISTS (
+                    SELECT 1 FROM watchlist_members m WHERE m.person_id = OLD.person_id)
+                WHERE id = OLD.person_id; END""",
+            # Today's one watchlist becomes the default list, with everyone who was on it.
+            "INSERT INTO watchlists (id, name, created) VALUES (1, 'Watchlist', unixepoch())",
+            """INSERT INTO watchlist_members (watchlist_id, person_id, added)
+                SELECT 1, id, created FROM persons WHERE watchlist = 1""",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
