@@ -22,14 +22,17 @@ from network import keys
 from network.addresses import Address
 from network.discovery import Browser, DiscoveredSender
 from network.udp_receiver import ReceiverConfig, UdpReceiver
+from station.alarm_rules import KINDS as ALARM_EVENT_KINDS
+from station.alarm_rules import AlarmRules
 from station.camera_log import CameraLog
-from station.event_bus import EventBus
+from station.event_bus import EventBus, Subscription
 from station.event_feed import EventFeed
 from station.lazy_pipeline import LazyPipeline
 from station.models import LIVE_MODEL, photo_model
 from station.runtime import RAY_ADDRESS, Recogniser, RecognitionSettings, calibrated_threshold
 from station.schedule import Schedule
 from station.storage_watch import MB, StorageWatch
+from station.stranger_rules import StrangerPolicy, StrangerRules
 from storage import locations
 from storage.errors import GalleryError
 from storage.gallery import Gallery
@@ -42,6 +45,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = LIVE_MODEL
 RETENTION_EVERY_S = 3600.0
 STORAGE_EVERY_S = 5.0
+ESCALATE_EVERY_S = 5.0
 
 
 class StationError(Exception):
@@ -98,6 +102,8 @@ class Station:
         self.storage: StorageWatch | None = None  # lost writes and free space (station/storage_watch.py)
         self.events = EventBus()  # every event of station/events.py: the console, headless, the integrations
         self.feed = EventFeed(self.events)
+        self.alarm_rules: AlarmRules | None = None  # watchlist hits and strangers become alarms
+        self._alarm_subscription: Subscription | None = None
         self._demo: list[subprocess.Popen[bytes]] = []
         self._discovery_listeners: list[DiscoveryListener] = []
         self._sighting_listeners: list[Callable[[Any], None]] = []
@@ -120,6 +126,7 @@ class Station:
                 log.info("created a new station key at %s (mode 0600); give it to your cameras", self.key_file)
             if self.gallery is not None:
                 self._watch_storage()
+                self._start_alarms()
                 self._schedule_retention()
                 self._start_recognition()
             self._start_cameras()
@@ -177,8 +184,33 @@ class Station:
             values = table.load(gallery.get_setting, DEFAULT_MODEL, ["storage_margin_mb"], strict=False)
             return int(values.number("storage_margin_mb") * MB)
 
-        self.storage = StorageWatch(gallery, margin)
+        def alarm(subject: str, text: str) -> None:
+            gallery.alarms.raise_system(subject, text)
+
+        self.storage = StorageWatch(gallery, margin, on_alarm=alarm)
         self.schedule.every(self.options.storage_every_s, self.storage.check, name="free space", now=True)
+
+    def _start_alarms(self) -> None:
+        """Watchlist hits and strangers become alarms (station/alarm_rules.py), fed by the event bus on a thread
+        of their own; unacknowledged alarms escalate on the schedule."""
+        gallery = self.gallery
+        assert gallery is not None
+        strangers = StrangerRules(gallery, lambda: StrangerPolicy.from_gallery(gallery, self._model()))
+        self.alarm_rules = AlarmRules(gallery, self._threshold, strangers=strangers)
+        self._alarm_subscription = self.events.listen("alarms", self.alarm_rules.on_event, kinds=ALARM_EVENT_KINDS)
+        self.schedule.every(ESCALATE_EVERY_S, gallery.alarms.escalate_due, name="alarm escalation", now=True)
+
+    def _model(self) -> str:
+        return self.recogniser.model if self.recogniser is not None else DEFAULT_MODEL
+
+    def _threshold(self) -> float:
+        """The station's recognition threshold now (the running recogniser's, else the stored setting)."""
+        if self.recogniser is not None:
+            return self.recogniser.settings.threshold
+        assert self.gallery is not None
+        from station import settings as table
+
+        return table.load(self.gallery.get_setting, self._model(), ["threshold"], strict=False).number("threshold")
 
     def _schedule_retention(self) -> None:
         self.schedule.every(self.options.retention_every_s, self.apply_retention, name="retention", now=True)
@@ -349,6 +381,9 @@ class Station:
             steps.append(("receiver", self.receiver.stop))
         if self.camera_log is not None:
             steps.append(("camera log", self.camera_log.close))  # each camera's last frame, exactly
+        if self._alarm_subscription is not None:
+            sub, self._alarm_subscription = self._alarm_subscription, None
+            steps.append(("alarm rules", lambda: self.events.unsubscribe(sub)))  # the last tracks' alarms first
         if self.gallery is not None:
             steps.append(("gallery", self.gallery.close))
         self.browser = self.recogniser = self.ray_pool = None

@@ -29,6 +29,7 @@ from storage import cameras as camera_list
 from storage import counters, erasure, maintenance, people, unknowns, watchlist_sql
 from storage import settings as setting_store
 from storage import sightings as history_rows
+from storage.alarms import Alarms
 from storage.cameras import Camera
 from storage.codec import as_embedding, blobs_to_matrix, check_jpeg, check_number, check_text, to_blob
 from storage.core import GalleryCore
@@ -58,7 +59,8 @@ log = logging.getLogger(__name__)
 
 class Gallery(GalleryCore):
     """The gallery database. Open with ``Gallery.open(path)``; use as a context manager or call ``close()``.
-    ``watchlists`` (storage/watchlists.py) is the facade of the lists and who is on them."""
+    ``watchlists`` (storage/watchlists.py) is the facade of the lists and who is on them, ``alarms``
+    (storage/alarms.py) of the alarm queue."""
 
     def __init__(
         self,
@@ -79,6 +81,7 @@ class Gallery(GalleryCore):
             queue_wait_s=queue_wait_s,
         )
         self.watchlists = Watchlists(self)
+        self.alarms = Alarms(self)
 
     # -------------------------------------------------------------- persons
 

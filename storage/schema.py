@@ -194,6 +194,53 @@ MIGRATIONS: tuple[Migration, ...] = (
                 SELECT 1, id, created FROM persons WHERE watchlist = 1""",
         ),
     ),
+    Migration(
+        7,
+        "alarms",
+        (
+            # An alarm: a watchlist hit, a stranger, or the station's own trouble (a full disk, lost writes),
+            # kept until closed. ``state`` new -> acknowledged (by whom, when, a note) -> closed. No names are
+            # copied in: a watchlist alarm names its person through person_id (gone when they are erased);
+            # ``watchlist`` keeps the list's name, which outlives the list. ``frame_id`` and ``box`` say where
+            # the face was in its camera's frame (the console crops it from its recent frames until the
+            # sighting, linked when it is recorded, has its own crop).
+            """CREATE TABLE alarms (
+                id INTEGER PRIMARY KEY,
+                kind TEXT NOT NULL CHECK (kind IN ('watchlist', 'stranger', 'system')),
+                state TEXT NOT NULL DEFAULT 'new' CHECK (state IN ('new', 'acknowledged', 'closed')),
+                priority INTEGER NOT NULL CHECK (priority BETWEEN 1 AND 4),
+                raised REAL NOT NULL,
+                last_seen REAL NOT NULL,
+                hits INTEGER NOT NULL DEFAULT 1,
+                camera TEXT NOT NULL DEFAULT '',
+                track TEXT NOT NULL DEFAULT '',
+                frame_id INTEGER,
+                box TEXT,
+                person_id INTEGER REFERENCES persons (id) ON DELETE SET NULL,
+                watchlist_id INTEGER REFERENCES watchlists (id) ON DELETE SET NULL,
+                watchlist TEXT NOT NULL DEFAULT '',
+                score REAL,
+                sighting_id INTEGER REFERENCES sightings (id) ON DELETE SET NULL,
+                subject TEXT NOT NULL DEFAULT '',
+                detail TEXT NOT NULL DEFAULT '',
+                sound TEXT NOT NULL DEFAULT 'bell',
+                actions TEXT NOT NULL DEFAULT '["queue", "tray"]',
+                escalate_after_s REAL NOT NULL DEFAULT 0,
+                escalations INTEGER NOT NULL DEFAULT 0,
+                escalated_at REAL,
+                acknowledged_by TEXT,
+                acknowledged_at REAL,
+                ack_note TEXT,
+                closed_by TEXT,
+                closed_at REAL,
+                close_note TEXT)""",
+            "CREATE INDEX alarms_queue ON alarms (state, priority, raised)",
+            "CREATE INDEX alarms_track ON alarms (camera, track)",
+            "CREATE INDEX alarms_sighting ON alarms (sighting_id)",
+            # Grows on every change of an alarm: the consoles poll it (storage.counters) to reload their queue.
+            "INSERT INTO meta (key, value) VALUES ('alarms', 0)",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
