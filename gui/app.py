@@ -10,9 +10,11 @@ people into the gallery where it lacks them.
 
 from __future__ import annotations
 
+import getpass
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -93,8 +95,20 @@ def build_services(options: ConsoleOptions) -> tuple[ConsoleServices, list[Calla
         recogniser=station.recogniser,
         retention=station.apply_retention,
         companions=station.companions,
+        events=station.events,
+        storage=None if station.storage is None else station.storage.status,
+        operator=operator_name(),
     )
     return services, [station.stop, *options.extra_cleanup]
+
+
+def operator_name() -> str:
+    """Who acknowledges alarms from this console: the desktop user at this PC (two consoles tell apart)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "operator"
+    return f"{user}@{socket.gethostname()}"
 
 
 def _choose_platform() -> None:

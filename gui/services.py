@@ -12,8 +12,10 @@ from network.udp_receiver import UdpReceiver
 
 if TYPE_CHECKING:
     from station.enrolment import Companion
+    from station.event_bus import EventBus
     from station.recent_frames import RecentFrames
     from station.runtime import Recogniser
+    from station.storage_watch import StorageStatus
     from storage.gallery import Gallery
     from vision.pipeline import FaceObservation
     from vision.types import ImageBGR
@@ -55,3 +57,6 @@ class ConsoleServices:
     retention: Callable[[], object] | None = None  # apply the retention setting now (the station's own job)
     recent_frames: RecentFrames | None = None
     companions: tuple[Companion, ...] = ()  # the photo model's pipeline (station/models.py): enrolments store both
+    events: EventBus | None = None  # the station's events (station/events.py): sightings recorded, alarms
+    storage: Callable[[], StorageStatus] | None = None  # lost writes and free space (station/storage_watch.py)
+    operator: str = "operator"  # who acknowledges and closes alarms from this console

@@ -362,8 +362,9 @@ class Station:
 
     # ------------------------------------------------------------------ stop
 
-    def stop(self) -> None:
-        """Stop everything that started, in order; each failure is logged and the rest still stop."""
+    def _stop_steps(self) -> list[tuple[str, Callable[[], object]]]:
+        """What :meth:`stop` stops, in order: demo cameras, discovery, recognition (open tracks become
+        sightings), the Ray pool, the schedules, the receiver, the camera log, the alarm rules, the gallery."""
         steps: list[tuple[str, Callable[[], object]]] = []
         if self._demo:
             from network.demo_senders import stop_demo_senders
@@ -386,6 +387,11 @@ class Station:
             steps.append(("alarm rules", lambda: self.events.unsubscribe(sub)))  # the last tracks' alarms first
         if self.gallery is not None:
             steps.append(("gallery", self.gallery.close))
+        return steps
+
+    def stop(self) -> None:
+        """Stop everything that started, in order; each failure is logged and the rest still stop."""
+        steps = self._stop_steps()
         self.browser = self.recogniser = self.ray_pool = None
         receiver, gallery = self.receiver, self.gallery
         for what, step in steps:

@@ -28,7 +28,7 @@ MB = 1_000_000
 PERSIST_S = 30.0  # lost writes for this long raise an alarm
 RESUME_FACTOR = 1.1  # room must be back above the margin by this much before snapshots are kept again
 
-AlarmSink = Callable[[str, str], None]  # (subject, text): one system alarm per subject while it is open
+AlarmSink = Callable[[str, str], object]  # (subject, text): one system alarm per subject while it is open
 
 
 @dataclass(frozen=True)
@@ -63,9 +63,8 @@ class StorageStatus:
         """The status bar's warning: empty when all is well."""
         parts = []
         if self.low_space and self.room_bytes is not None:
-            left, margin = self.room_bytes / MB, self.margin_bytes / MB
             parts.append(
-                f"Gallery disk nearly full: {left:.0f} MB left (margin {margin:.0f} MB); "
+                f"Gallery disk nearly full: {_mb(self.room_bytes)} left (margin {_mb(self.margin_bytes)}); "
                 "new sightings are stored without snapshots"
             )
         lost = self.lost_sightings + self.lost_other
@@ -181,4 +180,6 @@ class StorageWatch:
 
 
 def _mb(n: int | None) -> str:
-    return "an unknown amount" if n is None else f"{n / MB:.1f} MB"
+    if n is None:
+        return "an unknown amount"
+    return f"{n / MB:.0f} MB" if n >= 10 * MB else f"{n / MB:.1f} MB"

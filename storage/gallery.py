@@ -48,6 +48,7 @@ from storage.records import (
     Sighting,
     Snapshot,
 )
+from storage.relabel import Relabels
 from storage.sightings import MAX_PAGE, SightingFilter
 from storage.timeutil import TimeLike, iso, to_epoch
 from storage.watchlists import Watchlists
@@ -60,7 +61,7 @@ log = logging.getLogger(__name__)
 class Gallery(GalleryCore):
     """The gallery database. Open with ``Gallery.open(path)``; use as a context manager or call ``close()``.
     ``watchlists`` (storage/watchlists.py) is the facade of the lists and who is on them, ``alarms``
-    (storage/alarms.py) of the alarm queue."""
+    (storage/alarms.py) of the alarm queue, ``relabels`` (storage/relabel.py) of past sightings named anew."""
 
     def __init__(
         self,
@@ -82,6 +83,7 @@ class Gallery(GalleryCore):
         )
         self.watchlists = Watchlists(self)
         self.alarms = Alarms(self)
+        self.relabels = Relabels(self)
 
     # -------------------------------------------------------------- persons
 
@@ -295,6 +297,10 @@ class Gallery(GalleryCore):
     def models(self) -> dict[str, int]:
         """Model name to embedding dimension, for every model the gallery has seen."""
         return self.read(people.model_dims)
+
+    def person_of_sample(self, sample_id: int) -> int | None:
+        """The person a sample belongs to (None when it no longer exists)."""
+        return self.read(lambda conn: people.person_of_sample(conn, sample_id))
 
     def sample_crop(self, sample_id: int) -> bytes | None:
         """The aligned crop (JPEG) of an enrolled sample, or None."""

@@ -153,6 +153,11 @@ def add_negative(conn: sqlite3.Connection, pid: int, model: str, blob: bytes, cr
     return int(cur.lastrowid or 0)
 
 
+def person_of_sample(conn: sqlite3.Connection, sample_id: int) -> int | None:
+    row = conn.execute("SELECT person_id FROM samples WHERE id = ?", (int(sample_id),)).fetchone()
+    return None if row is None else int(row[0])
+
+
 def sample_crop(conn: sqlite3.Connection, sample_id: int) -> bytes | None:
     row = conn.execute("SELECT crop FROM samples WHERE id = ?", (int(sample_id),)).fetchone()
     return None if row is None or row[0] is None else bytes(row[0])

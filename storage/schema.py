@@ -241,6 +241,30 @@ MIGRATIONS: tuple[Migration, ...] = (
             "INSERT INTO meta (key, value) VALUES ('alarms', 0)",
         ),
     ),
+    Migration(
+        8,
+        "relabels",
+        (
+            # A history that corrects itself: past unknown sightings that now match a person (once enrolled, or
+            # once an unknown cluster was named) relabelled as theirs, in batches that can be undone. Each row
+            # of relabel_sightings says what the sighting was before (NULL: unknown).
+            """CREATE TABLE relabels (
+                id INTEGER PRIMARY KEY,
+                time REAL NOT NULL,
+                actor TEXT NOT NULL,
+                person_id INTEGER REFERENCES persons (id) ON DELETE CASCADE,
+                reason TEXT NOT NULL DEFAULT '',
+                undone REAL,
+                undone_by TEXT)""",
+            """CREATE TABLE relabel_sightings (
+                relabel_id INTEGER NOT NULL REFERENCES relabels (id) ON DELETE CASCADE,
+                sighting_id INTEGER NOT NULL REFERENCES sightings (id) ON DELETE CASCADE,
+                from_person_id INTEGER,
+                score REAL NOT NULL,
+                PRIMARY KEY (relabel_id, sighting_id))""",
+            "CREATE INDEX relabel_sightings_sighting ON relabel_sightings (sighting_id)",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

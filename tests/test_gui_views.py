@@ -157,8 +157,9 @@ def test_enrol_from_files_then_rename_watchlist_notes_merge_and_remove(
     idle(qtbot, view)
     p = gallery.person("Colin Powell")
     assert (p.samples, p.watchlist, p.notes) == (2, True, "seen at the front desk")
-    assert "Colin Powell\n2 photos" in view.list.item(0).text() and "watchlist" in view.list.item(0).text()
-    assert view.title.text().startswith("Colin Powell") and view.watchlist.isChecked()
+    assert view.list.item(0).text() == "Colin Powell\n2 photos  ★ Watchlist", "the lists they are on"
+    assert view.title.text().startswith("Colin Powell")
+    assert view.ticked_lists() == [gallery.watchlists.get("Watchlist").id], "the default list is ticked"
 
     view.add_sample_from_file(photo("Tony_Blair", 1), "Tony")  # his face is turned away in this one
     idle(qtbot, view)
@@ -555,6 +556,10 @@ def test_settings_round_trip_validation_and_key(
     dialog.set_value("ray_address", "not an address")
     assert dialog.problems() == ["The Ray cluster address must be HOST:PORT (it is 'not an address')."]
     dialog.set_value("ray_address", "10.0.0.5:6379")
+    dialog.set_value("strangers_hours", "22:00-25:00")
+    assert dialog.problems() == ["The stranger alarm hours must be HH:MM-HH:MM (it is '22:00-25:00')."]
+    dialog.set_value("strangers_hours", "22:00-06:00")
+    dialog.set_value("strangers_cameras", "yard, gate")
     with qtbot.waitSignal(dialog.settings_changed, timeout=WAIT_MS) as signal:
         assert dialog.save() is True
     expected = {
@@ -565,6 +570,10 @@ def test_settings_round_trip_validation_and_key(
         "alerts.unknown": True,
         "recognition.ray_address": "10.0.0.5:6379",
         "storage.margin_mb": 500,
+        "alerts.strangers.cameras": "yard, gate",
+        "alerts.strangers.hours": "22:00-06:00",
+        "alerts.strangers.returns": 3,
+        "alerts.strangers.window_min": 60,
     }
     assert signal.args == [expected]
     assert {k: gallery.get_setting(k) for k in expected} == expected
