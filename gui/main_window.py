@@ -129,7 +129,7 @@ class MainWindow(QMainWindow):
         self.alerts.open_requested.connect(self.open_alarm)
         self.alerts_dock = self._dock("Alarms", self.alerts, Qt.DockWidgetArea.RightDockWidgetArea)
         self.alerts.focus_requested.connect(self._show_alarms)
-        self.resizeDocks([self.alerts_dock], [420], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.alerts_dock], [470], Qt.Orientation.Horizontal)
         self.alarm_dialog: AlarmDialog | None = None
         self.relabel_dialog: RelabelDialog | None = None
         self.sightings = RecordedSightings(services.events)  # which track became which sighting (the bus)

@@ -2,10 +2,11 @@
 chosen hours, and once the same face has come back as often as asked within the window; then one alarm per
 face and window (its later returns are counted on that alarm), never one per frame or per track.
 
-"The same face" is the stored sightings' own embeddings: an unknown sighting's nearest stored sightings
-(``Gallery.search_by_face``) that are unknown, in the window, and at least ``SAME_FACE`` alike, as the Unknown
-faces page groups them. The settings (station/settings.py) are read on each sighting, so a change in the
-Settings dialog holds from the next one.
+"The same face" is the same unknown cluster as the Unknown faces page forms them (``Gallery.unknown_clusters``:
+single linkage at ``SAME_FACE`` over the stored embeddings), here over the window's unknown sightings: the
+sighting's cluster must hold as many sightings as asked, and an alarm raised in the window for any sighting
+of that cluster takes this one as another hit. The settings (station/settings.py) are read on each
+sighting, so a change in the Settings dialog holds from the next one.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from storage.gallery import Gallery
 log = logging.getLogger(__name__)
 
 SAME_FACE = 0.7  # cosine over which two unknown sightings are one face (the Unknown faces page's default)
-NEIGHBOURS = 200  # stored sightings looked at per unknown one
+MAX_FACES = 3000  # the window's newest unknown sightings clustered (the Unknown faces page's bound)
 NAMES = ("alerts_unknown", "strangers_cameras", "strangers_hours", "strangers_returns", "strangers_window_min")
 
 
@@ -73,12 +74,11 @@ class StrangerRules:
         stored = self.gallery.sighting_embedding(sighting_id)
         if stored is None:
             return  # no embedding (a face never embedded): it cannot be counted as anyone's return
-        model, embedding = stored
         since = at - policy.window_s
-        hits = self.gallery.search_by_face(embedding, model, NEIGHBOURS, audit=False)
-        same = {
-            s.id for s, similarity in hits if similarity >= SAME_FACE and s.person_id is None and s.start >= since
-        } | {sighting_id}
+        clusters = self.gallery.unknown_clusters(
+            stored[0], threshold=SAME_FACE, since=since, min_size=1, max_faces=MAX_FACES
+        )
+        same = next((set(c.sighting_ids) for c in clusters if sighting_id in c.sighting_ids), {sighting_id})
         if len(same) < policy.returns:
             return
         detail = f"seen {len(same)} times in {policy.window_s / 60:.0f} min"

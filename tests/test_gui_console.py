@@ -287,8 +287,8 @@ def test_a_watchlist_alarm_shows_the_face_and_opens_its_sighting_in_history(
     (alarm,) = [a for a in queue.alarms if a.kind == "watchlist"]
     assert alarm.track.startswith("hall-") and alarm.camera == "hall" and queue.rings >= 1
     assert alarm.title() == "Colin Powell on Watchlist" and alarm.score is not None and 0.5 < alarm.score < 1.0
-    shown = [queue.table.item(0, c) for c in (2, 5)]
-    assert [i.text() if i is not None else "" for i in shown] == ["Colin Powell on Watchlist", "new"]
+    shown = [i.text() if i is not None else "" for i in (queue.table.item(0, c) for c in (2, 3))]
+    assert shown[0].startswith("Colin Powell on Watchlist") and shown[1] == "new"
 
     # Opening it: the face, cut from the frame it was seen in until its sighting is recorded, beside the score.
     dialog = console.open_alarm(alarm)

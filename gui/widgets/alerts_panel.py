@@ -11,6 +11,7 @@ online or offline are notices below the queue, not alarms.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import Shiboken
 
 from gui.jobs import Jobs
 from gui.scores import score_text
@@ -41,6 +43,8 @@ from gui.widgets.thumbnails import ViewJobs
 from storage.alarm_records import Alarm, AlarmKind, AlarmState
 from storage.gallery import Gallery
 from storage.watchlist_records import ListAction, Priority
+
+log = logging.getLogger(__name__)
 
 MAX_NOTICES = 200
 RING_GAP_MS = 350  # between the bells of "bell x3"
@@ -57,7 +61,9 @@ PRIORITY_COLOURS = {
     Priority.NORMAL: QColor(200, 170, 30),
     Priority.LOW: QColor(140, 140, 160),
 }
-COLUMNS = ("Priority", "Raised", "Alarm", "Camera", "Score", "State", "Seen")
+COLUMNS = ("Priority", "Raised", "Alarm", "State")
+WIDTHS = (64, 74, 0, 104)  # the alarm's own column takes what is left
+STATE_WORDS = {AlarmState.NEW: "new", AlarmState.ACKNOWLEDGED: "acknowledged", AlarmState.CLOSED: "closed"}
 
 
 @dataclass(frozen=True)
@@ -154,11 +160,16 @@ class AlarmQueue(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setWordWrap(False)
+        self.table.setWordWrap(True)
+        self.table.verticalHeader().setDefaultSectionSize(2 * self.fontMetrics().height() + 10)
         header = self.table.horizontalHeader()
-        for col in range(len(COLUMNS)):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        header.setMinimumSectionSize(30)
+        for col, width in enumerate(WIDTHS):
+            if width:
+                header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
+                self.table.setColumnWidth(col, width)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.table.cellDoubleClicked.connect(lambda row, _col: self._open_row(row))
         self.table.setToolTip("Double-click an alarm to see its face, evidence snapshot and enrolled photo")
@@ -211,11 +222,18 @@ class AlarmQueue(QWidget):
         self._polling = True
 
         def done(revision: int) -> None:
+            if not Shiboken.isValid(self):
+                return
             self._polling = False
             if revision != self.revision:
                 self.refresh()
 
-        self.work.run(gallery.alarms.revision, done, failed=lambda _: setattr(self, "_polling", False))
+        def failed(exc: Exception) -> None:  # logged, not a box a second: the next tick tries again
+            log.warning("the alarm queue could not be polled: %s", exc)
+            if Shiboken.isValid(self):
+                self._polling = False
+
+        self.work.jobs.run(gallery.alarms.revision, done, failed)
 
     def refresh(self) -> None:
         gallery, f, seen = self.gallery, self.filter, self._seen
@@ -257,14 +275,14 @@ class AlarmQueue(QWidget):
 
     def _fill_row(self, row: int, alarm: Alarm) -> None:
         priority = Priority(alarm.priority)
+        facts = [alarm.camera or "station", *([f"score {score_text(alarm.score, 2)}"] if alarm.score else [])]
+        facts += [f"seen {alarm.hits}×"] if alarm.hits > 1 else []
+        facts += [f"escalated {alarm.escalations}×"] if alarm.escalations else []
         cells = (
             priority.label,
             when(alarm.raised),
-            alarm.title(),
-            alarm.camera,
-            score_text(alarm.score, 2, none=""),
-            str(alarm.state),
-            f"{alarm.hits}×" + (f", escalated {alarm.escalations}×" if alarm.escalations else ""),
+            f"{alarm.title()}\n{' · '.join(facts)}",
+            STATE_WORDS[alarm.state],
         )
         colour = PRIORITY_COLOURS[priority]
         for col, text in enumerate(cells):

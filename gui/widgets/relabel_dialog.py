@@ -79,7 +79,8 @@ class RelabelDialog(QDialog):
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         for cand, crop in zip(offer.candidates, offer.crops, strict=True):
             s = cand.sighting
-            item = QListWidgetItem(QIcon(to_pixmap(crop, CROP_PX)), f"{cand.score:.3f}\n{s.camera}")
+            day = time.strftime("%m-%d %H:%M", time.localtime(s.start))
+            item = QListWidgetItem(QIcon(to_pixmap(crop, CROP_PX)), f"{cand.score:.3f}\n{s.camera}\n{day}")
             item.setToolTip(f"sighting {s.id}\n{local_time(s.start)} at {s.camera}\nmatches with {cand.score:.3f}")
             item.setData(Qt.ItemDataRole.UserRole, s.id)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
