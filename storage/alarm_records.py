@@ -73,7 +73,7 @@ class Alarm:
             who = self.person or "(a person since deleted)"
             return f"{who} on {self.watchlist}" if self.watchlist else who
         if self.kind is AlarmKind.STRANGER:
-            return "stranger" + (f" ({self.detail})" if self.detail else "")
+            return "stranger"
         return self.detail or self.subject
 
 

@@ -172,9 +172,11 @@ class AlarmDialog(QDialog):
                 label.setWordWrap(True)
             else:
                 label.setPixmap(scaled(to_pixmap(image, px), px))
-        list_rule = "" if detail.strictness is None else f"<br>list needs {detail.strictness:.3f}"
+        rule = "the station's threshold" if detail.strictness is None else f"{detail.strictness:.3f}"
+        list_rule = f"<p>the list needs<br>{rule}</p>" if detail.alarm.watchlist else ""
         self.score.setText(
-            f"<div style='font-size:22pt; font-weight:bold'>{score_text(detail.alarm.score, 3)}</div>score{list_rule}"
+            f"<p style='font-size:24pt; font-weight:bold'>{score_text(detail.alarm.score, 3)}</p>"
+            f"<p>best score</p>{list_rule}"
         )
 
     def _show(self, alarm: Alarm) -> None:

@@ -276,6 +276,7 @@ class AlarmQueue(QWidget):
     def _fill_row(self, row: int, alarm: Alarm) -> None:
         priority = Priority(alarm.priority)
         facts = [alarm.camera or "station", *([f"score {score_text(alarm.score, 2)}"] if alarm.score else [])]
+        facts += [alarm.detail] if alarm.kind is AlarmKind.STRANGER and alarm.detail else []
         facts += [f"seen {alarm.hits}×"] if alarm.hits > 1 else []
         facts += [f"escalated {alarm.escalations}×"] if alarm.escalations else []
         cells = (
@@ -387,7 +388,8 @@ class AlarmQueue(QWidget):
             self.ring(alarm.sound)
         if ListAction.TRAY in alarm.actions or alarm.kind is not AlarmKind.WATCHLIST or escalated:
             prefix = f"not acknowledged after {alarm.escalations * alarm.escalate_after_s:.0f} s: " if escalated else ""
-            self.message(f"{prefix}{alarm.title()}" + (f" at {alarm.camera}" if alarm.camera else ""))
+            said = f" ({alarm.detail})" if alarm.kind is AlarmKind.STRANGER and alarm.detail else ""
+            self.message(f"{prefix}{alarm.title()}{said}" + (f" at {alarm.camera}" if alarm.camera else ""))
         if ListAction.FOCUS in alarm.actions or escalated:
             self.focus_requested.emit()
         self.alarm_arrived.emit(alarm)

@@ -156,6 +156,7 @@ class GalleryView(QWidget):
         self.samples.setResizeMode(QListView.ResizeMode.Adjust)
         self.samples.setMovement(QListView.Movement.Static)
         self.samples.setSpacing(6)
+        self.samples.setMaximumHeight(SAMPLE_PX * 2 + 60)  # two rows of photos, then it scrolls
         self.add_sample_button = QPushButton("Add photo…")
         self.add_sample_button.setToolTip("Enrol the largest face of a photo (a sample of it for every model)")
         self.add_sample_button.clicked.connect(self._choose_sample_file)
