@@ -73,6 +73,7 @@ def console(qtbot: QtBot, key: bytes, key_file: Path, tmp_path: Path, pipeline: 
         yield window
     finally:
         window.close()
+        window.jobs.wait(10_000)  # the alarm queue's last load, before the gallery closes
         recogniser.stop()
         bus.unsubscribe(rules)
         rx.stop()

@@ -239,7 +239,17 @@ class AlarmQueue(QWidget):
         gallery, f, seen = self.gallery, self.filter, self._seen
         if gallery is None:
             return
-        self.work.run(lambda: load_queue(gallery, f, seen), self._loaded)
+
+        def failed(exc: Exception) -> None:  # said in the summary line: a box on every change would pile up
+            log.warning("the alarm queue could not be loaded: %s", exc)
+            if Shiboken.isValid(self):
+                self.summary.setText(f"alarms not loaded: {exc}")
+
+        def loaded(result: tuple[QueuePage, dict[int, int]]) -> None:
+            if Shiboken.isValid(self):
+                self._loaded(result)
+
+        self.work.jobs.run(lambda: load_queue(gallery, f, seen), loaded, failed)
 
     def _loaded(self, result: tuple[QueuePage, dict[int, int]]) -> None:
         page, counts = result
