@@ -138,6 +138,7 @@ class AlarmQueue(QWidget):
         self.revision: int | None = None
         self._seen: dict[int, int] | None = None  # open alarms' escalation counts at the last load
         self._polling = False
+        self._ticket = 0  # the newest load; an answer to an older one is dropped
         self.rings = 0  # bells rung (tests)
         self.messages: list[str] = []  # tray messages shown (or that would be, without a tray)
 
@@ -245,16 +246,17 @@ class AlarmQueue(QWidget):
             if Shiboken.isValid(self):
                 self.summary.setText(f"alarms not loaded: {exc}")
 
+        self._ticket += 1
+        ticket = self._ticket
+
         def loaded(result: tuple[QueuePage, dict[int, int]]) -> None:
-            if Shiboken.isValid(self):
+            if Shiboken.isValid(self) and ticket == self._ticket:  # a newer load (another filter) supersedes it
                 self._loaded(result)
 
         self.work.jobs.run(lambda: load_queue(gallery, f, seen), loaded, failed)
 
     def _loaded(self, result: tuple[QueuePage, dict[int, int]]) -> None:
         page, counts = result
-        if self._seen is not None and page.revision < (self.revision or 0):
-            return  # an older load finished after a newer one
         self._seen = counts
         self.revision = page.revision
         self._fill_filters(page)
@@ -323,11 +325,13 @@ class AlarmQueue(QWidget):
         for combo, value in ((self.list_filter, f.watchlist), (self.camera_filter, f.camera)):
             if value is not None and combo.findData(value) < 0:
                 combo.addItem(value, value)
-        self.state.blockSignals(True)
+        for combo in (self.state, self.list_filter, self.camera_filter):
+            combo.blockSignals(True)
         self.state.setCurrentIndex(max(0, [s for _, s in STATE_CHOICES].index(f.states)))
-        self.state.blockSignals(False)
         self.list_filter.setCurrentIndex(max(0, self.list_filter.findData(f.watchlist)))
         self.camera_filter.setCurrentIndex(max(0, self.camera_filter.findData(f.camera)))
+        for combo in (self.state, self.list_filter, self.camera_filter):
+            combo.blockSignals(False)
         self._filter_changed()
 
     # -------------------------------------------------------------- selection

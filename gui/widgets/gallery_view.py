@@ -105,6 +105,7 @@ class GalleryView(QWidget):
         self.rows: list[PersonRow] = []
         self.page: PersonPage | None = None
         self._want: int | None = None  # the person to show once the list is loaded
+        self._ticket = 0  # the newest persons load
         split = QSplitter()
         split.addWidget(self._build_persons())
         split.addWidget(self._build_page())
@@ -217,7 +218,12 @@ class GalleryView(QWidget):
     def refresh(self) -> None:
         """Reload the persons list (and the page of the selected person)."""
         gallery = self.gallery
-        self.work.run(lambda: load_rows(gallery), self._rows_loaded)
+        self._ticket += 1
+        ticket = self._ticket
+        # Two loads can finish out of order on the job pool: only the newest request's rows are shown.
+        self.work.run(
+            lambda: load_rows(gallery), lambda rows: self._rows_loaded(rows) if ticket == self._ticket else None
+        )
 
     def _rows_loaded(self, rows: list[PersonRow]) -> None:
         self.rows = rows
