@@ -16,8 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from station.runtime import RecognitionSettings, load_matcher
-from storage.gallery import Gallery
-from storage.people import PersonRef
+from storage.gallery import Gallery, PersonRef
 from storage.records import Sighting
 
 NEIGHBOURS = 500  # stored sightings looked at per enrolled sample of the person
