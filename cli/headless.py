@@ -225,6 +225,8 @@ def _print_stats(station: Any) -> None:
             emit({"event": "recognition", **_rounded(rs)})
     if station.ray_pool is not None:
         emit({"event": "ray", **asdict(station.ray_pool.stats())})
+    if station.storage is not None:
+        emit(station.storage.status().as_json())
     rejected = receiver.rejected()
     if rejected:
         emit({"event": "rejected", "rejected": rejected, "total": sum(rejected.values())})

@@ -10,9 +10,11 @@ people into the gallery where it lacks them.
 
 from __future__ import annotations
 
+import getpass
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -23,6 +25,7 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QInputDialog, QLineEdit, QMessageBox
 
 from gui.main_window import MainWindow
+from gui.platform_check import xcb_problem
 from gui.services import ConsoleServices
 from network import protocol
 from network.discovery import local_ipv4_addresses
@@ -97,8 +100,19 @@ def build_services(options: ConsoleOptions) -> tuple[ConsoleServices, list[Calla
         retention=station.apply_retention,
         companions=station.companions,
         events=station.events,
+        storage=None if station.storage is None else station.storage.status,
+        operator=operator_name(),
     )
     return services, [station.stop, *options.extra_cleanup]
+
+
+def operator_name() -> str:
+    """Who acknowledges alarms from this console: the desktop user at this PC (two consoles tell apart)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "operator"
+    return f"{user}@{socket.gethostname()}"
 
 
 def _choose_platform() -> None:
@@ -129,6 +143,9 @@ def ask_passphrase(options: ConsoleOptions) -> ConsoleOptions:
 
 def run_console(options: ConsoleOptions, argv: list[str] | None = None) -> int:
     _choose_platform()
+    problem = xcb_problem()  # before Qt aborts with a line that names no library
+    if problem is not None:
+        raise ConsoleError(problem)
     app = QApplication.instance() or QApplication(argv or ["facestation"])
     assert isinstance(app, QApplication)
     app.setApplicationName("FaceStation")

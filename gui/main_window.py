@@ -38,22 +38,27 @@ from gui.investigation import (
 from gui.jobs import Jobs
 from gui.live_painter import LivePainter, OverlaySource, RecognitionRates
 from gui.recognition_feed import RecognitionFeed
+from gui.recorded import RecordedSightings
 from gui.services import ConsoleServices
-from gui.widgets.alerts_panel import Alert, AlertsPanel
+from gui.widgets.alarm_dialog import AlarmDialog
+from gui.widgets.alerts_panel import AlarmQueue, Notice
 from gui.widgets.camera_grid import CameraGrid
 from gui.widgets.cameras_panel import CamerasPanel
 from gui.widgets.enrol_dialog import EnrolDialog
 from gui.widgets.gallery_view import GalleryView, read_image_file
 from gui.widgets.history_view import HistoryFilter, HistoryView
+from gui.widgets.relabel_dialog import Offer, RelabelDialog, load_offer
 from gui.widgets.settings_dialog import SettingsDialog
 from gui.widgets.task_dialog import TaskDialog
 from gui.widgets.unknown_view import UnknownView
+from gui.widgets.watchlist_dialog import WatchlistDialog
 from network.frames import CameraEvent
 from station import settings as table
 from station.recent_frames import RecentFrame, RecentFrames
+from station.relabel_offer import find_candidates
 from station.runtime import RecognitionSettings
+from storage.alarm_records import Alarm
 from storage.locations import describe
-from storage.records import Sighting
 from vision.embedders import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
@@ -92,9 +97,7 @@ class MainWindow(QMainWindow):
             if services.recogniser is not None:
                 services.recogniser.service.add_listener(recent.note_result)
         self.recent: RecentFrames = recent
-        self.feed = (
-            RecognitionFeed(services.recogniser, events=services.events) if services.recogniser is not None else None
-        )
+        self.feed = RecognitionFeed(services.recogniser) if services.recogniser is not None else None
         if self.feed is not None:
             overlays = overlays or self.feed.overlays
             recognition_rates = recognition_rates or self.feed.rates
@@ -121,11 +124,21 @@ class MainWindow(QMainWindow):
         )
         self.tabs.addTab(self.cameras, "Cameras")
         self.cameras.show_requested.connect(self.show_camera)
-        self.alerts = AlertsPanel()
-        self.alerts.open_requested.connect(self.open_alert)
-        self._opening: tuple[Alert, float] | None = None  # an alert whose sighting is awaited, until when
-        self.alerts_dock = self._dock("Alerts", self.alerts, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.resizeDocks([self.alerts_dock], [300], Qt.Orientation.Horizontal)
+        self.jobs = Jobs(self)
+        self.alerts = AlarmQueue(services.gallery, self.jobs, operator=services.operator)
+        self.alerts.open_requested.connect(self.open_alarm)
+        self.alerts_dock = self._dock("Alarms", self.alerts, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.alerts.focus_requested.connect(self._show_alarms)
+        self.resizeDocks([self.alerts_dock], [470], Qt.Orientation.Horizontal)
+        self.alarm_dialog: AlarmDialog | None = None
+        self.relabel_dialog: RelabelDialog | None = None
+        self.sightings = RecordedSightings(services.events)  # which track became which sighting (the bus)
+        self._opening: tuple[str, str, float] | None = None  # (camera, track) whose sighting is awaited, until
+
+        self.storage_warning = QLabel("")
+        self.storage_warning.setStyleSheet("QLabel { color: #e04040; font-weight: bold; }")
+        self.storage_warning.hide()
+        self.statusBar().addWidget(self.storage_warning)
 
         self.totals = _ClickableLabel("no cameras yet")
         self.totals.setToolTip("Click for the Cameras page")
@@ -134,9 +147,8 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.totals)
         self.painter.totals_changed.connect(self.totals.setText)
         self.painter.camera_event.connect(self._on_camera_event)
-        self.painter.stats_timer.timeout.connect(self._poll_alerts)
+        self.painter.stats_timer.timeout.connect(self._poll)
 
-        self.jobs = Jobs(self)
         self.enrol_dialog: EnrolDialog | None = None
         self.grid.tile_menu_requested.connect(self._tile_menu)
         faces_menu = self.menuBar().addMenu("&Faces")
@@ -159,6 +171,9 @@ class MainWindow(QMainWindow):
             self.tabs.addTab(self.unknown_view, "Unknown faces")
             for page in (self.gallery_view, self.history_view, self.unknown_view):
                 page.gallery_changed.connect(self._gallery_changed)
+            self.gallery_view.sighting_requested.connect(self.show_sighting)
+            self.gallery_view.person_enrolled.connect(self.offer_relabel)
+            self.unknown_view.person_named.connect(self.offer_relabel)
             self.tabs.currentChanged.connect(self._tab_shown)
             roster = QAction("&Import a roster…", self)
             roster.setToolTip("A folder with one folder of photos per person, or a CSV of name,path")
@@ -175,13 +190,10 @@ class MainWindow(QMainWindow):
             scan.triggered.connect(self._choose_scan)
             footage.addAction(scan)
             footage.setEnabled(services.faces is not None)
-            # Retention is the station's own hourly job (station/station.py), headless or not; the
-            # window only asks for a run now when the operator changes the setting.
-            model = self.model()
-            self.jobs.run(
-                lambda: table.load(g.get_setting, model, ["alerts_unknown"], strict=False)["alerts_unknown"],
-                lambda on: self.alerts.unknown_alerts.setChecked(bool(on)),
-            )
+            lists = QAction("&Watchlists…", self)
+            lists.setToolTip("Named lists with their own strictness, cameras, priority, sound and actions")
+            lists.triggered.connect(self.open_watchlists)
+            faces_menu.addAction(lists)
 
         view = self.menuBar().addMenu("&View")
         view.addAction(self.alerts_dock.toggleViewAction())
@@ -289,10 +301,54 @@ class MainWindow(QMainWindow):
             parent=self,
         )
         dialog.enrolled.connect(lambda ids: self.statusBar().showMessage(f"enrolled {len(ids)} face(s)", 5000))
+        dialog.enrolled.connect(self._enrolled_from_dialog)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.enrol_dialog = dialog
         dialog.open()
         return dialog
+
+    def _enrolled_from_dialog(self, sample_ids: list[int]) -> None:
+        gallery = self.services.gallery
+        if gallery is None or not sample_ids:
+            return
+
+        def offer(pids: set[int]) -> None:
+            for pid in sorted(pids):
+                self.offer_relabel(pid, "just enrolled")
+
+        self.jobs.run(lambda: {p for p in map(gallery.person_of_sample, sample_ids) if p is not None}, offer)
+
+    # ------------------------------------------- a history that corrects itself
+
+    def recognition_settings(self) -> RecognitionSettings | None:
+        """The running recogniser's decision (None without one: the stored settings are read in a job)."""
+        recogniser = self.services.recogniser
+        return recogniser.settings if recogniser is not None else None
+
+    def offer_relabel(self, person_id: int, why: str) -> None:
+        """Search the stored sightings for past unknown ones that now match the person (in a job) and, if any
+        do, offer them (gui/widgets/relabel_dialog.py)."""
+        gallery = self.services.gallery
+        if gallery is None:
+            return
+        model, settings = self.model(), self.recognition_settings()
+
+        def find() -> Offer | None:
+            decision = settings or RecognitionSettings.from_gallery(gallery, model)
+            found = find_candidates(gallery, person_id, model, decision)
+            return load_offer(gallery, person_id, why, found) if found else None
+
+        self.jobs.run(find, self._offer_found, lambda exc: log.warning("no relabelling offer: %s", exc))
+
+    def _offer_found(self, offer: Offer | None) -> None:
+        gallery = self.services.gallery
+        if offer is None or gallery is None:
+            return
+        dialog = RelabelDialog(gallery, self.jobs, offer, self)
+        dialog.relabelled.connect(lambda _b: self._gallery_changed())
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.relabel_dialog = dialog
+        dialog.open()
 
     # ------------------------------------------------ roster, footage
 
@@ -407,8 +463,6 @@ class MainWindow(QMainWindow):
         except ValueError as exc:
             QMessageBox.warning(self, "Settings", f"Not applied: {exc}")
             return
-        if "alerts_unknown" in checked.as_dict():
-            self.alerts.unknown_alerts.setChecked(bool(checked["alerts_unknown"]))
         self.statusBar().showMessage("settings applied", 5000)
         self.apply_retention()
 
@@ -419,60 +473,69 @@ class MainWindow(QMainWindow):
             return
         self.jobs.run(retention, None, lambda exc: log.warning("retention failed: %s", exc))
 
-    def _poll_alerts(self) -> None:
+    def _poll(self) -> None:
+        """The window's timer: the alarm queue, the sightings recorded since, the storage warning."""
+        self.alerts.poll()
+        self.sightings.drain()
         if self._opening is not None:
             self._try_open()
-        if self.feed is None:
-            return
-        for alert in self.feed.alerts(self.alerts.unknown_alerts.isChecked()):
-            if self.alerts.add(alert) is None:
-                continue
-            if alert.kind == "watchlist":
-                self.alerts_dock.raise_()
-            self._crop_alert(alert)
+        storage = self.services.storage
+        warning = storage().warning() if storage is not None else ""
+        if warning != self.storage_warning.text():
+            self.storage_warning.setText(warning)
+            self.storage_warning.setToolTip(warning)
+        self.storage_warning.setVisible(bool(warning))
 
-    def _crop_alert(self, alert: Alert) -> None:
-        """Crop the alert's face from the frame it was seen in (kept in the recent frames), in a job."""
-        frame = self.recent.get(alert.camera, alert.frame_id) if alert.frame_id is not None else None
-        if frame is None or alert.box is None:
-            return
-        box = alert.box
-        self.jobs.run(
-            lambda: frame.crop(box),
-            lambda face: self.alerts.set_crop(alert, face),
-            lambda exc: log.debug("no crop for the alert: %s", exc),
-        )
+    def _show_alarms(self) -> None:
+        self.alerts_dock.show()
+        self.alerts_dock.raise_()
 
-    def open_alert(self, alert: Alert) -> None:
-        """Open the alert's sighting in the History page; a face still in view is recorded when its track
-        ends, so the window waits for it (up to a minute), saying so in the status bar."""
-        if self.history_view is None or self.services.gallery is None or not alert.track_id:
+    def live_crop(self, alarm: Alarm) -> np.ndarray | None:
+        """The alarm's face cut from the frame it was seen in, while the console still keeps it (in a job)."""
+        if alarm.frame_id is None or alarm.box is None:
+            return None
+        frame = self.recent.get(alarm.camera, alarm.frame_id)
+        return None if frame is None else frame.crop(alarm.box)
+
+    def open_alarm(self, alarm: Alarm) -> AlarmDialog | None:
+        """The alarm's face, evidence snapshot, enrolled photo and score side by side, and its workflow."""
+        gallery = self.services.gallery
+        if gallery is None:
+            return None
+        dialog = AlarmDialog(gallery, self.jobs, self.alerts, alarm, live_crop=self.live_crop, parent=self)
+        dialog.history_requested.connect(self.open_alarm_sighting)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.alarm_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def open_alarm_sighting(self, alarm: Alarm) -> None:
+        """Open the alarm's sighting in History: at once when it is recorded, else as soon as the station says
+        its track was recorded (the event bus), saying so in the status bar meanwhile (up to a minute)."""
+        if alarm.sighting_id is not None:
+            self.show_sighting(alarm.sighting_id)
             return
-        self._opening = (alert, time.monotonic() + 60.0)
+        self.open_track(alarm.camera, alarm.track)
+
+    def open_track(self, camera: str, track: str) -> None:
+        if self.history_view is None or not track:
+            return
+        self._opening = (camera, track, time.monotonic() + 60.0)
         self._try_open()
 
     def _try_open(self) -> None:
-        if self._opening is None or self.services.gallery is None:
+        if self._opening is None:
             return
-        alert, deadline = self._opening
-        if time.monotonic() > deadline:
+        camera, track, deadline = self._opening
+        sighting = self.sightings.of(camera, track)
+        if sighting is not None:
             self._opening = None
-            self.statusBar().showMessage(f"No sighting was recorded for that alert ({alert.track_id}).", 10_000)
-            return
-        gallery = self.services.gallery
-
-        def found(sighting: Sighting | None) -> None:
-            if self._opening is None or self._opening[0] != alert:
-                return
-            if sighting is None:
-                self.statusBar().showMessage(
-                    f"{alert.camera}: that face is still in view; its sighting opens once it is recorded…", 3000
-                )
-                return
+            self.show_sighting(sighting)
+        elif time.monotonic() > deadline:
             self._opening = None
-            self.show_sighting(sighting.id)
-
-        self.jobs.run(lambda: gallery.sighting_of_track(alert.camera, alert.track_id, since=alert.at - 3600), found)
+            self.statusBar().showMessage(f"No sighting was recorded for {camera} track {track}.", 10_000)
+        else:
+            self.statusBar().showMessage(f"{camera}: that face is still in view; it opens once it is recorded…", 3000)
 
     def show_sighting(self, sighting_id: int) -> None:
         """The History page showing one sighting and its detail."""
@@ -484,11 +547,23 @@ class MainWindow(QMainWindow):
         self.history_view.show_sighting(sighting_id)
 
     def _on_camera_event(self, event: CameraEvent) -> None:
-        if event.state == "offline":
-            self.alerts.add(Alert("camera", event.camera, f"offline ({event.reason or 'silent'})", event.at))
+        text = f"offline ({event.reason or 'silent'})" if event.state == "offline" else str(event.state)
+        self.alerts.add_notice(Notice(event.camera, text, event.at))
         self.statusBar().showMessage(f"camera {event.camera} {event.state}", 5000)
+
+    def open_watchlists(self) -> WatchlistDialog | None:
+        """Set up the lists: strictness in words, cameras, priority, sound, actions."""
+        gallery = self.services.gallery
+        if gallery is None:
+            return None
+        dialog = WatchlistDialog(gallery, self.jobs, model=self.model(), threshold=self.threshold(), parent=self)
+        dialog.lists_changed.connect(self._gallery_changed)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.painter.stop()
         self.decoder.stop()
+        self.sightings.close()
         super().closeEvent(event)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from station.event_bus import EventBus
     from station.recent_frames import RecentFrames
     from station.runtime import Recogniser
+    from station.storage_watch import StorageStatus
     from storage.gallery import Gallery
     from vision.pipeline import FaceObservation
     from vision.types import ImageBGR
@@ -53,4 +54,6 @@ class ConsoleServices:
     retention: Callable[[], object] | None = None  # apply the retention setting now (the station's own job)
     recent_frames: RecentFrames | None = None
     companions: tuple[Companion, ...] = ()  # the photo model's pipeline (station/models.py): enrolments store both
-    events: EventBus | None = None  # the station's event bus (station/events.py): the Alerts dock's source
+    events: EventBus | None = None  # the station's events (station/events.py): sightings recorded, alarms
+    storage: Callable[[], StorageStatus] | None = None  # lost writes and free space (station/storage_watch.py)
+    operator: str = "operator"  # who acknowledges and closes alarms from this console

@@ -71,11 +71,19 @@ def enrol_observation(
             except (VisionError, ValueError) as exc:
                 log.warning("no %s sample for %s from %s: %s", companion.model, person, source, exc)
                 continue
-            _enrol(gallery, person, other, source, below_bar)
+            _enrol(gallery, person, other, source, below_bar, image_id=sample)
     return sample
 
 
-def _enrol(gallery: Gallery, person: str, observation: FaceObservation, source: str, below_bar: str | None) -> int:
+def _enrol(
+    gallery: Gallery,
+    person: str,
+    observation: FaceObservation,
+    source: str,
+    below_bar: str | None,
+    *,
+    image_id: int | None = None,
+) -> int:
     return gallery.enrol_sample(
         person,
         model=observation.model,
@@ -84,6 +92,7 @@ def _enrol(gallery: Gallery, person: str, observation: FaceObservation, source: 
         source=source,
         quality=observation.quality.score,
         audit=None if below_bar is None else weak_details(observation, below_bar),
+        image_id=image_id,  # the companion's sample of the same photo: one entry on the Gallery page
     )
 
 

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from network.frames import CameraEvent as ReceiverCameraEvent
 from station.event_bus import EventBus
-from station.events import CameraEvent, EventKind, GalleryEvent, details_of
+from station.events import AlarmEvent, CameraEvent, EventKind, GalleryEvent, details_of
 from station.sighting_events import SightingEvents
 from storage.gallery import Gallery
 from storage.records import AuditEntry
@@ -30,6 +30,46 @@ GALLERY_ACTIONS = {
     "delete": EventKind.PERSON_DELETED,
     "watchlist": EventKind.WATCHLIST_CHANGED,
 }
+
+
+# Audit actions of the alarm workflow (storage/alarms.py): alarm state changes are events too.
+ALARM_ACTIONS = {
+    "alarm_raised": EventKind.ALARM_RAISED,
+    "alarm_acknowledged": EventKind.ALARM_ACKNOWLEDGED,
+    "alarm_escalated": EventKind.ALARM_ESCALATED,
+    "alarm_closed": EventKind.ALARM_CLOSED,
+}
+
+
+def alarm_event(entry: AuditEntry) -> AlarmEvent | None:
+    """The event of an alarm's audit entry; None for any other entry."""
+    kind = ALARM_ACTIONS.get(entry.action)
+    if kind is None:
+        return None
+    try:
+        details = json.loads(entry.details)
+    except ValueError:
+        return None
+    if not isinstance(details, dict) or _int(details.get("alarm_id")) is None:
+        return None
+    by = _text(details.get("by"))
+    person = details.get("person")
+    return AlarmEvent(
+        kind=kind,
+        at=entry.time,
+        alarm=int(details["alarm_id"]),
+        alarm_kind=_text(details.get("kind")),
+        state=_text(details.get("state")),
+        priority=_int(details.get("priority")) or 0,
+        camera=_text(details.get("camera")),
+        track=_text(details.get("track")),
+        watchlist=_text(details.get("list")),
+        person=person if isinstance(person, str) else None,
+        person_id=_int(details.get("person_id")),
+        subject=_text(details.get("subject")),
+        actor=by or entry.actor,
+        note=_text(details.get("note")),
+    )
 
 
 def camera_event(event: ReceiverCameraEvent) -> CameraEvent:
@@ -113,6 +153,6 @@ class EventFeed:
         return self.sightings.on_ended
 
     def _audited(self, entry: AuditEntry) -> None:
-        event = gallery_event(entry)
+        event = gallery_event(entry) or alarm_event(entry)
         if event is not None:
             self.bus.publish(event)

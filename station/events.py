@@ -1,9 +1,10 @@
 """The station's events, defined once: what every consumer (the console's Alerts dock, headless's JSON
 lines, MQTT, webhooks, the API's event stream) is fed, in one JSON shape (:meth:`to_json`).
 
-Three frozen records cross threads: a :class:`SightingEvent` (a face's track started, was named or
+Four frozen records cross threads: a :class:`SightingEvent` (a face's track started, was named or
 renamed, ended and was recorded; a watchlist hit; an unknown face), a :class:`CameraEvent` (online,
-offline) and a :class:`GalleryEvent` (enrol, rename, merge, delete, watchlist). The kinds are a
+offline), a :class:`GalleryEvent` (enrol, rename, merge, delete, watchlist) and an :class:`AlarmEvent`
+(an alarm raised, acknowledged, escalated, closed: storage/alarms.py). The kinds are a
 StrEnum, so the JSON carries the same strings. Nothing here imports the engine or the gallery: the
 adapters (station/event_feed.py) turn their facts into these records.
 """
@@ -42,6 +43,10 @@ class EventKind(StrEnum):
     PERSON_MERGED = "person_merged"  # ``previous`` merged into ``person``
     PERSON_DELETED = "person_deleted"
     WATCHLIST_CHANGED = "watchlist_changed"  # a person put on or taken off the watchlist
+    ALARM_RAISED = "alarm_raised"  # a watchlist hit, a stranger or the station's trouble became an alarm
+    ALARM_ACKNOWLEDGED = "alarm_acknowledged"  # by someone, with a note
+    ALARM_ESCALATED = "alarm_escalated"  # left unacknowledged past its list's time
+    ALARM_CLOSED = "alarm_closed"
 
 
 SIGHTING_KINDS = frozenset(
@@ -62,6 +67,10 @@ GALLERY_KINDS = frozenset(
         EventKind.PERSON_DELETED,
         EventKind.WATCHLIST_CHANGED,
     }
+)
+
+ALARM_KINDS = frozenset(
+    {EventKind.ALARM_RAISED, EventKind.ALARM_ACKNOWLEDGED, EventKind.ALARM_ESCALATED, EventKind.ALARM_CLOSED}
 )
 
 
@@ -219,7 +228,52 @@ class GalleryEvent:
         return out
 
 
-Event = SightingEvent | CameraEvent | GalleryEvent
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlarmEvent:
+    """An alarm's state changed (storage/alarms.py; published once the change committed). ``alarm_kind`` is
+    watchlist, stranger or system; ``watchlist`` the list's name; ``actor`` who raised, acknowledged or closed
+    it, ``note`` what they wrote."""
+
+    kind: EventKind
+    at: float
+    alarm: int
+    alarm_kind: str
+    state: str
+    priority: int
+    camera: str = ""
+    track: str = ""
+    watchlist: str = ""
+    person: str | None = None
+    person_id: int | None = None
+    subject: str = ""
+    actor: str = ""
+    note: str = ""
+    seq: int = field(default_factory=_next_seq)
+
+    def to_json(self) -> Json:
+        out: Json = {
+            "event": str(self.kind),
+            "seq": self.seq,
+            "time": iso(self.at),
+            "alarm": self.alarm,
+            "kind": self.alarm_kind,
+            "state": self.state,
+            "priority": self.priority,
+            "camera": self.camera,
+            "track": self.track,
+            "watchlist": self.watchlist,
+            "person": self.person,
+            "person_id": self.person_id,
+            "actor": self.actor,
+        }
+        if self.subject:
+            out["subject"] = self.subject
+        if self.note:
+            out["note"] = self.note
+        return out
+
+
+Event = SightingEvent | CameraEvent | GalleryEvent | AlarmEvent
 
 
 def event_camera(event: Event) -> str:
@@ -236,6 +290,8 @@ def is_watchlist(event: Event) -> bool:
     """Whether the event concerns a person on the watchlist (for the webhooks' "watchlist only")."""
     if isinstance(event, SightingEvent):
         return event.watchlist
+    if isinstance(event, AlarmEvent):
+        return event.alarm_kind == "watchlist"
     return isinstance(event, GalleryEvent) and bool(event.watchlist)
 
 

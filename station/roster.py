@@ -2,8 +2,10 @@
 
 A roster is a folder of folders (each subfolder one person, named after it) or a CSV of
 ``name,path`` rows (a path may be a photo or a folder of photos; relative paths are read from the
-CSV's folder). The CLI (``main.py enrol --folders``) and the console's "Import a roster…" both go
-through :func:`enrol_person`, so a refusal reads the same everywhere. Each photo gives its largest
+CSV's folder), with an optional third column of watchlists the person goes on (names separated by
+``;``, created if new: ``Jane Roe,photos/jane.jpg,barred;staff``). The CLI (``main.py enrol --folders``)
+and the console's "Import a roster…" both go through :func:`enrol_person`, so a refusal reads the same
+everywhere. Each photo gives its largest
 face; a file that cannot be used is listed with why, and the rest carry on.
 """
 
@@ -15,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from station.enrolment import Companion, Observer, enrol_observation
+from storage.errors import GalleryError
 from storage.gallery import Gallery
+from storage.watchlists import check_name
 from vision.pipeline import read_image
 from vision.quality import QualityLimits
 from vision.types import ImageBGR
@@ -35,6 +39,7 @@ class RosterEntry:
     name: str
     files: tuple[Path, ...]
     problems: tuple[tuple[str, str], ...] = ()  # (path, reason) found before any photo was read
+    watchlists: tuple[str, ...] = ()  # the lists the person goes on (the CSV's third column)
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class PersonResult:
     rejected: tuple[tuple[str, str], ...]
     samples: int  # the person's samples of ``model`` (the live model) after this enrolment
     models: tuple[str, ...] = ()  # every model a sample was stored for (the live one, then the photo one)
+    watchlists: tuple[str, ...] = ()  # the lists the person is on after this enrolment
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -58,6 +64,7 @@ class PersonResult:
             "models": list(self.models or (self.model,)),
             "files": list(self.enrolled),
             "rejected": [{"path": p, "reason": r} for p, r in self.rejected],
+            "watchlists": list(self.watchlists),
         }
 
 
@@ -130,23 +137,19 @@ def _roster_folder(folder: Path) -> list[RosterEntry]:
 
 
 def _roster_csv(path: Path) -> list[RosterEntry]:
-    by_name: dict[str, tuple[str, list[Path]]] = {}
+    by_name: dict[str, tuple[str, list[Path], list[str]]] = {}
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             for number, row in enumerate(csv.reader(fh), start=1):
                 if number > MAX_ROSTER_ROWS:
                     raise RosterError(f"{path}: more than {MAX_ROSTER_ROWS} rows")
-                if not row or all(not cell.strip() for cell in row):
+                parsed = _csv_row(path, number, row)
+                if parsed is None:
                     continue
-                if number == 1 and [c.strip().lower() for c in row[:2]] == ["name", "path"]:
-                    continue  # a header row
-                if len(row) != 2 or not row[0].strip() or not row[1].strip():
-                    raise RosterError(f"{path}, line {number}: expected name,path")
-                name = _name(row[0])
-                target = Path(row[1].strip())
-                if not target.is_absolute():
-                    target = path.parent / target
-                by_name.setdefault(name.casefold(), (name, []))[1].append(target)
+                name, target, lists = parsed
+                entry = by_name.setdefault(name.casefold(), (name, [], []))
+                entry[1].append(target)
+                entry[2].extend(w for w in lists if w.casefold() not in {x.casefold() for x in entry[2]})
     except OSError as exc:
         raise RosterError(f"cannot read roster {path}: {exc.strerror}") from None
     except (UnicodeDecodeError, csv.Error) as exc:
@@ -154,10 +157,30 @@ def _roster_csv(path: Path) -> list[RosterEntry]:
     if not by_name:
         raise RosterError(f"roster {path} names nobody")
     entries = []
-    for name, targets in by_name.values():
+    for name, targets, lists in by_name.values():
         files, problems = list_images(targets)
-        entries.append(RosterEntry(name, tuple(files), tuple(problems)))
+        entries.append(RosterEntry(name, tuple(files), tuple(problems), tuple(lists)))
     return entries
+
+
+def _csv_row(path: Path, number: int, row: list[str]) -> tuple[str, Path, list[str]] | None:
+    """One row as (name, photo or folder, watchlists); None for a blank row or the header."""
+    if not row or all(not cell.strip() for cell in row):
+        return None
+    if number == 1 and [c.strip().lower() for c in row[:2]] == ["name", "path"]:
+        return None  # a header row
+    if len(row) not in (2, 3) or not row[0].strip() or not row[1].strip():
+        raise RosterError(f"{path}, line {number}: expected name,path or name,path,watchlists")
+    target = Path(row[1].strip())
+    if not target.is_absolute():
+        target = path.parent / target
+    lists = [w.strip() for w in row[2].split(";") if w.strip()] if len(row) == 3 else []
+    for w in lists:
+        try:
+            check_name(w)
+        except GalleryError as exc:
+            raise RosterError(f"{path}, line {number}: {exc}") from None
+    return _name(row[0]), target, lists
 
 
 def _name(text: str) -> str:
@@ -178,9 +201,11 @@ def enrol_person(
     progress: Callable[[Path], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
     companions: Sequence[Companion] = (),
+    watchlists: Sequence[str] = (),
 ) -> PersonResult:
     """Enrol the largest face of each file as a sample of ``name`` (created if new); stops before the
-    next file once ``cancelled`` says so."""
+    next file once ``cancelled`` says so. With at least one photo enrolled, the person goes on ``watchlists``
+    (each created if new)."""
     limits = limits or QualityLimits()
     enrolled: list[str] = []
     rejected = list(problems)
@@ -200,7 +225,13 @@ def enrol_person(
                 progress(path)
     samples = person_samples(gallery, name, pipeline.model)
     models = (pipeline.model, *(c.model for c in companions if c.model != pipeline.model))
-    return PersonResult(name, pipeline.model, tuple(enrolled), tuple(rejected), samples, models)
+    lists: tuple[str, ...] = ()
+    person = next((p for p in gallery.persons() if p.name.casefold() == name.casefold()), None)
+    if person is not None:
+        for w in watchlists:
+            gallery.watchlists.add(person.id, gallery.watchlists.ensure(w).id)
+        lists = tuple(w.name for w in gallery.watchlists.lists_of(person.id))
+    return PersonResult(name, pipeline.model, tuple(enrolled), tuple(rejected), samples, models, lists)
 
 
 def enrol_image(
@@ -267,6 +298,7 @@ def import_roster(
             progress=step,
             cancelled=cancelled,
             companions=companions,
+            watchlists=entry.watchlists,
         )
         results.append(result)
         summary.add(result)

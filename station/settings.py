@@ -100,6 +100,44 @@ def _hostport_problem(text: str) -> str | None:
     return None if not text or looks_like_hostport(text) else "must be HOST:PORT"
 
 
+def parse_hours(text: str) -> tuple[int, int] | None:
+    """ "22:00-06:00" as (start, end) minutes after midnight (the span may cross midnight); None for empty.
+    ValueError for anything else."""
+    if not text.strip():
+        return None
+    parts = text.replace(" ", "").split("-")
+    if len(parts) != 2:
+        raise ValueError("must be HH:MM-HH:MM")
+    minutes = []
+    for part in parts:
+        hh, _, mm = part.partition(":")
+        if not (hh.isdigit() and mm.isdigit() and len(mm) == 2 and int(hh) < 24 and int(mm) < 60):
+            raise ValueError("must be HH:MM-HH:MM")
+        minutes.append(int(hh) * 60 + int(mm))
+    if minutes[0] == minutes[1]:
+        raise ValueError("must span some time (start and end differ)")
+    return minutes[0], minutes[1]
+
+
+def _hours_problem(text: str) -> str | None:
+    try:
+        parse_hours(text)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def camera_names(text: str) -> tuple[str, ...]:
+    """A comma-separated list of camera names (empty: every camera)."""
+    return tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+
+
+def _cameras_problem(text: str) -> str | None:
+    if any(not n.isprintable() or len(n) > 200 for n in camera_names(text)):
+        return "must be camera names separated by commas"
+    return None
+
+
 @dataclass(frozen=True)
 class Setting:
     """One setting.
@@ -144,7 +182,12 @@ class Setting:
         if self.kind is bool:
             return "on or off"
         if self.kind is str:
-            shape = "HOST:PORT" if self.check is _hostport_problem else "text"
+            shapes: dict[Callable[[str], str | None], str] = {
+                _hostport_problem: "HOST:PORT",
+                _hours_problem: "HH:MM-HH:MM",
+                _cameras_problem: "camera names separated by commas",
+            }
+            shape = shapes.get(self.check, "text") if self.check is not None else "text"
             return f"{shape}, or empty ({self.empty_means})" if self.empty_means else shape
         unit = f" {self.unit}" if self.unit else ""
         span = f"between {self.low:g} and {self.high:g}{unit}"
@@ -235,6 +278,11 @@ MAX_RATE: Final = "recognition.max_rate_hz"
 RETENTION_DAYS: Final = "retention.days"
 UNKNOWN_ALERTS: Final = "alerts.unknown"
 RAY_ADDRESS: Final = "recognition.ray_address"
+STRANGER_CAMERAS: Final = "alerts.strangers.cameras"
+STRANGER_HOURS: Final = "alerts.strangers.hours"
+STRANGER_RETURNS: Final = "alerts.strangers.returns"
+STRANGER_WINDOW: Final = "alerts.strangers.window_min"
+STORAGE_MARGIN: Final = "storage.margin_mb"
 
 SETTINGS: Final[tuple[Setting, ...]] = (
     Setting(
@@ -296,7 +344,62 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         bool,
         False,
         "alert on new unknown faces",
-        "Raise an alert for each new face no one in the gallery matches.",
+        "Raise a stranger alarm for a face no one in the gallery matches: on the cameras and in the hours below, "
+        "once it came back as often as asked within the window; one alarm per face and window.",
+    ),
+    Setting(
+        "strangers_cameras",
+        STRANGER_CAMERAS,
+        str,
+        "",
+        "stranger alarm cameras",
+        "The cameras whose unknown faces raise stranger alarms, separated by commas.",
+        empty_means="every camera",
+        check=_cameras_problem,
+    ),
+    Setting(
+        "strangers_hours",
+        STRANGER_HOURS,
+        str,
+        "",
+        "stranger alarm hours",
+        "The hours in which unknown faces raise stranger alarms, e.g. 22:00-06:00 (local time).",
+        empty_means="at any hour",
+        check=_hours_problem,
+    ),
+    Setting(
+        "strangers_returns",
+        STRANGER_RETURNS,
+        int,
+        3,
+        "stranger alarm after",
+        "An unknown face raises its alarm once it has been seen this often within the window (1: at once).",
+        low=1,
+        high=100,
+        unit="sightings",
+    ),
+    Setting(
+        "strangers_window_min",
+        STRANGER_WINDOW,
+        int,
+        60,
+        "stranger alarm window",
+        "The window in which an unknown face's sightings are counted; one alarm per face per window.",
+        low=1,
+        high=10_080,
+        unit="min",
+    ),
+    Setting(
+        "storage_margin_mb",
+        STORAGE_MARGIN,
+        int,
+        500,
+        "free-space margin",
+        "When the gallery's disk has less room than this, the station warns (status bar, an alarm, headless's "
+        "storage line) and stores new sightings without their evidence snapshots until room returns.",
+        low=1,
+        high=1_000_000,
+        unit="MB",
     ),
     Setting(
         "ray_address",

@@ -22,7 +22,10 @@ from network import keys
 from network.addresses import Address
 from network.discovery import Browser, DiscoveredSender
 from network.udp_receiver import ReceiverConfig, UdpReceiver
-from station.event_bus import EventBus
+from station.alarm_rules import KINDS as ALARM_EVENT_KINDS
+from station.alarm_rules import AlarmRules
+from station.camera_log import CameraLog
+from station.event_bus import EventBus, Subscription
 from station.event_feed import EventFeed
 from station.lazy_pipeline import LazyPipeline
 from station.models import LIVE_MODEL, photo_model
@@ -37,6 +40,8 @@ from station.runtime import (
     calibrated_threshold,
 )
 from station.schedule import Schedule
+from station.storage_watch import MB, StorageWatch
+from station.stranger_rules import StrangerPolicy, StrangerRules
 from storage import locations
 from storage.errors import GalleryError
 from storage.gallery import Gallery
@@ -52,6 +57,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = LIVE_MODEL
 RETENTION_EVERY_S = 3600.0
+STORAGE_EVERY_S = 5.0
+ESCALATE_EVERY_S = 5.0
 
 
 class StationError(Exception):
@@ -87,6 +94,7 @@ class StationOptions:
     # The integrations (MQTT, webhooks, the API): the gallery's settings, with these (by setting name) on top.
     integrations: Mapping[str, object] = field(default_factory=dict)
     api_token_file: Path | None = None  # None: api.token beside the gallery
+    storage_every_s: float = STORAGE_EVERY_S  # how often the free-space watch measures the disk
 
 
 DiscoveryListener = Callable[[DiscoveredSender, bool], None]
@@ -108,8 +116,12 @@ class Station:
         self.ray_pool: RayRecognitionPool | None = None
         self.browser: Browser | None = None
         self.schedule = Schedule()
+        self.camera_log: CameraLog | None = None
+        self.storage: StorageWatch | None = None  # lost writes and free space (station/storage_watch.py)
         self.events = EventBus()  # every event of station/events.py: the console, headless, the integrations
         self.feed = EventFeed(self.events)
+        self.alarm_rules: AlarmRules | None = None  # watchlist hits and strangers become alarms
+        self._alarm_subscription: Subscription | None = None
         self._demo: list[subprocess.Popen[bytes]] = []
         self._discovery_listeners: list[DiscoveryListener] = []
         self._sighting_listeners: list[Callable[[Any], None]] = []
@@ -128,9 +140,12 @@ class Station:
             self._open_receiver()
             if self.options.recognition:
                 self._open_gallery()
+                self._log_cameras()
             if self.key_created:  # said once the station is up, so a failing start prints one line
                 log.info("created a new station key at %s (mode 0600); give it to your cameras", self.key_file)
             if self.gallery is not None:
+                self._watch_storage()
+                self._start_alarms()
                 self._schedule_retention()
                 self._start_recognition()
                 self._start_integrations()
@@ -168,6 +183,54 @@ class Station:
         except (GalleryError, OSError) as exc:
             raise StationError(str(exc)) from None
         self.feed.attach_gallery(self.gallery)
+
+    def _log_cameras(self) -> None:
+        """Every camera that sends a frame goes into the gallery's cameras table (first and last seen)."""
+        receiver, gallery = self.receiver, self.gallery
+        assert receiver is not None and gallery is not None
+
+        def address_of(camera: str) -> str:
+            return next((s.address for s in receiver.stats() if s.camera == camera), "")
+
+        self.camera_log = CameraLog(lambda name, address, at: gallery.note_camera(name, address, at=at), address_of)
+        receiver.add_listener(self.camera_log)
+
+    def _watch_storage(self) -> None:
+        gallery = self.gallery
+        assert gallery is not None
+        from station import settings as table
+
+        def margin() -> int:
+            values = table.load(gallery.get_setting, DEFAULT_MODEL, ["storage_margin_mb"], strict=False)
+            return int(values.number("storage_margin_mb") * MB)
+
+        def alarm(subject: str, text: str) -> None:
+            gallery.alarms.raise_system(subject, text)
+
+        self.storage = StorageWatch(gallery, margin, on_alarm=alarm)
+        self.schedule.every(self.options.storage_every_s, self.storage.check, name="free space", now=True)
+
+    def _start_alarms(self) -> None:
+        """Watchlist hits and strangers become alarms (station/alarm_rules.py), fed by the event bus on a thread
+        of their own; unacknowledged alarms escalate on the schedule."""
+        gallery = self.gallery
+        assert gallery is not None
+        strangers = StrangerRules(gallery, lambda: StrangerPolicy.from_gallery(gallery, self._model()))
+        self.alarm_rules = AlarmRules(gallery, self._threshold, strangers=strangers)
+        self._alarm_subscription = self.events.listen("alarms", self.alarm_rules.on_event, kinds=ALARM_EVENT_KINDS)
+        self.schedule.every(ESCALATE_EVERY_S, gallery.alarms.escalate_due, name="alarm escalation", now=True)
+
+    def _model(self) -> str:
+        return self.recogniser.model if self.recogniser is not None else DEFAULT_MODEL
+
+    def _threshold(self) -> float:
+        """The station's recognition threshold now (the running recogniser's, else the stored setting)."""
+        if self.recogniser is not None:
+            return self.recogniser.settings.threshold
+        assert self.gallery is not None
+        from station import settings as table
+
+        return table.load(self.gallery.get_setting, self._model(), ["threshold"], strict=False).number("threshold")
 
     def _schedule_retention(self) -> None:
         self.schedule.every(self.options.retention_every_s, self.apply_retention, name="retention", now=True)
@@ -353,8 +416,9 @@ class Station:
 
     # ------------------------------------------------------------------ stop
 
-    def stop(self) -> None:
-        """Stop everything that started, in order; each failure is logged and the rest still stop."""
+    def _stop_steps(self) -> list[tuple[str, Callable[[], object]]]:
+        """What :meth:`stop` stops, in order: demo cameras, discovery, recognition (open tracks become
+        sightings), the Ray pool, the schedules, the receiver, the camera log, the alarm rules, the gallery."""
         steps: list[tuple[str, Callable[[], object]]] = []
         if self._demo:
             from network.demo_senders import stop_demo_senders
@@ -372,8 +436,18 @@ class Station:
         steps.append(("schedules", self.schedule.stop))
         if self.receiver is not None:
             steps.append(("receiver", self.receiver.stop))
+        if self.camera_log is not None:
+            steps.append(("camera log", self.camera_log.close))  # each camera's last frame, exactly
+        if self._alarm_subscription is not None:
+            sub, self._alarm_subscription = self._alarm_subscription, None
+            steps.append(("alarm rules", lambda: self.events.unsubscribe(sub)))  # the last tracks' alarms first
         if self.gallery is not None:
             steps.append(("gallery", self.gallery.close))
+        return steps
+
+    def stop(self) -> None:
+        """Stop everything that started, in order; each failure is logged and the rest still stop."""
+        steps = self._stop_steps()
         self.browser = self.recogniser = self.ray_pool = self.integrations = None
         receiver, gallery = self.receiver, self.gallery
         for what, step in steps:

@@ -16,10 +16,12 @@ class Camera:
 
 
 def note(conn: sqlite3.Connection, name: str, address: str, now: float) -> None:
-    """Upsert: the first time seen is kept, the address and last time seen follow."""
+    """Upsert: the first time seen is kept (or moved earlier), the address follows, the last time seen only grows."""
     conn.execute(
         "INSERT INTO cameras (name, address, first_seen, last_seen) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (name) DO UPDATE SET address = excluded.address, last_seen = excluded.last_seen",
+        "ON CONFLICT (name) DO UPDATE SET address = CASE WHEN excluded.address != '' THEN excluded.address "
+        "ELSE address END, first_seen = min(first_seen, excluded.first_seen), "
+        "last_seen = max(last_seen, excluded.last_seen)",
         (name, address, now, now),
     )
 

@@ -1,6 +1,6 @@
-"""The change counters in ``meta``: ``revision`` (the enrolled gallery: people, samples, negatives, watchlist)
-and ``sightings_epoch`` (sightings deleted or rewritten). Pollers and caches compare them instead of
-re-reading the tables they stand for."""
+"""The change counters in ``meta``: ``revision`` (the enrolled gallery: people, samples, negatives, watchlists),
+``sightings_epoch`` (sightings deleted or rewritten) and ``alarms`` (the alarm queue). Pollers and caches
+compare them instead of re-reading the tables they stand for."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sqlite3
 
 REVISION = "revision"
 SIGHTINGS_EPOCH = "sightings_epoch"
+ALARMS = "alarms"  # every change of an alarm (raised, repeated, linked, acknowledged, escalated, closed)
 
 
 def bump(conn: sqlite3.Connection, key: str) -> None:

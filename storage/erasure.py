@@ -61,6 +61,17 @@ def delete_sample(conn: sqlite3.Connection, sample_id: int) -> int:
     return int(row[0])
 
 
+def delete_image(conn: sqlite3.Connection, image_id: int) -> tuple[int, list[int]]:
+    """Delete one enrolled photo: its sample of every model. Returns (person id, the sample ids deleted)."""
+    rows = conn.execute(
+        "SELECT id, person_id FROM samples WHERE coalesce(image_id, id) = ? ORDER BY id", (int(image_id),)
+    ).fetchall()
+    if not rows:
+        raise GalleryError(f"no enrolled image with id {int(image_id)}")
+    conn.execute("DELETE FROM samples WHERE coalesce(image_id, id) = ?", (int(image_id),))
+    return int(rows[0][1]), [int(r[0]) for r in rows]
+
+
 def _expired(keep_watchlist: bool) -> str:
     keep = "AND (person_id IS NULL OR person_id NOT IN (SELECT id FROM persons WHERE watchlist = 1))"
     return f"started < ? {keep if keep_watchlist else ''}"

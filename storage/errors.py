@@ -13,3 +13,7 @@ class GalleryBusyError(GalleryError):
 
 class QueueFullError(GalleryError):
     """The writer's bounded queue stayed full: the sightings named in the message were not recorded."""
+
+
+class AlarmConflict(GalleryError):
+    """Someone else (another console on the same gallery) changed the alarm first: the message says who and when."""

@@ -1,10 +1,11 @@
 """The gallery: who is enrolled, and who was seen where and when, in one SQLite file.
 
-``Gallery`` is the facade: it owns the connections, the one writer thread and the revision counter, checks
-arguments, and wraps each change with its revision bump and audit entry. The SQL lives in plain functions,
-one module per concern: people, sightings (and the history query), unknowns, erasure (and retention),
-cameras, settings, audit, counters, maintenance (backup); connection.py opens the writer's connection and
-readers.py keeps the per-thread readers. Callers outside storage/ use this class, never those modules.
+``Gallery`` is the facade: on top of its core (storage/core.py: the connections, the one writer thread, the
+revision counter) it checks arguments, and wraps each change with its revision bump and audit entry. The SQL
+lives in plain functions, one module per concern: people, sightings (and the history query), unknowns,
+erasure (and retention), cameras, settings, audit, counters, maintenance (backup); connection.py opens the
+writer's connection and readers.py keeps the per-thread readers. Callers outside storage/ use this class
+(and the facades it hands out), never those modules.
 
 Every change goes through one writer thread (``storage.writer``), which batches sighting inserts;
 reads run on a connection per calling thread, so a GUI thread never waits for the writer (WAL mode).
@@ -16,31 +17,30 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from storage import audit as audit_log
 from storage import cameras as camera_list
-from storage import counters, erasure, maintenance, people, sql, unknowns
+from storage import counters, erasure, maintenance, people, sql, unknowns, watchlist_sql
 from storage import settings as setting_store
 from storage import sightings as history_rows
+from storage.alarms import Alarms
 from storage.cameras import Camera
 from storage.codec import as_embedding, blobs_to_matrix, check_jpeg, check_number, check_text, to_blob
-from storage.connection import open_writer, translate
+from storage.core import GalleryCore
 from storage.errors import GalleryError
-from storage.faceindex import FaceIndex
-from storage.gallerykey import GalleryKey, KeyLike
+from storage.gallerykey import GalleryKey
 from storage.people import PersonRef
 from storage.prepare import prepare_sightings
-from storage.readers import Readers
 from storage.records import (
     AuditEntry,
     Cluster,
+    EnrolledImage,
     NewSighting,
     Person,
     RetentionResult,
@@ -48,21 +48,21 @@ from storage.records import (
     SampleMatrix,
     Sighting,
     Snapshot,
-    WriterError,
 )
+from storage.relabel import Relabels
 from storage.sightings import MAX_PAGE, SightingFilter
 from storage.timeutil import TimeLike, iso, to_epoch
-from storage.writer import WriterThread
+from storage.watchlists import Watchlists
 
 __all__ = ["MAX_PAGE", "Camera", "Gallery", "PersonRef", "SightingFilter"]
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
-
-class Gallery:
-    """The gallery database. Open with ``Gallery.open(path)``; use as a context manager or call ``close()``."""
+class Gallery(GalleryCore):
+    """The gallery database. Open with ``Gallery.open(path)``; use as a context manager or call ``close()``.
+    ``watchlists`` (storage/watchlists.py) is the facade of the lists and who is on them, ``alarms``
+    (storage/alarms.py) of the alarm queue, ``relabels`` (storage/relabel.py) of past sightings named anew."""
 
     def __init__(
         self,
@@ -75,124 +75,18 @@ class Gallery:
         queue_wait_s: float = 2.0,
         key: GalleryKey | None = None,
     ) -> None:
-        self.path = path
-        self.actor = actor
-        self.key = key  # None: a plain gallery; else the raw key a worker process opens it with
-        self._busy = busy_timeout_s
-        self._write_conn = conn
-        self._readers = Readers(path, busy_timeout_s, self._translate, key)
-        self._closed = False
-        self._faces = FaceIndex()
-        self._writer = WriterThread(
-            conn, history_rows.insert, self._translate, capacity=queue_capacity, put_wait_s=queue_wait_s
-        )
-        self.commits = self._writer.hooks  # on_recorded (sighting ids), on_audited (gallery changes): storage.writer
-
-    # ------------------------------------------------------------ lifecycle
-
-    @classmethod
-    def open(
-        cls,
-        path: str | Path,
-        *,
-        actor: str = "operator",
-        busy_timeout_s: float = 5.0,
-        create: bool = True,
-        queue_capacity: int = 20_000,
-        queue_wait_s: float = 2.0,
-        key: KeyLike = None,
-    ) -> Gallery:
-        """Open (or, with ``create``, create) the gallery at ``path`` and bring its schema up to date. ``key``:
-        storage.gallerykey (by default the key file beside it); a new gallery is encrypted unless it says plain.
-
-        Raises GalleryError with one readable line for a directory, a file that is not SQLite, a corrupt or
-        read-only file, one locked by another writer past ``busy_timeout_s``, or one from a newer FaceStation.
-        The writer queue holds at most ``queue_capacity`` sightings; a producer finding it full waits up to
-        ``queue_wait_s`` and then gets a QueueFullError. A new gallery is created owner-only; an existing one
-        readable by others is tightened (storage.private), and an INFO line says what was changed.
-        """
-        p = Path(path)
-        if not busy_timeout_s >= 0:
-            raise GalleryError("the busy timeout must be zero or more seconds")
-        check_text(actor, "actor")
-        opened = open_writer(p, busy_timeout_s, create=create, key=key)
-        return cls(
-            p,
-            opened.conn,
-            key=opened.key,
+        super().__init__(
+            path,
+            conn,
             actor=actor,
             busy_timeout_s=busy_timeout_s,
             queue_capacity=queue_capacity,
             queue_wait_s=queue_wait_s,
+            key=key,
         )
-
-    def __enter__(self) -> Gallery:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self, timeout: float = 30.0) -> None:
-        """Commit everything queued, stop the writer and close every connection."""
-        if self._closed:
-            return
-        self._closed = True
-        if not self._writer.stop(timeout):
-            log.error("gallery writer did not finish within %.0f s; %d items left", timeout, self._writer.pending())
-        self._readers.close()
-        self._write_conn.close()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    # -------------------------------------------------------------- helpers
-
-    def _translate(self, exc: sql.Error) -> GalleryError:
-        return translate(exc, self.path, self._busy)
-
-    def _reader(self) -> sqlite3.Connection:
-        return self._readers.conn()
-
-    def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` on this thread's (query-only) connection in one snapshot, translating SQLite errors."""
-        return self._readers.read(fn)
-
-    def _write(self, fn: Callable[[sqlite3.Connection], T], label: str, *, transaction: bool = True) -> T:
-        if self._closed:
-            raise GalleryError("the gallery is closed")
-        return self._writer.call(fn, label, transaction=transaction)
-
-    def write(self, fn: Callable[[sqlite3.Connection], T], label: str, *, wait: bool = True) -> T | None:
-        """``fn`` in one transaction on the writer thread, for storage's other facades (outbox, API tokens);
-        ``wait`` False queues it and returns None (a failure is reported as a writer error)."""
-        if wait:
-            return self._write(fn, label)
-        self._writer.post(fn, label)
-        return None
-
-    def _audit(self, conn: sqlite3.Connection, action: str, details: dict[str, Any]) -> None:
-        self._writer.audited(audit_log.record(conn, self.actor, action, details))
-
-    def _changed(
-        self, conn: sqlite3.Connection, action: str | None = None, details: dict[str, Any] | None = None
-    ) -> None:
-        """Inside a write: the enrolled gallery changed (bump the revision), and audit ``action``."""
-        counters.bump(conn, counters.REVISION)
-        if action is not None:
-            self._audit(conn, action, details or {})
-
-    def _post_audit(self, action: str, details: dict[str, Any]) -> None:
-        if self._closed:
-            raise GalleryError("the gallery is closed")
-        self._writer.post(lambda conn: self._audit(conn, action, details), f"audit of {action}")
-
-    def revision(self) -> int:
-        """Grows on every gallery change (enrol, negative, rename, merge, delete, watchlist). Cheap to poll:
-        the counter row is re-read only when SQLite's ``data_version`` says another connection committed."""
-        return self._readers.counter(counters.REVISION)
+        self.watchlists = Watchlists(self)
+        self.alarms = Alarms(self)
+        self.relabels = Relabels(self)
 
     # -------------------------------------------------------------- persons
 
@@ -206,9 +100,11 @@ class Gallery:
         source: str,
         quality: float,
         audit: Mapping[str, Any] | None = None,
+        image_id: int | None = None,
     ) -> int:
         """Store one face sample of ``person`` (created if new); returns the sample id. Audited, with ``audit``'s
-        entries added to the enrol entry (e.g. why a weak sample was enrolled below the quality bar)."""
+        entries added to the enrol entry (e.g. why a weak sample was enrolled below the quality bar).
+        ``image_id``: the photo this is another model's sample of (its first sample's id); None: a new photo."""
         name = check_text(person, "person name")
         model_name = check_text(model, "model name", max_len=100)
         emb = as_embedding(embedding)
@@ -220,8 +116,10 @@ class Gallery:
         def run(conn: sqlite3.Connection) -> int:
             found = people.find(conn, name)
             pid = people.create(conn, name) if found is None else found
+            if image_id is not None and people.image_person(conn, image_id) != pid:
+                raise GalleryError(f"image {int(image_id)} is not an enrolled photo of {name}")
             people.ensure_model(conn, model_name, emb.shape[0])
-            sample_id = people.add_sample(conn, pid, model_name, to_blob(emb), crop, src, q)
+            sample_id = people.add_sample(conn, pid, model_name, to_blob(emb), crop, src, q, image_id)
             details = {"person": name, "person_id": pid, "new_person": found is None, "sample_id": sample_id}
             self._changed(conn, "enrol", {**details, "model": model_name, "source": src, "quality": q, **extra})
             return sample_id
@@ -286,18 +184,13 @@ class Gallery:
         self._write(run, "notes")
 
     def set_watchlist(self, person: PersonRef, on: bool) -> None:
-        """Set or clear the watchlist flag. Audited."""
-
-        def run(conn: sqlite3.Connection) -> None:
-            pid = people.person_id(conn, person)
-            people.set_watchlist(conn, pid, on)
-            self._changed(conn, "watchlist", {"person_id": pid, "person": people.name_of(conn, pid), "on": bool(on)})
-
-        self._write(run, "watchlist change")
+        """On: put the person on the default list; off: take them off every list (``watchlists`` has the lists).
+        Audited."""
+        self.watchlists.set_default(person, bool(on))
 
     def merge(self, source: PersonRef, into: PersonRef) -> int:
         """Move every sample, negative and sighting of ``source`` to ``into`` and delete ``source``, in one
-        transaction; the watchlist flag is kept if either had it. Returns the surviving id. Audited."""
+        transaction; ``into`` is on every list either was on. Returns the surviving id. Audited."""
 
         def run(conn: sqlite3.Connection) -> int:
             src = people.person_id(conn, source)
@@ -305,6 +198,7 @@ class Gallery:
             if src == dst:
                 raise GalleryError("cannot merge a person into themself")
             names = {"from": people.name_of(conn, src), "from_id": src, "into": people.name_of(conn, dst)}
+            watchlist_sql.move_members(conn, src, dst)
             moved = people.merge(conn, src, dst)
             self._changed(conn, "merge", {**names, "into_id": dst, **moved})
             return dst
@@ -334,6 +228,20 @@ class Gallery:
             self.vacuum()
         else:
             self._truncate_wal("delete person")
+
+    def images(self, person: PersonRef) -> list[EnrolledImage]:
+        """The photos enrolled for a person, oldest first, each with its samples (one per model)."""
+        return self.read(lambda conn: people.images_of(conn, people.person_id(conn, person)))
+
+    def delete_image(self, image_id: int) -> None:
+        """Remove one enrolled photo: its sample of every model. Audited."""
+
+        def run(conn: sqlite3.Connection) -> None:
+            pid, samples = erasure.delete_image(conn, image_id)
+            self._changed(conn, "delete_image", {"image_id": int(image_id), "person_id": pid, "samples": samples})
+
+        self._write(run, "remove enrolled image")
+        self._truncate_wal("remove enrolled image")
 
     def delete_sample(self, sample_id: int) -> None:
         def run(conn: sqlite3.Connection) -> None:
@@ -393,6 +301,10 @@ class Gallery:
         """Model name to embedding dimension, for every model the gallery has seen."""
         return self.read(people.model_dims)
 
+    def person_of_sample(self, sample_id: int) -> int | None:
+        """The person a sample belongs to (None when it no longer exists)."""
+        return self.read(lambda conn: people.person_of_sample(conn, sample_id))
+
     def sample_crop(self, sample_id: int) -> bytes | None:
         """The aligned crop (JPEG) of an enrolled sample, or None."""
         return self.read(lambda conn: people.sample_crop(conn, sample_id))
@@ -405,24 +317,9 @@ class Gallery:
         QueueFullError."""
         if self._closed:
             raise GalleryError("the gallery is closed")
-        prepared = prepare_sightings(items)
+        prepared = self._lighten(prepare_sightings(items))
         if prepared:
             self._writer.put_sightings(prepared)
-
-    def flush(self, timeout: float | None = 30.0) -> bool:
-        """Wait until everything queued so far is committed (or failed and reported). False on timeout."""
-        return self._writer.flush(timeout)
-
-    def pending_writes(self) -> int:
-        return self._writer.pending()
-
-    def writer_errors(self) -> list[WriterError]:
-        """The most recent writer failures (bounded), oldest first."""
-        return self._writer.errors()
-
-    def on_writer_error(self, callback: Callable[[WriterError], None]) -> None:
-        """Call ``callback`` (on the writer thread) for each writer failure."""
-        self._writer.hooks.on_error(callback)
 
     def history(
         self,
@@ -539,11 +436,12 @@ class Gallery:
 
     # ------------------------------------------------------ cameras, settings
 
-    def note_camera(self, name: str, address: str) -> None:
-        """Remember a camera (upsert: the first time seen is kept). Queued; does not wait for the commit."""
+    def note_camera(self, name: str, address: str, *, at: float | None = None) -> None:
+        """Remember a camera seen ``at`` (default now; upsert: the first time seen is kept, the last only grows).
+        Queued; does not wait for the commit."""
         cam = check_text(name, "camera name")
         addr = check_text(address, "camera address", allow_empty=True)
-        now = time.time()
+        now = time.time() if at is None else check_number(at, "time seen")
         if self._closed:
             raise GalleryError("the gallery is closed")
         self._writer.post(lambda conn: camera_list.note(conn, cam, addr, now), "camera note")

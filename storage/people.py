@@ -17,7 +17,7 @@ import numpy as np
 from storage import redaction
 from storage.codec import blobs_to_matrix, check_text, is_int
 from storage.errors import GalleryError
-from storage.records import Person, Sample, SampleMatrix
+from storage.records import EnrolledImage, Person, Sample, SampleMatrix
 
 PersonRef = str | int
 FaceTable = Literal["samples", "negatives"]
@@ -25,12 +25,13 @@ FaceTable = Literal["samples", "negatives"]
 _PERSON = (
     "SELECT p.id, p.name, p.notes, p.watchlist, p.created, "
     "(SELECT count(*) FROM samples s WHERE s.person_id = p.id), "
-    "(SELECT count(*) FROM negatives n WHERE n.person_id = p.id) FROM persons p"
+    "(SELECT count(*) FROM negatives n WHERE n.person_id = p.id), "
+    "(SELECT count(DISTINCT coalesce(s.image_id, s.id)) FROM samples s WHERE s.person_id = p.id) FROM persons p"
 )
 
 
 def _person(r: Sequence[Any]) -> Person:
-    return Person(int(r[0]), str(r[1]), str(r[2]), bool(r[3]), float(r[4]), int(r[5]), int(r[6]))
+    return Person(int(r[0]), str(r[1]), str(r[2]), bool(r[3]), float(r[4]), int(r[5]), int(r[6]), int(r[7]))
 
 
 def person_id(conn: sqlite3.Connection, person: PersonRef) -> int:
@@ -77,9 +78,38 @@ def by_id(conn: sqlite3.Connection, pid: int) -> Person:
 
 def samples_of(conn: sqlite3.Connection, pid: int) -> list[Sample]:
     rows = conn.execute(
-        "SELECT id, person_id, model, source, quality, created FROM samples WHERE person_id = ? ORDER BY id", (pid,)
+        "SELECT id, person_id, model, source, quality, created, coalesce(image_id, id) FROM samples "
+        "WHERE person_id = ? ORDER BY id",
+        (pid,),
     ).fetchall()
-    return [Sample(int(r[0]), int(r[1]), str(r[2]), str(r[3]), float(r[4]), float(r[5])) for r in rows]
+    return [Sample(int(r[0]), int(r[1]), str(r[2]), str(r[3]), float(r[4]), float(r[5]), int(r[6])) for r in rows]
+
+
+def images_of(conn: sqlite3.Connection, pid: int) -> list[EnrolledImage]:
+    """The photos enrolled for a person, oldest first: each one's samples (one per model) behind one entry."""
+    by_image: dict[int, list[Sample]] = {}
+    for sample in samples_of(conn, pid):
+        by_image.setdefault(sample.image_id, []).append(sample)
+    return [
+        EnrolledImage(
+            id=image,
+            person_id=pid,
+            source=group[0].source,
+            quality=group[0].quality,  # measured on the photo by the first model (the live one)
+            created=group[0].created,
+            sample_ids=tuple(x.id for x in group),
+            models=tuple(x.model for x in group),
+        )
+        for image, group in by_image.items()
+    ]
+
+
+def image_person(conn: sqlite3.Connection, image_id: int) -> int | None:
+    """The person whose photo ``image_id`` is, or None when no sample has it."""
+    row = conn.execute(
+        "SELECT person_id FROM samples WHERE coalesce(image_id, id) = ? LIMIT 1", (int(image_id),)
+    ).fetchone()
+    return None if row is None else int(row[0])
 
 
 def ensure_model(conn: sqlite3.Connection, model: str, dim: int) -> None:
@@ -101,14 +131,25 @@ def model_dim(conn: sqlite3.Connection, model: str) -> int | None:
 
 
 def add_sample(
-    conn: sqlite3.Connection, pid: int, model: str, blob: bytes, crop: bytes | None, source: str, quality: float
+    conn: sqlite3.Connection,
+    pid: int,
+    model: str,
+    blob: bytes,
+    crop: bytes | None,
+    source: str,
+    quality: float,
+    image_id: int | None = None,
 ) -> int:
+    """A sample of photo ``image_id`` (another model's sample of the same photo), or of a new photo (None)."""
     cur = conn.execute(
-        "INSERT INTO samples (person_id, model, embedding, crop, source, quality, created) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (pid, model, blob, crop, source, quality, time.time()),
+        "INSERT INTO samples (person_id, model, embedding, crop, source, quality, created, image_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (pid, model, blob, crop, source, quality, time.time(), image_id),
     )
-    return int(cur.lastrowid or 0)
+    sample_id = int(cur.lastrowid or 0)
+    if image_id is None:
+        conn.execute("UPDATE samples SET image_id = id WHERE id = ?", (sample_id,))
+    return sample_id
 
 
 def add_negative(conn: sqlite3.Connection, pid: int, model: str, blob: bytes, crop: bytes | None, source: str) -> int:
@@ -117,6 +158,11 @@ def add_negative(conn: sqlite3.Connection, pid: int, model: str, blob: bytes, cr
         (pid, model, blob, crop, source, time.time()),
     )
     return int(cur.lastrowid or 0)
+
+
+def person_of_sample(conn: sqlite3.Connection, sample_id: int) -> int | None:
+    row = conn.execute("SELECT person_id FROM samples WHERE id = ?", (int(sample_id),)).fetchone()
+    return None if row is None else int(row[0])
 
 
 def sample_crop(conn: sqlite3.Connection, sample_id: int) -> bytes | None:
@@ -136,13 +182,10 @@ def set_notes(conn: sqlite3.Connection, pid: int, text: str) -> None:
     conn.execute("UPDATE persons SET notes = ? WHERE id = ?", (text, pid))
 
 
-def set_watchlist(conn: sqlite3.Connection, pid: int, on: bool) -> None:
-    conn.execute("UPDATE persons SET watchlist = ? WHERE id = ?", (1 if on else 0, pid))
-
-
 def merge(conn: sqlite3.Connection, src: int, dst: int) -> dict[str, int]:
     """Move every sample, negative and sighting of ``src`` to ``dst`` and delete ``src``; the watchlist flag
-    is kept if either had it, the notes are joined. Returns the rows moved per table."""
+    (kept by triggers from the lists, which the caller moved first) is kept if either had it, the notes are
+    joined. Returns the rows moved per table."""
     moved = {
         table: int(conn.execute(f"UPDATE {table} SET person_id = ? WHERE person_id = ?", (dst, src)).rowcount)
         for table in ("samples", "negatives", "sightings")

@@ -105,6 +105,7 @@ class Person:
     created: float
     samples: int
     negatives: int
+    images: int = 0  # enrolled photos (each holds one sample per model)
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,21 @@ class Sample:
     source: str
     quality: float
     created: float
+    image_id: int = 0  # the enrolled photo it was made from (one sample per model shares it)
+
+
+@dataclass(frozen=True)
+class EnrolledImage:
+    """One enrolled photo of a person: its samples, one per model, behind one entry. ``id`` is its image id
+    (the id of its first sample); ``quality`` the photo's face quality as the first model measured it."""
+
+    id: int
+    person_id: int
+    source: str
+    quality: float
+    created: float
+    sample_ids: tuple[int, ...]
+    models: tuple[str, ...]
 
 
 @dataclass(frozen=True)

@@ -225,6 +225,137 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE UNIQUE INDEX api_tokens_name ON api_tokens (name COLLATE NOCASE)",
         ),
     ),
+    Migration(
+        8,
+        "sample images",
+        (
+            # Every enrolment stores one sample per model (facenet-512 and fusion-640) of the same photo:
+            # image_id groups them, so the Gallery page shows one entry per enrolled photo and removing it
+            # removes its embeddings for every model. A new sample of a new photo takes its own id.
+            "ALTER TABLE samples ADD COLUMN image_id INTEGER",
+            # Existing galleries: the k-th sample of each model from one source of one person is the same
+            # photo as the k-th sample of every other model from that source (enrolments store the models'
+            # samples of one photo together, in the same order every time).
+            """UPDATE samples SET image_id = (
+                SELECT g.image FROM (
+                    SELECT id, min(id) OVER (PARTITION BY person_id, source, nth) AS image FROM (
+                        SELECT id, person_id, source,
+                               row_number() OVER (PARTITION BY person_id, source, model ORDER BY id) AS nth
+                        FROM samples)) g
+                WHERE g.id = samples.id)""",
+            "CREATE INDEX samples_image ON samples (image_id)",
+        ),
+    ),
+    Migration(
+        9,
+        "watchlists",
+        (
+            # Named lists ("barred", "VIP", "staff"), each with its own strictness (a threshold in the live
+            # model's units, NULL: the station's), the cameras it applies to (JSON list, empty: every camera),
+            # a priority (1 critical .. 4 low), a sound, its actions (JSON list of storage.watchlists.ListAction)
+            # and how long an alarm may wait unacknowledged before it escalates (0: never).
+            """CREATE TABLE watchlists (
+                id INTEGER PRIMARY KEY,
+                name TEXT NOT NULL,
+                threshold REAL,
+                cameras TEXT NOT NULL DEFAULT '[]',
+                priority INTEGER NOT NULL DEFAULT 3 CHECK (priority BETWEEN 1 AND 4),
+                sound TEXT NOT NULL DEFAULT 'bell',
+                actions TEXT NOT NULL DEFAULT '["queue", "tray"]',
+                escalate_after_s REAL NOT NULL DEFAULT 120 CHECK (escalate_after_s >= 0),
+                created REAL NOT NULL)""",
+            "CREATE UNIQUE INDEX watchlists_name ON watchlists (name COLLATE NOCASE)",
+            """CREATE TABLE watchlist_members (
+                watchlist_id INTEGER NOT NULL REFERENCES watchlists (id) ON DELETE CASCADE,
+                person_id INTEGER NOT NULL REFERENCES persons (id) ON DELETE CASCADE,
+                added REAL NOT NULL,
+                PRIMARY KEY (watchlist_id, person_id))""",
+            "CREATE INDEX watchlist_members_person ON watchlist_members (person_id)",
+            # persons.watchlist now means "on any list" (the tile's red box, retention's keep): the triggers keep
+            # it so, whoever changes the memberships (a list deleted cascades its members' rows here too).
+            """CREATE TRIGGER watchlist_member_added AFTER INSERT ON watchlist_members BEGIN
+                UPDATE persons SET watchlist = 1 WHERE id = NEW.person_id; END""",
+            """CREATE TRIGGER watchlist_member_removed AFTER DELETE ON watchlist_members BEGIN
+                UPDATE persons SET watchlist = EXISTS (
+                    SELECT 1 FROM watchlist_members m WHERE m.person_id = OLD.person_id)
+                WHERE id = OLD.person_id; END""",
+            # Today's one watchlist becomes the default list, with everyone who was on it.
+            "INSERT INTO watchlists (id, name, created) VALUES (1, 'Watchlist', unixepoch())",
+            """INSERT INTO watchlist_members (watchlist_id, person_id, added)
+                SELECT 1, id, created FROM persons WHERE watchlist = 1""",
+        ),
+    ),
+    Migration(
+        10,
+        "alarms",
+        (
+            # An alarm: a watchlist hit, a stranger, or the station's own trouble (a full disk, lost writes),
+            # kept until closed. ``state`` new -> acknowledged (by whom, when, a note) -> closed. No names are
+            # copied in: a watchlist alarm names its person through person_id (gone when they are erased);
+            # ``watchlist`` keeps the list's name, which outlives the list. ``frame_id`` and ``box`` say where
+            # the face was in its camera's frame (the console crops it from its recent frames until the
+            # sighting, linked when it is recorded, has its own crop).
+            """CREATE TABLE alarms (
+                id INTEGER PRIMARY KEY,
+                kind TEXT NOT NULL CHECK (kind IN ('watchlist', 'stranger', 'system')),
+                state TEXT NOT NULL DEFAULT 'new' CHECK (state IN ('new', 'acknowledged', 'closed')),
+                priority INTEGER NOT NULL CHECK (priority BETWEEN 1 AND 4),
+                raised REAL NOT NULL,
+                last_seen REAL NOT NULL,
+                hits INTEGER NOT NULL DEFAULT 1,
+                camera TEXT NOT NULL DEFAULT '',
+                track TEXT NOT NULL DEFAULT '',
+                frame_id INTEGER,
+                box TEXT,
+                person_id INTEGER REFERENCES persons (id) ON DELETE SET NULL,
+                watchlist_id INTEGER REFERENCES watchlists (id) ON DELETE SET NULL,
+                watchlist TEXT NOT NULL DEFAULT '',
+                score REAL,
+                sighting_id INTEGER REFERENCES sightings (id) ON DELETE SET NULL,
+                subject TEXT NOT NULL DEFAULT '',
+                detail TEXT NOT NULL DEFAULT '',
+                sound TEXT NOT NULL DEFAULT 'bell',
+                actions TEXT NOT NULL DEFAULT '["queue", "tray"]',
+                escalate_after_s REAL NOT NULL DEFAULT 0,
+                escalations INTEGER NOT NULL DEFAULT 0,
+                escalated_at REAL,
+                acknowledged_by TEXT,
+                acknowledged_at REAL,
+                ack_note TEXT,
+                closed_by TEXT,
+                closed_at REAL,
+                close_note TEXT)""",
+            "CREATE INDEX alarms_queue ON alarms (state, priority, raised)",
+            "CREATE INDEX alarms_track ON alarms (camera, track)",
+            "CREATE INDEX alarms_sighting ON alarms (sighting_id)",
+            # Grows on every change of an alarm: the consoles poll it (storage.counters) to reload their queue.
+            "INSERT INTO meta (key, value) VALUES ('alarms', 0)",
+        ),
+    ),
+    Migration(
+        11,
+        "relabels",
+        (
+            # A history that corrects itself: past unknown sightings that now match a person (once enrolled, or
+            # once an unknown cluster was named) relabelled as theirs, in batches that can be undone. Each row
+            # of relabel_sightings says what the sighting was before (NULL: unknown).
+            """CREATE TABLE relabels (
+                id INTEGER PRIMARY KEY,
+                time REAL NOT NULL,
+                actor TEXT NOT NULL,
+                person_id INTEGER REFERENCES persons (id) ON DELETE CASCADE,
+                reason TEXT NOT NULL DEFAULT '',
+                undone REAL,
+                undone_by TEXT)""",
+            """CREATE TABLE relabel_sightings (
+                relabel_id INTEGER NOT NULL REFERENCES relabels (id) ON DELETE CASCADE,
+                sighting_id INTEGER NOT NULL REFERENCES sightings (id) ON DELETE CASCADE,
+                from_person_id INTEGER,
+                score REAL NOT NULL,
+                PRIMARY KEY (relabel_id, sighting_id))""",
+            "CREATE INDEX relabel_sightings_sighting ON relabel_sightings (sighting_id)",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

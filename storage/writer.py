@@ -3,7 +3,9 @@ into one transaction each.
 
 Jobs wait in a queue bounded by weight (one per sighting, one per other job). A producer that finds it full
 waits briefly, then gets a QueueFullError naming what was not recorded: nothing is dropped silently.
-A failing job is logged and reported (``errors()``, and the optional callback); the thread goes on.
+A failing job is logged and reported (``errors()``, and the optional callback); the thread goes on. A sighting
+batch that does not fit a full disk (or the file's page limit) is stored without its evidence snapshots, then
+without its crops too, before any sighting is given up: the rows are what an investigation needs first.
 
 Listeners hear, on the writer thread and only after the commit, of each sighting batch recorded (with the
 rows' ids: an event names the sighting, an API serves its crop) and of each audit entry written (a gallery
@@ -19,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from storage import sql
@@ -118,6 +120,7 @@ class WriterThread:
         self._done_seq = 0
         self._errors: deque[WriterError] = deque(maxlen=200)
         self._error_count = 0
+        self._dropped = (0, 0)  # (snapshots, crops) left out to keep sightings in a full gallery
         self._stopping = False
         self.hooks = CommitHooks()
         self._audited: list[AuditEntry] = []  # written by the running job, announced once it commits
@@ -318,40 +321,79 @@ class WriterThread:
         except sql.Error as exc:
             log.warning("gallery writer: WAL checkpoint after an erasure failed: %s", exc)
 
-    def _run_sightings(self, items: list[PreparedSighting]) -> None:
+    def _insert_form(self, items: Sequence[PreparedSighting]) -> Inserted | Exception:
+        """Insert ``items`` in one transaction: their ids (None: dropped, the person erased), or the error
+        (untranslated). A WAL checkpoint follows an insert that rewrote an erased person's snapshots."""
         try:
             done: Inserted = self._transaction(lambda conn: self._insert(conn, items))
-        except sql.Error as exc:
-            first: BaseException = self._translate(exc)
         except Exception as exc:
-            first = exc
-        else:
-            self._after(done)
-            self._recorded(items, done.ids)
+            return exc
+        if done.rewrote:
+            self._checkpoint()
+        return done
+
+    def _insert_fitting(
+        self, items: Sequence[PreparedSighting]
+    ) -> tuple[Sequence[PreparedSighting], Inserted | Exception]:
+        """Insert ``items`` as they are or, when the gallery is full, lighter: (what was stored, ids or error)."""
+        result = self._insert_form(items)
+        if isinstance(result, Exception) and _is_full(result):
+            return self._insert_lighter(items)
+        return items, result
+
+    def _insert_lighter(
+        self, items: Sequence[PreparedSighting]
+    ) -> tuple[Sequence[PreparedSighting], Inserted | Exception]:
+        """The gallery is full: keep the sightings and drop their evidence snapshots first, then their crops too.
+        Counted (``dropped()``)."""
+        snapshots = sum(1 for it in items if it.snapshot is not None)
+        no_snapshot = [replace(it, snapshot=None) for it in items]
+        result = self._insert_form(no_snapshot)
+        if not isinstance(result, Exception):
+            self._count_dropped(snapshots, 0)
+            return no_snapshot, result
+        bare = [replace(it, crop=None) for it in no_snapshot]
+        result = self._insert_form(bare)
+        if not isinstance(result, Exception):
+            self._count_dropped(snapshots, sum(1 for it in items if it.crop is not None))
+        return bare, result
+
+    def _count_dropped(self, snapshots: int, crops: int) -> None:
+        with self._cond:
+            self._dropped = (self._dropped[0] + snapshots, self._dropped[1] + crops)
+        log.warning(
+            "gallery writer: the gallery is full; %d sightings kept without %s",
+            snapshots if not crops else max(snapshots, crops),
+            "their snapshots" if not crops else "their snapshots and crops",
+        )
+
+    def dropped(self) -> tuple[int, int]:
+        """(snapshots, crops) left out of sightings to keep the sightings themselves when the gallery was full."""
+        with self._cond:
+            return self._dropped
+
+    def _message(self, exc: BaseException) -> str:
+        return str(self._translate(exc)) if isinstance(exc, sql.Error) else str(exc)
+
+    def _run_sightings(self, items: list[PreparedSighting]) -> None:
+        stored, result = self._insert_fitting(items)
+        if not isinstance(result, Exception):
+            self._recorded(stored, result.ids)
             return
         if len(items) == 1:
-            self._report("sighting", str(first), 1)
+            self._report("sighting", self._message(result), 1)
             self._recorded(items, [None])
             return
         # One bad sighting must not cost its batch: retry one by one and report only the ones that fail.
-        results = [self._insert_one(item) for item in items]
-        failed = [r for r in results if isinstance(r, str)]
+        outcomes = [self._insert_fitting([item]) for item in items]
+        failed = [self._message(r) for _, r in outcomes if isinstance(r, Exception)]
         if failed:
             message = f"{len(failed)} of {len(items)} sightings not recorded: {failed[-1]}"
             self._report("sighting batch", message, len(failed))
-        self._recorded(items, [r if isinstance(r, int) else None for r in results])
+        kept = [form[0] for form, _ in outcomes]
+        self._recorded(kept, [None if isinstance(r, Exception) else r.ids[0] for _, r in outcomes])
 
-    def _insert_one(self, item: PreparedSighting) -> int | str | None:
-        """One sighting in a transaction of its own: its id (None: dropped, its person erased), or why it failed."""
-        try:
-            done: Inserted = self._transaction(lambda conn: self._insert(conn, [item]))
-        except sql.Error as exc:
-            return str(self._translate(exc))
-        except Exception as exc:
-            return str(exc)
-        self._after(done)
-        return done.ids[0]
 
-    def _after(self, done: Inserted) -> None:
-        if done.rewrote:
-            self._checkpoint()
+def _is_full(exc: BaseException) -> bool:
+    """SQLite's "database or disk is full" (the disk, or the file's page limit)."""
+    return isinstance(exc, sql.Error) and exc.sqlite_errorcode == sqlite3.SQLITE_FULL

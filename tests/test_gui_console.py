@@ -18,10 +18,13 @@ from pytestqt.qtbot import QtBot
 from gui.main_window import MainWindow
 from gui.overlay import FaceState
 from gui.services import ConsoleServices
-from gui.widgets.alerts_panel import Alert
 from network import protocol
 from network.udp_receiver import ReceiverConfig, UdpReceiver
+from station.alarm_rules import KINDS as ALARM_EVENT_KINDS
+from station.alarm_rules import AlarmRules
 from station.enrolment import enrol_observation
+from station.event_bus import EventBus
+from station.event_feed import EventFeed
 from station.recent_frames import best_of_track
 from station.runtime import (
     MAX_RATE,
@@ -48,7 +51,15 @@ def console(qtbot: QtBot, key: bytes, key_file: Path, tmp_path: Path, pipeline: 
     rx = UdpReceiver(key, "127.0.0.1", 0, config=ReceiverConfig(offline_after_s=2.0)).start()
     # Faces from 12 px are tracked, so a face too small to enrol still has a track to follow back.
     settings = RecognitionSettings(threshold=calibrated_threshold(pipeline.model), max_rate_hz=4.0, min_face_px=12)
-    recogniser = Recogniser(rx, gallery, LocalFaces(pipeline), settings).start()
+    recogniser = Recogniser(rx, gallery, LocalFaces(pipeline), settings)
+    # The station's event bus and alarm rules, wired as station/station.py wires them.
+    bus = EventBus()
+    feed = EventFeed(bus)
+    feed.attach_gallery(gallery)
+    feed.attach_results(recogniser.service.add_listener)
+    recogniser.add_sighting_listener(feed.track_listener())
+    rules = bus.listen("alarms", AlarmRules(gallery, lambda: settings.threshold).on_event, kinds=ALARM_EVENT_KINDS)
+    recogniser.start()
     services = ConsoleServices(
         rx,
         list,
@@ -58,6 +69,8 @@ def console(qtbot: QtBot, key: bytes, key_file: Path, tmp_path: Path, pipeline: 
         gallery=gallery,
         faces=pipeline,
         recogniser=recogniser,
+        events=bus,
+        operator="guard@console",
     )
     window = MainWindow(services)
     qtbot.addWidget(window)
@@ -68,7 +81,9 @@ def console(qtbot: QtBot, key: bytes, key_file: Path, tmp_path: Path, pipeline: 
         yield window
     finally:
         window.close()
+        window.jobs.wait(10_000)  # the alarm queue's last load, before the gallery closes
         recogniser.stop()
+        bus.unsubscribe(rules)
         rx.stop()
         gallery.close()
 
@@ -262,7 +277,7 @@ def colin(i: int) -> Path:
     return need(FACES / "identities" / "Colin_Powell" / f"Colin_Powell_{i:04d}.jpg")
 
 
-def test_face_alerts_show_the_face_and_open_their_sighting_in_history(
+def test_a_watchlist_alarm_shows_the_face_and_opens_its_sighting_in_history(
     qtbot: QtBot, console: MainWindow, start_sender: SenderFactory, tmp_path: Path, pipeline: FacePipeline
 ) -> None:
     gallery = console.services.gallery
@@ -275,34 +290,45 @@ def test_face_alerts_show_the_face_and_open_their_sighting_in_history(
     host, port = console.services.receiver.address
     start_sender("--source", str(tmp_path / "visit"), "--name", "hall", "--station", f"{host}:{port}", "--fps", "4")
 
-    def watchlist_alert() -> Alert | None:
-        return next((a for a in reversed(console.alerts.pending()) if a.kind == "watchlist"), None)
+    # The station's rules raise the alarm; the queue hears of it, rings and shows it.
+    queue = console.alerts
+    qtbot.waitUntil(lambda: any(a.kind == "watchlist" for a in queue.alarms), timeout=60_000)
+    (alarm,) = [a for a in queue.alarms if a.kind == "watchlist"]
+    assert alarm.track.startswith("hall-") and alarm.camera == "hall" and queue.rings >= 1
+    assert alarm.title() == "Colin Powell on Watchlist" and alarm.score is not None and 0.5 < alarm.score < 1.0
+    shown = [i.text() if i is not None else "" for i in (queue.table.item(0, c) for c in (2, 3))]
+    assert shown[0].startswith("Colin Powell on Watchlist") and shown[1] == "new"
 
-    qtbot.waitUntil(lambda: watchlist_alert() is not None, timeout=60_000)
-    alert = watchlist_alert()
-    assert alert is not None and alert.track_id.startswith("hall-")
-    assert alert.text.startswith("watchlist: Colin Powell (0.")
-    qtbot.waitUntil(lambda: console.alerts.crop_size(alert) is not None, timeout=10_000)
-    h, w = console.alerts.crop_size(alert) or (0, 0)
-    assert 30 <= max(h, w) <= 96, "the face, cropped from the frame it was seen in"
+    # Opening it: the face, cut from the frame it was seen in until its sighting is recorded, beside the score.
+    dialog = console.open_alarm(alarm)
+    assert dialog is not None
+    qtbot.waitUntil(lambda: dialog.busy == 0 and dialog.detail is not None, timeout=10_000)
+    assert dialog.detail is not None and dialog.detail.crop is not None, "the face is shown"
+    assert dialog.detail.enrolled is not None, "beside the enrolled photo"
+    assert f"{alarm.score:.3f}" in dialog.score.text()
 
-    # A double-click opens the face's sighting in History (once its track has ended and been recorded).
-    # First the camera's end (its offline alert), so that no new alert moves the rows under the pointer.
-    qtbot.waitUntil(lambda: any(a.kind == "camera" for a in console.alerts.pending()), timeout=60_000)
-    lst = console.alerts.list
-    item = next(lst.item(i) for i in range(lst.count()) if lst.item(i).data(Qt.ItemDataRole.UserRole) == alert)
-    at = lst.visualItemRect(item).center()
-    qtbot.mouseClick(lst.viewport(), Qt.MouseButton.LeftButton, pos=at)  # a real double-click presses first
-    qtbot.mouseDClick(lst.viewport(), Qt.MouseButton.LeftButton, pos=at)
+    # "Open in History" opens its sighting the moment the station says it was recorded (no polling).
+    qtbot.mouseClick(dialog.history_button, Qt.MouseButton.LeftButton)
     history = console.history_view
     assert history is not None
-    qtbot.waitUntil(lambda: console.tabs.currentWidget() is history and len(history.rows()) == 1, timeout=30_000)
+    qtbot.waitUntil(lambda: console.tabs.currentWidget() is history and len(history.rows()) == 1, timeout=60_000)
     (row,) = history.rows()
-    assert row.sighting.track == alert.track_id and row.sighting.camera == "hall"
+    assert row.sighting.track == alarm.track and row.sighting.camera == "hall"
     assert row.sighting.person == "Colin Powell"
     qtbot.waitUntil(lambda: history.selected() == row.sighting, timeout=5_000)
     assert cell(history.table, 0, 4) == f"{row.sighting.score:.3f}"
     assert f"Colin Powell (score {row.sighting.score:.3f})" in history.crop_text.text()
+
+    # Acknowledged with a note, by this console's operator; the alarm is linked to its sighting.
+    dialog.note.setPlainText("guard on the way")
+    qtbot.mouseClick(dialog.ack_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: gallery.alarms.get(alarm.id).state == "acknowledged", timeout=10_000)
+    done = gallery.alarms.get(alarm.id)
+    assert (done.acknowledged_by, done.ack_note, done.sighting_id) == (
+        "guard@console",
+        "guard on the way",
+        row.sighting.id,
+    )
 
 
 def test_a_named_cluster_keeps_its_scores_and_its_samples_their_quality(

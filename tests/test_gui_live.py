@@ -80,10 +80,10 @@ def test_discovered_sender_is_subscribed_from_the_panel_and_its_tile_shows_frame
     assert tile.online
     console.grab().save(str(tmp_path / "live.png"))
 
-    # The camera vanishes without a goodbye: its tile turns offline and an alert is raised.
+    # The camera vanishes without a goodbye: its tile turns offline and the alarm dock notes it (a notice).
     proc.kill()
     qtbot.waitUntil(lambda: not tile.online, timeout=10_000)
-    assert any(a.camera == "porch" and a.kind == "camera" for a in console.alerts.pending())
+    assert any(n.camera == "porch" and n.text.startswith("offline") for n in console.alerts.notices())
 
 
 def test_manual_add_rejects_a_bad_address_with_a_message(qtbot: QtBot, console: MainWindow) -> None:

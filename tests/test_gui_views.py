@@ -142,9 +142,9 @@ def test_enrol_from_files_then_rename_watchlist_notes_merge_and_remove(
     idle(qtbot, view)
     assert warnings == []
     assert [(p.name, p.samples) for p in gallery.persons()] == [("Colin", 1)]
-    assert view.list.count() == 1 and "Colin\n1 sample" in view.list.item(0).text()
-    assert view.page is not None and view.page.person.name == "Colin" and len(view.page.samples) == 1
-    assert view.page.samples[0].image is not None, "the sample's crop is shown"
+    assert view.list.count() == 1 and "Colin\n1 photo" in view.list.item(0).text()
+    assert view.page is not None and view.page.person.name == "Colin" and len(view.page.images) == 1
+    assert view.page.images[0].picture is not None, "the photo's crop is shown"
 
     view.add_sample_from_file(photo("Colin_Powell", 2))  # to the person on the page
     idle(qtbot, view)
@@ -156,8 +156,9 @@ def test_enrol_from_files_then_rename_watchlist_notes_merge_and_remove(
     idle(qtbot, view)
     p = gallery.person("Colin Powell")
     assert (p.samples, p.watchlist, p.notes) == (2, True, "seen at the front desk")
-    assert "Colin Powell\n2 samples" in view.list.item(0).text() and "watchlist" in view.list.item(0).text()
-    assert view.title.text().startswith("Colin Powell") and view.watchlist.isChecked()
+    assert view.list.item(0).text() == "Colin Powell\n2 photos  ★ Watchlist", "the lists they are on"
+    assert view.title.text().startswith("Colin Powell")
+    assert view.ticked_lists() == [gallery.watchlists.get("Watchlist").id], "the default list is ticked"
 
     view.add_sample_from_file(photo("Tony_Blair", 1), "Tony")  # his face is turned away in this one
     idle(qtbot, view)
@@ -172,11 +173,11 @@ def test_enrol_from_files_then_rename_watchlist_notes_merge_and_remove(
     assert [(p.name, p.samples) for p in gallery.persons()] == [("Colin Powell", 3)]
     assert view.list.count() == 1 and view.page is not None and view.page.person.name == "Colin Powell"
 
-    first = view.page.samples[0].sample.id
-    view.remove_sample(first)
+    first = view.page.images[0].image.id
+    view.remove_image(first)
     idle(qtbot, view)
-    assert [s.id for s in gallery.samples("Colin Powell")] == [s.sample.id for s in view.page.samples]
-    assert first not in [s.id for s in gallery.samples("Colin Powell")] and len(view.page.samples) == 2
+    assert [s.id for s in gallery.samples("Colin Powell")] == [i for t in view.page.images for i in t.image.sample_ids]
+    assert first not in [s.id for s in gallery.samples("Colin Powell")] and len(view.page.images) == 2
     assert len(warnings) == 1
 
 
@@ -554,6 +555,10 @@ def test_settings_round_trip_validation_and_key(
     dialog.set_value("ray_address", "not an address")
     assert dialog.problems() == ["The Ray cluster address must be HOST:PORT (it is 'not an address')."]
     dialog.set_value("ray_address", "10.0.0.5:6379")
+    dialog.set_value("strangers_hours", "22:00-25:00")
+    assert dialog.problems() == ["The stranger alarm hours must be HH:MM-HH:MM (it is '22:00-25:00')."]
+    dialog.set_value("strangers_hours", "22:00-06:00")
+    dialog.set_value("strangers_cameras", "yard, gate")
     with qtbot.waitSignal(dialog.settings_changed, timeout=WAIT_MS) as signal:
         assert dialog.save() is True
     expected = {
@@ -563,9 +568,12 @@ def test_settings_round_trip_validation_and_key(
         "retention.days": 0,
         "alerts.unknown": True,
         "recognition.ray_address": "10.0.0.5:6379",
+        "alerts.strangers.cameras": "yard, gate",
+        "alerts.strangers.hours": "22:00-06:00",
     }
-    assert signal.args == [expected]
-    assert {k: gallery.get_setting(k) for k in expected} == expected
+    assert signal.args == [expected], "the signal carries what changed"
+    stored = expected | {"storage.margin_mb": 500, "alerts.strangers.returns": 3, "alerts.strangers.window_min": 60}
+    assert {k: gallery.get_setting(k) for k in stored} == stored, "every setting is stored"
     assert dialog.result() == SettingsDialog.DialogCode.Accepted
 
     again = SettingsDialog(gallery, jobs, model="facenet-512")

@@ -18,7 +18,7 @@ from station.schedule import Schedule
 from station.station import Station, StationError, StationOptions
 from storage.gallery import Gallery
 from storage.records import NewSighting
-from tests.conftest import ROOT, wait_until
+from tests.conftest import ROOT, SenderFactory, wait_until
 
 DAY = 86_400.0
 
@@ -126,3 +126,36 @@ def test_a_failing_job_is_logged_and_runs_again(caplog: pytest.LogCaptureFixture
     assert any("scheduled job flaky failed" in r.getMessage() for r in caplog.records)
     with pytest.raises(ValueError):
         schedule.every(0, flaky, name="never")
+
+
+@pytest.mark.slow
+def test_every_camera_that_sends_frames_is_noted_with_its_first_and_last_seen(
+    tmp_path: Path, key_file: Path, start_sender: SenderFactory
+) -> None:
+    """The History page's camera filter is filled from the cameras table, which nothing in the station wrote:
+    the station notes each camera from its frames, one write per camera every few seconds, not one per frame."""
+    path = tmp_path / "gallery.db"
+    options = StationOptions(gallery=path, listen=("127.0.0.1", 0), key_file=key_file, lazy_models=True)
+    station = Station(options).start()
+    try:
+        assert station.receiver is not None
+        host, port = station.receiver.address
+        began = time.time()
+        start_sender("--source", "demo", "--name", "gate", "--station", f"{host}:{port}", "--fps", "15")
+        assert wait_until(lambda: any(s.frames >= 30 for s in station.receiver.stats()), 30)  # type: ignore[union-attr]
+        frames = sum(s.frames for s in station.receiver.stats())
+        assert station.storage is not None, "the free-space watch runs with the gallery"
+        room = station.storage.status().room_bytes
+        assert room is not None and room > 0 and not station.storage.status().low_space
+    finally:
+        station.stop()
+    stopped = time.time()
+    with Gallery.open(path) as g:
+        cameras = g.cameras()
+    assert [c.name for c in cameras] == ["gate"], "the camera was not noted"
+    (camera,) = cameras
+    assert camera.address.startswith("127.0.0.1:")
+    assert began <= camera.first_seen <= camera.last_seen <= stopped
+    assert camera.last_seen - camera.first_seen >= 1.5, "the last frame's time is noted when the station stops"
+    assert station.camera_log is not None
+    assert station.camera_log.notes <= 3, f"{station.camera_log.notes} writes for {frames} frames: not throttled"

@@ -199,16 +199,19 @@ def test_enrol_a_roster_of_folders_with_the_models_loaded_once(tmp_path: Path) -
         "rejected": 1 + len(reasons),
         "persons_without_samples": ["Nobody"],
     }
-    # A CSV roster (name,path; paths relative to the CSV) adds to the same people.
+    # A CSV roster (name,path; paths relative to the CSV) adds to the same people; its third column and
+    # --watchlist (for everyone) put them on watchlists, created if new.
     extra = sorted(need(PEOPLE / "Colin_Powell").glob("*.jpg"))[2]
     (tmp_path / "extra.jpg").symlink_to(extra)
     csv_file = tmp_path / "roster.csv"
-    csv_file.write_text("name,path\nColin Powell,extra.jpg\nGhost,missing.jpg\n")
-    result = main_py("enrol", "--gallery", gallery, "--folders", str(csv_file))
+    csv_file.write_text("name,path,watchlists\nColin Powell,extra.jpg,Barred; VIP\nGhost,missing.jpg\n")
+    result = main_py("enrol", "--gallery", gallery, "--folders", str(csv_file), "--watchlist", "Staff")
     assert result.returncode == 0, result.stderr
     *people, summary = lines(result)
     assert people[0]["person"] == "Colin Powell" and people[0]["samples"] == 3
+    assert people[0]["watchlists"] == ["Barred", "Staff", "VIP"]
     assert people[1]["rejected"] == [{"path": str(tmp_path / "missing.jpg"), "reason": "no such file"}]
+    assert people[1]["watchlists"] == [], "nobody enrolled: nobody put on a list"
     assert summary["enrolled"] == 1 and summary["persons_without_samples"] == ["Ghost"]
 
 
@@ -217,10 +220,20 @@ def test_a_roster_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
     empty.mkdir()
     bad = tmp_path / "bad.csv"
     bad.write_text("only-one-column\n")
-    for target, needle in ((tmp_path / "none", "no roster at"), (empty, "no person folders"), (bad, "line 1")):
+    long_list = tmp_path / "long.csv"
+    long_list.write_text(f"name,path\nAda,ada.jpg,{'x' * 61}\n")
+    cases = (
+        (tmp_path / "none", "no roster at"),
+        (empty, "no person folders"),
+        (bad, "line 1"),
+        (long_list, "line 2: watchlist name is longer than 60 characters"),
+    )
+    for target, needle in cases:
         result = main_py("enrol", "--gallery", str(tmp_path / "g.db"), "--folders", str(target))
         assert result.returncode == 2, result.stderr
         assert result.stderr.count("\n") == 1 and needle in result.stderr, result.stderr
+    result = main_py("enrol", "--gallery", str(tmp_path / "g.db"), "--name", "Ada", str(bad), "--watchlist", " ")
+    assert result.returncode == 2 and "--watchlist: watchlist name is empty" in result.stderr, result.stderr
 
 
 def test_scan_puts_recorded_footage_into_the_history(tmp_path: Path) -> None:

@@ -55,6 +55,7 @@ def test_worker_processes_recognise_a_stream_and_survive_a_killed_worker(
         (after,) = recogniser.stats()
         assert after.errors <= stats.errors + 2, "the killed worker cost the frame it held, not the stream"
         assert recogniser.processes.pids[home] not in (None, victim), "the worker was started again"
+
         def him_live() -> bool:
             result = recogniser.latest_results().get("stage")
             return result is not None and any(f.person == "Lin-Manuel Miranda" for f in result.faces)

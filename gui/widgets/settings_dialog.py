@@ -37,11 +37,12 @@ from PySide6.QtWidgets import (
 )
 
 from gui.jobs import Jobs
+from gui.strictness import meaning
 from gui.widgets.thumbnails import ViewJobs
 from station import settings as table
 from station.settings import Setting, SettingError, SettingValues
 from storage.gallery import Gallery
-from vision.embedders.calibrated import expected_at, in_words, per_pass_in_words
+from vision.embedders.calibrated import per_pass_in_words
 
 KEY_TOOLTIP = (
     "The key that pairs cameras with this station. It cannot be regenerated here: a new key "
@@ -210,10 +211,8 @@ class SettingsDialog(QDialog):
         return self.work.busy
 
     def _threshold_meaning(self, value: float) -> None:
-        point = expected_at(self.model, value)
         passes = per_pass_in_words(self.model, value)
-        text = "" if point is None else f"At {value:.3f}: {in_words(point)}."
-        self.meaning.setText(text + ("" if passes is None else f" Live, {passes}."))
+        self.meaning.setText(meaning(self.model, value) + ("" if passes is None else f" Live, {passes}."))
 
     @property
     def save_button(self) -> QPushButton:

@@ -63,6 +63,7 @@ class UnknownView(QWidget):
     """The clusters, largest first."""
 
     gallery_changed = Signal()  # after a cluster became a person
+    person_named = Signal(int, str)  # (person id, why): the station may offer more of their past sightings
 
     def __init__(
         self,
@@ -166,8 +167,9 @@ class UnknownView(QWidget):
         """Make cluster ``row`` a new person called ``name``."""
         cluster, gallery = self.clusters[row].cluster, self.gallery
 
-        def done(_: object) -> None:
+        def done(pid: int) -> None:
             self.gallery_changed.emit()
+            self.person_named.emit(int(pid), f"named from {cluster.size} unknown sightings")
             self.refresh()
 
         self.summary.setText(f"Naming {name}…")
