@@ -17,7 +17,7 @@ import pytest
 from integrations.webhook_config import WebhookConfigError, WebhookEndpoint, parse_webhooks
 from integrations.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, Webhooks, verify, wants
 from station.event_bus import EventBus
-from station.events import CameraEvent, Decision, EventKind, GalleryEvent, SightingEvent
+from station.events import AlarmEvent, CameraEvent, Decision, EventKind, GalleryEvent, SightingEvent
 from storage.gallery import Gallery
 from storage.outbox import Outbox, OutboxItem
 from tests.conftest import ROOT
@@ -68,6 +68,29 @@ def test_filters_pass_only_what_each_endpoint_asked_for() -> None:
     kinds = WebhookEndpoint(name="k", url="http://h/x", events=frozenset({EventKind.PERSON_DELETED}))
     gone = GalleryEvent(kind=EventKind.PERSON_DELETED, at=0.0, person="Ann", person_id=1, actor="cli")
     assert wants(kinds, gone) and not wants(kinds, hit("Ann"))
+
+
+def test_an_alarm_reaches_the_endpoint_that_asked_for_alarms(gallery: Gallery) -> None:
+    """Alarms (issue 20) travel the same outbox: filtered by kind, person and "watchlist only", delivered whole."""
+    now, kind = time.time(), EventKind.ALARM_RAISED
+    raised = AlarmEvent(kind=kind, at=now, alarm=4, alarm_kind="watchlist", state="new", priority=3,
+                        camera="door", track="door-7", watchlist="Barred", person="Ann", person_id=1)  # fmt: skip
+    stranger = AlarmEvent(kind=kind, at=now, alarm=5, alarm_kind="stranger", state="new", priority=2,
+                          camera="yard", subject="yard/yard-2")  # fmt: skip
+    alarms = WebhookEndpoint(name="alarms", url="http://h/x", events=frozenset({EventKind.ALARM_RAISED}))
+    watch = WebhookEndpoint(name="w", url="http://h/x", watchlist_only=True)
+    assert wants(alarms, raised) and wants(alarms, stranger) and not wants(alarms, hit("Ann"))
+    assert wants(watch, raised) and not wants(watch, stranger)
+    with WebhookServer() as server:
+        endpoint = WebhookEndpoint(name="sink", url=server.url, secret=SECRET, timeout_s=1.0)
+        hooks = Webhooks([endpoint], Outbox(gallery), backoff_cap_s=0.3).start(EventBus())
+        try:
+            hooks.enqueue(raised)
+            (got,) = server.wait_for(1, timeout=10)
+        finally:
+            hooks.stop()
+    assert got.event["event"] == "alarm_raised" and got.event["alarm"] == 4 and got.event["watchlist"] == "Barred"
+    assert got.event["person"] == "Ann" and got.event["state"] == "new" and got.event["priority"] == 3
 
 
 def test_events_arrive_signed_in_order_after_the_endpoint_comes_back(gallery: Gallery) -> None:
