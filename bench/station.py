@@ -47,6 +47,7 @@ from bench.station_replay import encode_clip, write_frames  # noqa: E402
 CLIP = ROOT.parent / "shared" / "faces" / "video" / "short_hamilton_clip.mp4"
 RUN = ROOT / "bench" / "station_run.py"
 GROUPS = ("receiver", "recognition", "inference runtime", "OpenCV workers", "writer", "worker processes", "other")
+NOT_NAMED = "not named (unknown or undecided)"  # as bench/station_run.py counts them
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def fmt(value: float | None, spec: str = ".1f") -> str:
 
 
 def named_text(named: dict[str, int]) -> str:
-    return ", ".join(f"{k} ×{v}" for k, v in sorted(named.items(), key=lambda kv: (kv[0] == "unknown", kv[0])))
+    return ", ".join(f"{k} ×{v}" for k, v in sorted(named.items(), key=lambda kv: (kv[0] == NOT_NAMED, kv[0])))
 
 
 def print_tables(rows: list[tuple[Config, dict[str, Any]]], args: argparse.Namespace) -> None:

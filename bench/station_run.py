@@ -33,6 +33,7 @@ ROOT = HERE.parent
 FACES = ROOT.parent / "shared" / "faces"
 REFERENCE = FACES / "video" / "reference_faces" / "lin-manuel-miranda.png"
 PERSON = "Lin-Manuel Miranda"
+NOT_NAMED = "not named (unknown or undecided)"
 
 
 def load_helper(name: str) -> ModuleType:
@@ -183,7 +184,7 @@ def run(args: argparse.Namespace, acc: ModuleType, adapter: ModuleType, frames_f
         sut.stop()
         result.update(loaded_s=loaded_s, rss=rss, compiled=compiled, warnings=dict(errors.counts), cameras=args.cameras)
         with lock:
-            result["named"] = dict(Counter(p or "unknown" for _, _, p in announced))
+            result["named"] = dict(Counter(p or NOT_NAMED for _, _, p in announced))
             result["missing_sightings"] = len(sut.missing_sightings(announced)) if args.soak else None
             result["announced"] = len(announced)
         if args.parts:

@@ -111,6 +111,7 @@ def test_thread_groups_and_the_remainder() -> None:
         "inference runtime": 1.0,
         "OpenCV workers": 0.5,
         "writer": 0.25,
+        "worker processes": 0.0,  # headless --worker-processes only (their CPU, counted from /proc)
         "other": 0.75,  # the process's CPU the threads still there do not account for (ended threads)
     }
     assert group_of(after[31], known) == "other" and group_of(after[3]) == "inference runtime"

@@ -49,6 +49,7 @@ def sightings(n: int, first: int, *, snapshot: bool = True) -> list[NewSighting]
 
 def used(gallery: Gallery) -> int:
     """The database's size in bytes as SQLite counts it (pages in the WAL too, unlike the file's size)."""
+
     def size(c: sqlite3.Connection) -> int:  # SQLCipher answers page_size as text
         return int(c.execute("PRAGMA page_count").fetchone()[0]) * int(c.execute("PRAGMA page_size").fetchone()[0])
 
