@@ -79,7 +79,7 @@ class StationOptions:
     max_rate_hz: float | None = None
     min_face_px: float | None = None
     workers: int | None = None
-    worker_processes: bool = False  # recognise in worker processes, one per worker (threads measured faster on 2)
+    worker_processes: bool = False  # a process per worker: more frames at many cameras, ~550 MiB each
     ray_address: str | None = None  # None: the gallery's setting; "": local threads
     ray_workers: int = 2
     offline_after_s: float = 3.0
