@@ -256,6 +256,12 @@ def select(conn: sqlite3.Connection, q: AlarmQuery) -> list[Alarm]:
     return [_row(r) for r in conn.execute(sql + " LIMIT ?", (*params, int(q.limit)))]
 
 
+def of_person(conn: sqlite3.Connection, pid: int) -> list[Alarm]:
+    """Every alarm raised about a person, oldest first (their data-protection export)."""
+    sql = f"SELECT {_COLUMNS} FROM {_FROM} WHERE a.person_id = ? ORDER BY a.raised, a.id"
+    return [_row(r) for r in conn.execute(sql, (pid,))]
+
+
 def facets(conn: sqlite3.Connection) -> tuple[list[str], list[str]]:
     """The list names and cameras alarms were raised for (the queue's filter choices)."""
     lists = [str(r[0]) for r in conn.execute("SELECT DISTINCT watchlist FROM alarms WHERE watchlist != ''")]

@@ -2,12 +2,13 @@
 page's "Export all data on this person…"), as one owner-only zip:
 
 - ``summary.txt``: a human-readable account of what is held and what is in the zip;
-- ``person.json``: the person, notes, watchlist membership, every sample (and the count of "this is not
+- ``person.json``: the person, notes, the watchlists they are on, every sample (and the count of "this is not
   them" samples, whose faces are other people's and are not included);
 - ``samples/<id>.jpg``: the enrolled images;
 - ``sightings.json`` and ``sightings/<id>/crop.jpg``, ``sightings/<id>/snapshot.jpg``: where and when they
   were seen. Snapshots are whole frames: the other faces the station recorded in them are blurred in this
   copy (not in the gallery); a face it never recorded is not, so look at them before sending;
+- ``alarms.json``: the alarms raised about them (list, camera, time, who acknowledged or closed them, notes);
 - ``audit.json``: the audit entries that name them (by id, or by one of their names where no id is given).
 
 The export is audited (``person_export``).
@@ -23,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from storage import people, redaction, sightings
+from storage import alarm_sql, people, redaction, sightings, watchlist_sql
+from storage.alarm_records import Alarm
 from storage.codec import check_text
 from storage.errors import GalleryError
 from storage.evidence import check_target, person_record, write_atomically
@@ -65,6 +67,7 @@ class _Held:
     person: dict[str, Any] = field(default_factory=dict)
     sightings: list[dict[str, Any]] = field(default_factory=list)
     audit: list[dict[str, Any]] = field(default_factory=list)
+    alarms: list[dict[str, Any]] = field(default_factory=list)
     blurred: int = 0
 
 
@@ -123,9 +126,8 @@ def _gather(conn: sqlite3.Connection, person: str | int) -> _Held:
     held = _Held()
     held.person = person_record(conn, pid, held.files, "samples")
     found = people.by_id(conn, pid)
-    held.person.update(
-        notes=found.notes, watchlists=["watchlist"] if found.watchlist else [], negatives=found.negatives
-    )
+    lists = [w.name for w in watchlist_sql.lists_of(conn, pid)]
+    held.person.update(notes=found.notes, watchlists=lists, negatives=found.negatives)
     query = sightings.build_query(conn, sightings.SightingFilter(person=pid))
     rows = list(sightings.select(conn, query, newest_first=False, limit=MAX_SIGHTINGS))
     crops = dict(sightings.crops(conn, [s.id for s in rows]))
@@ -142,7 +144,21 @@ def _gather(conn: sqlite3.Connection, person: str | int) -> _Held:
             held.blurred += blurred
         held.sightings.append(record)
     held.audit = _audit(conn, pid)
+    held.alarms = [_alarm_dict(a) for a in alarm_sql.of_person(conn, pid)]
     return held
+
+
+def _alarm_dict(a: Alarm) -> dict[str, Any]:
+    def when(t: float | None) -> str | None:
+        return None if t is None else iso(t)
+
+    return {
+        "id": a.id, "kind": str(a.kind), "state": str(a.state), "priority": a.priority, "list": a.watchlist,
+        "camera": a.camera, "raised": iso(a.raised), "last_seen": iso(a.last_seen), "hits": a.hits,
+        "score": a.score, "sighting_id": a.sighting_id, "detail": a.detail,
+        "acknowledged_by": a.acknowledged_by, "acknowledged_at": when(a.acknowledged_at), "ack_note": a.ack_note,
+        "closed_by": a.closed_by, "closed_at": when(a.closed_at), "close_note": a.close_note,
+    }  # fmt: skip
 
 
 def _summary(held: _Held, operator: str) -> str:
@@ -163,9 +179,10 @@ def _summary(held: _Held, operator: str) -> str:
         f"Crops and snapshots are in sightings/. {held.blurred} other faces the station recorded in the "
         "snapshots are blurred in this copy; faces it never detected are not: check before sending.",
         "",
+        f"Alarms raised about them: {len(held.alarms)} (alarms.json).",
         f"Audit entries naming them: {len(held.audit)} (audit.json).",
         "",
-        "Files: person.json, sightings.json, audit.json, samples/, sightings/.",
+        "Files: person.json, sightings.json, alarms.json, audit.json, samples/, sightings/.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -182,6 +199,7 @@ def export_person(
         "summary.txt": _summary(held, who).encode("utf-8"),
         "person.json": _json(held.person),
         "sightings.json": _json(held.sightings),
+        "alarms.json": _json(held.alarms),
         "audit.json": _json(held.audit),
     }
 

@@ -231,6 +231,13 @@ def test_a_signed_manifest_naming_a_file_that_is_not_there_and_a_truncated_zip(s
 
 
 def test_export_person_holds_everything_on_them_and_is_audited(stocked: Path, tmp_path: Path) -> None:
+    with Gallery.open(stocked, actor="tester") as g:  # on two lists, with an alarm acknowledged about her
+        barred = g.watchlists.ensure("Barred")
+        g.watchlists.add("Ann Lee", barred.id)
+        g.watchlists.add("Ann Lee", g.watchlists.ensure("VIP").id)
+        raised = g.alarms.raise_watchlist(barred, person_id=g.person("Ann Lee").id, camera="door", track="1",
+                                          score=0.81, at=T0 + 1, sighting_id=1)  # fmt: skip
+        g.alarms.acknowledge(raised.alarm_id, "she works here", by="guard")
     out = tmp_path / "ann.zip"
     proc = cli("export-person", "ann lee", "--gallery", str(stocked), "--out", str(out), "--operator", "dpo")
     assert proc.returncode == 0, proc.stderr
@@ -241,14 +248,21 @@ def test_export_person_holds_everything_on_them_and_is_audited(stocked: Path, tm
         person = json.loads(zf.read("person.json"))
         seen = json.loads(zf.read("sightings.json"))
         audit = json.loads(zf.read("audit.json"))
+        alarms = json.loads(zf.read("alarms.json"))
         summary = zf.read("summary.txt").decode()
         snapshot = zf.read("sightings/1/snapshot.jpg")
     assert {"samples/1.jpg", "samples/2.jpg", "sightings/1/crop.jpg", "sightings/2/snapshot.jpg"} <= names
     assert not any(n.startswith("sightings/3") for n in names), "the unknown face is not hers"
-    assert person["name"] == "Ann Lee" and person["notes"] == "staff, front desk" and person["watchlists"] == []
+    assert person["name"] == "Ann Lee" and person["notes"] == "staff, front desk"
+    assert sorted(person["watchlists"]) == ["Barred", "VIP"], "every list she is on, by name"
+    assert [(a["list"], a["camera"], a["acknowledged_by"], a["ack_note"]) for a in alarms] == [
+        ("Barred", "door", "guard", "she works here")
+    ]
     assert [s["id"] for s in seen] == [1, 2]
     assert {"enrol", "rename", "history_search"} <= {a["action"] for a in audit}
     assert "Ann Lee" in summary and "Sightings: 2" in summary and "1 other faces" in summary
+    assert "Watchlists: Barred, VIP." in summary or "Watchlists: VIP, Barred." in summary
+    assert "Alarms raised about them: 1" in summary
     with Gallery.open(stocked) as g:
         stored = g.snapshot(1)
         assert stored is not None and stored.jpeg != snapshot, "the other face is blurred in the copy only"
