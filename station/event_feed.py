@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from network.frames import CameraEvent as ReceiverCameraEvent
 from station.event_bus import EventBus
@@ -41,16 +41,22 @@ ALARM_ACTIONS = {
 }
 
 
+def _details(entry: AuditEntry) -> dict[str, Any] | None:
+    """An audit entry's details as a JSON object; None where they are not one."""
+    try:
+        details = json.loads(entry.details)
+    except ValueError:
+        return None
+    return details if isinstance(details, dict) else None
+
+
 def alarm_event(entry: AuditEntry) -> AlarmEvent | None:
     """The event of an alarm's audit entry; None for any other entry."""
     kind = ALARM_ACTIONS.get(entry.action)
     if kind is None:
         return None
-    try:
-        details = json.loads(entry.details)
-    except ValueError:
-        return None
-    if not isinstance(details, dict) or _int(details.get("alarm_id")) is None:
+    details = _details(entry)
+    if details is None or _int(details.get("alarm_id")) is None:
         return None
     by = _text(details.get("by"))
     person = details.get("person")
@@ -104,11 +110,8 @@ def gallery_event(entry: AuditEntry) -> GalleryEvent | None:
     kind = GALLERY_ACTIONS.get(entry.action)
     if kind is None:
         return None
-    try:
-        details = json.loads(entry.details)
-    except ValueError:
-        return None
-    if not isinstance(details, dict):
+    details = _details(entry)
+    if details is None:
         return None
     person, person_id, previous, previous_id = _names(kind, details)
     on = details.get("on")
