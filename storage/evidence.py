@@ -20,19 +20,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import time
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from storage import people, private, sightings
+from storage import people, sightings
 from storage.codec import check_text
 from storage.errors import GalleryError
-from storage.export import sighting_dict
+from storage.export import check_target, sighting_dict, write_atomically
 from storage.gallery import Gallery
 from storage.records import Sighting
 from storage.signing import SigningKey
@@ -204,29 +203,3 @@ def export_evidence(
     }
     gallery.audit("evidence_export", details)
     return EvidenceSummary(str(target), len(content.sightings), len(content.files), digest, key.fingerprint)
-
-
-def check_target(target: Path, *, overwrite: bool) -> None:
-    if target.is_dir():
-        raise GalleryError(f"export target {target} is a directory")
-    if target.exists() and not overwrite:
-        raise GalleryError(f"export target {target} exists")
-    if not target.parent.is_dir():
-        raise GalleryError(f"export folder {target.parent} does not exist")
-
-
-def write_atomically(target: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Run ``write`` on a new owner-only file beside ``target``, fsync it, and rename it into place."""
-    tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
-    try:
-        with private.open_new(tmp) as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise GalleryError(f"export to {target} failed: {exc.strerror or exc}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

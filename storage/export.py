@@ -18,7 +18,7 @@ import os
 import sqlite3
 import time
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any, TextIO
 
@@ -119,6 +119,32 @@ def write_rows(rows: Iterable[Sighting], out: TextIO, fmt: str) -> int:
     return table.count
 
 
+def check_target(target: Path, *, overwrite: bool) -> None:
+    if target.is_dir():
+        raise GalleryError(f"export target {target} is a directory")
+    if target.exists() and not overwrite:
+        raise GalleryError(f"export target {target} exists")
+    if not target.parent.is_dir():
+        raise GalleryError(f"export folder {target.parent} does not exist")
+
+
+def write_atomically(target: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Run ``write`` on a new owner-only file beside ``target``, fsync it, and rename it into place."""
+    tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    try:
+        with private.open_new(tmp) as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise GalleryError(f"export to {target} failed: {exc.strerror or exc}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def export_history(
     gallery: Gallery,
     dest: str | Path,
@@ -143,38 +169,30 @@ def export_history(
     _check_format(fmt)
     target = Path(dest)
     zipped = target.suffix.lower() == ".zip" if archive is None else archive
-    if target.is_dir():
-        raise GalleryError(f"export target {target} is a directory")
-    if target.exists() and not overwrite:
-        raise GalleryError(f"export target {target} exists")
-    if not target.parent.is_dir():
-        raise GalleryError(f"export folder {target.parent} does not exist")
+    check_target(target, overwrite=overwrite)
     flt = SightingFilter(person, camera, since, until, unknown_only, min_score, state)
-    tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
 
     def run(conn: sqlite3.Connection) -> tuple[int, int, dict[str, Any]]:
         q = sightings.build_query(conn, flt)
         doc = {"exported": iso(time.time()), "filters": q.details, "gallery": str(gallery.path)}
-        with private.open_new(tmp) as fh:
-            if not zipped:
-                with io.TextIOWrapper(fh, "utf-8", newline="") as text:
-                    table = _Table(text, fmt, doc if fmt == "json" else None)
-                    for s in sightings.select(conn, q, newest_first=False):
-                        table.row(s)
-                    table.close()
-                return table.count, 0, q.details
-            count, n_crops = _write_zip(conn, fh, q, fmt, doc, crops)
-            return count, n_crops, q.details
+        counts = [0, 0]  # sightings, crops
 
-    try:
-        count, n_crops, details = gallery.read(run)
-        os.replace(tmp, target)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise GalleryError(f"export to {target} failed: {exc.strerror or exc}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        def write(fh: IO[bytes]) -> None:
+            if zipped:
+                counts[:] = _write_zip(conn, fh, q, fmt, doc, crops)
+                return
+            text = io.TextIOWrapper(fh, "utf-8", newline="")
+            table = _Table(text, fmt, doc if fmt == "json" else None)
+            for s in sightings.select(conn, q, newest_first=False):
+                table.row(s)
+            table.close()
+            text.detach()  # flushed, and the file left open for write_atomically's fsync
+            counts[0] = table.count
+
+        write_atomically(target, write)
+        return counts[0], counts[1], q.details
+
+    count, n_crops, details = gallery.read(run)
     summary = {"to": str(target), "format": fmt, "archive": zipped, "sightings": count, "crops": n_crops}
     gallery.audit("export", {**details, **summary})
     return ExportSummary(path=str(target), sightings=count, crops=n_crops, format=fmt, archive=zipped)

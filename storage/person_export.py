@@ -28,8 +28,8 @@ from storage import alarm_sql, people, redaction, sightings, watchlist_sql
 from storage.alarm_records import Alarm
 from storage.codec import check_text
 from storage.errors import GalleryError
-from storage.evidence import check_target, person_record, write_atomically
-from storage.export import sighting_dict
+from storage.evidence import person_record
+from storage.export import check_target, sighting_dict, write_atomically
 from storage.gallery import Gallery
 from storage.records import Sighting
 from storage.timeutil import iso
