@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+from make_screenshots import FACES, OUT, shoot, stream_clip, wait  # noqa: E402  (docs/, beside this script)
 from PySide6.QtCore import QTimer  # noqa: E402
-from PySide6.QtGui import QGuiApplication  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from gui.app import ConsoleOptions, build_services  # noqa: E402
@@ -38,17 +38,7 @@ from storage.records import NewSighting  # noqa: E402
 from storage.watchlist_records import ListAction, Priority  # noqa: E402
 from vision.pipeline import FacePipeline, read_image  # noqa: E402
 
-FACES = ROOT.parent / "shared" / "faces"
-CLIP = FACES / "video" / "short_hamilton_clip.mp4"
-OUT = ROOT / "docs" / "screenshots"
 LIN, ALEX = "Lin-Manuel Miranda", "Alex Lacamoire"
-
-
-def wait(app: QApplication, seconds: float) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        app.processEvents()
-        time.sleep(0.02)
 
 
 def wait_for(app: QApplication, what: Callable[[], object], seconds: float, name: str) -> None:
@@ -58,12 +48,6 @@ def wait_for(app: QApplication, what: Callable[[], object], seconds: float, name
             return
         wait(app, 0.2)
     raise SystemExit(f"gave up waiting for {name}")
-
-
-def shoot(name: str) -> None:
-    path = OUT / f"{name}.png"
-    QGuiApplication.primaryScreen().grabWindow(0).save(str(path))
-    print(f"saved {path}")
 
 
 def lobby_history(gallery: Gallery) -> None:
@@ -143,24 +127,7 @@ def main() -> int:
         ):
             gallery.set_setting(key, value)
         _, port = services.receiver.address
-        sender = subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "network" / "udp_sender.py"),
-                "--source",
-                str(CLIP),
-                "--loop",
-                "--name",
-                "stage",
-                "--station",
-                f"127.0.0.1:{port}",
-                "--key-file",
-                str(services.key_file),
-                "--fps",
-                "15",
-            ],
-            stderr=subprocess.DEVNULL,
-        )
+        sender = stream_clip(port, services.key_file)
         queue = window.alerts
         wait_for(app, lambda: any(a.watchlist == "Barred" for a in queue.alarms), 180, "Barred's alarm")
         (barred,) = [a for a in queue.alarms if a.watchlist == "Barred"]

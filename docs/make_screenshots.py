@@ -46,6 +46,28 @@ def shoot(name: str) -> None:
     print(f"saved {path}")
 
 
+def stream_clip(port: int, key_file: Path) -> subprocess.Popen[bytes]:
+    """A real sender streaming the Hamilton clip, looped at 15 fps, as camera "stage"."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "network" / "udp_sender.py"),
+            "--source",
+            str(CLIP),
+            "--loop",
+            "--name",
+            "stage",
+            "--station",
+            f"127.0.0.1:{port}",
+            "--key-file",
+            str(key_file),
+            "--fps",
+            "15",
+        ],
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     data = Path(tempfile.mkdtemp(prefix="facestation-shots-"))
@@ -68,24 +90,7 @@ def main() -> int:
         ConsoleOptions(gallery=gallery, listen=("127.0.0.1", 0), demo_cameras=2, mdns_interfaces=("127.0.0.1",))
     )
     _, port = services.receiver.address
-    sender = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "network" / "udp_sender.py"),
-            "--source",
-            str(CLIP),
-            "--loop",
-            "--name",
-            "stage",
-            "--station",
-            f"127.0.0.1:{port}",
-            "--key-file",
-            str(services.key_file),
-            "--fps",
-            "15",
-        ],
-        stderr=subprocess.DEVNULL,
-    )
+    sender = stream_clip(port, services.key_file)
     window = MainWindow(services)
     window.setGeometry(0, 0, 1440, 900)
     window.show()
